@@ -1,0 +1,260 @@
+"""Configuration: pydantic models (extra keys forbidden), YAML load/save, ``--set`` overrides.
+
+Every run folder gets the resolved configuration as ``config.yaml`` so it can be rerun exactly.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .io import write_text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the training data is and how crops are drawn from it."""
+
+    path: str | None = Field(None, description="folder with images/ and masks/")
+    crop_size: int = Field(256, gt=0, description="training crop size in px, at native resolution")
+    crops_per_epoch: int = Field(512, gt=0, description="random crops drawn per training epoch")
+    bead_crop_fraction: float = Field(
+        0.5, ge=0, le=1, description="share of crops centred on a bead (oversampling)"
+    )
+    align_masks: bool = Field(
+        False, description="re-register masks that sit off their beads (see `beadseg fix-masks`)"
+    )
+    align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
+    channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
+
+
+class SplitConfig(_Strict):
+    """Train/validation split: grouped by source frame, stratified by density."""
+
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    folds: int | None = Field(None, ge=2, description="K for K-fold cross-validation")
+    fold: int = Field(0, ge=0, description="which fold is validation (0-based)")
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    """Architecture from the registry (`beadseg models`)."""
+
+    name: str = "unet"
+    base_channels: int = Field(16, ge=1)
+    depth: int = Field(3, ge=1, le=6)
+    norm: Literal["batch", "group", "instance", "none"] = "batch"
+    dropout: float = Field(0.0, ge=0, lt=1)
+    upsample: Literal["transpose", "bilinear"] = "transpose"
+
+
+class LossConfig(_Strict):
+    """Loss on logits."""
+
+    name: Literal["dice", "bce", "bce_dice", "focal", "tversky"] = "bce_dice"
+    bce_weight: float = Field(0.5, ge=0)
+    dice_weight: float = Field(0.5, ge=0)
+    focal_gamma: float = Field(2.0, ge=0)
+    focal_alpha: float | None = Field(None, ge=0, le=1)
+    tversky_alpha: float = Field(0.3, ge=0)
+    tversky_beta: float = Field(0.7, ge=0)
+    pos_weight: float | None = Field(None, gt=0, description="BCE weight of bead pixels")
+
+
+class OptimConfig(_Strict):
+    """AdamW."""
+
+    lr: float = Field(3e-3, gt=0, description="peak learning rate (run `beadseg lr-find`)")
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class ScheduleConfig(_Strict):
+    """Learning-rate schedule, stepped per batch."""
+
+    name: Literal["cosine", "onecycle", "constant"] = "cosine"
+    warmup_epochs: float = Field(1.0, ge=0)
+    min_lr_ratio: float = Field(0.02, ge=0, le=1)
+
+
+class AugmentConfig(_Strict):
+    """Geometric augmentation (image and mask together) and photometric (image only)."""
+
+    flips: bool = True
+    rot90: bool = True
+    scale: float = Field(0.1, ge=0, lt=0.5, description="max relative zoom, masks nearest")
+    brightness: float = Field(0.08, ge=0, le=0.5, description="max additive shift, in [0,1] units")
+    contrast: float = Field(0.25, ge=0, lt=1, description="max relative contrast change")
+    gamma: float = Field(0.2, ge=0, lt=1, description="max relative gamma change")
+    blur_prob: float = Field(0.2, ge=0, le=1)
+    noise_sd: float = Field(0.015, ge=0, le=0.2, description="max Gaussian noise SD")
+
+
+class TrainConfig(_Strict):
+    """The training loop."""
+
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, e.g. 0.99")
+    early_stop_patience: int | None = Field(10, ge=1)
+    monitor: Literal["val_iou", "val_iou_pooled", "val_dice", "val_loss"] = "val_iou"
+    collapse_patience: int = Field(3, ge=1, description="collapsed val epochs in a row to stop")
+    collapse_min_epoch: int = Field(
+        3, ge=0, description="epochs before the foreground-ratio collapse check starts"
+    )
+    threshold: float = Field(0.5, gt=0, lt=1)
+    device: str = "auto"
+    amp: bool = Field(True, description="mixed precision, used on CUDA only")
+    seed: int = 0
+    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "mps") and not v.startswith("cuda"):
+            raise ValueError(f"device {v!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        return v
+
+
+class InstanceConfig(_Strict):
+    """How a probability map becomes separate beads."""
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
+    max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
+    split_touching: bool = True
+    min_distance_px: int = Field(3, ge=1, description="closest two bead centres can be")
+    fill_holes: bool = True
+
+
+class PredictConfig(_Strict):
+    """Inference on images of any size."""
+
+    mode: Literal["auto", "tiled", "full"] = "auto"
+    tile_size: int = Field(512, ge=32)
+    overlap: int = Field(32, ge=0, description="px shared by neighbouring tiles")
+    batch_size: int = Field(4, ge=1)
+    blend: Literal["gaussian", "constant"] = "gaussian"
+    full_frame_max_mp: float = Field(
+        1.0, gt=0, description="auto mode runs the whole frame in one call up to this size (MP)"
+    )
+    device: str = "auto"
+    save_probabilities: bool = False
+
+
+class Config(_Strict):
+    """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
+
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    instances: InstanceConfig = InstanceConfig()
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    out = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += _keys(ann, f"{prefix}{name}.")
+        else:
+            out.append(prefix + name)
+    return out
+
+
+def _explain(err: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, _keys(model), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return ConfigError(f"{source}: unknown key {key!r}{hint} (`--print-config` lists the keys)")
+    given = e.get("input")
+    return ConfigError(f"{source}: {key} = {given!r} is not valid: {e['msg']}")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """Turn ``["model.name=unet", "optim.lr=1e-3"]`` into a nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE (e.g. --set model.name=unet)")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | dict | None = None,
+    model: type[BaseModel] = Config,
+):
+    """Load a YAML config (or defaults) and apply overrides.
+
+    Parameters
+    ----------
+    path : path, optional
+        YAML file; missing keys take their defaults.
+    overrides : list of "key=value" or dict, optional
+        Applied on top of the file (CLI flags).
+    model : pydantic model class
+        The schema (default :class:`Config`).
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys (with the closest valid key), wrong types or out-of-range values.
+    """
+    raw: dict = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, ...)")
+        source = str(path)
+    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    try:
+        return model.model_validate(_merge(raw, extra))
+    except ValidationError as err:
+        raise _explain(err, model, source) from None
+
+
+def config_to_yaml(cfg: BaseModel) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(cfg: BaseModel, path: str | Path) -> Path:
+    """Write the resolved config atomically as YAML."""
+    return write_text(path, config_to_yaml(cfg))

@@ -1,0 +1,435 @@
+"""Image/mask discovery, pairing, validation, reading and atomic writing.
+
+Canonical in-memory forms used everywhere in beadseg:
+
+* image: ``float32`` array ``H x W x C`` with values in ``[0, 1]`` (C = 1 or 3);
+* mask: ``bool`` array ``H x W`` (True = bead).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .errors import BeadsegWarning, InputError
+
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+_TIFF = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image and its mask, matched by file stem."""
+
+    name: str
+    image: Path
+    mask: Path
+
+
+@dataclass(frozen=True)
+class MaskInfo:
+    """A mask as read from disk.
+
+    Attributes
+    ----------
+    mask : ndarray of bool
+        Foreground.
+    kind : str
+        ``"binary"`` (one non-zero value), ``"label"`` (instance ids) or ``"soft"`` (intermediate
+        values, thresholded at half of the maximum).
+    labels : ndarray of int or None
+        The instance ids when ``kind == "label"``.
+    """
+
+    mask: np.ndarray
+    kind: str
+    labels: np.ndarray | None = None
+
+    @property
+    def soft(self) -> bool:
+        return self.kind == "soft"
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    """Files with a known image extension in ``folder``, by stem; others are skipped with a warning."""
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.is_dir():
+            continue
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            warnings.warn(
+                f"skipped {p}: unknown extension {p.suffix!r} (use one of "
+                f"{', '.join(IMAGE_EXTENSIONS)})",
+                BeadsegWarning,
+                stacklevel=3,
+            )
+            continue
+        if p.stem in files:
+            raise InputError(
+                f"{folder} holds two images with the stem {p.stem!r} ({files[p.stem].name}, "
+                f"{p.name}); keep one"
+            )
+        files[p.stem] = p
+    return files
+
+
+def _names(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def find_images(path: str | Path) -> list[Path]:
+    """Image files given as a file, a folder (its ``images/`` subfolder if present) or a glob.
+
+    Raises
+    ------
+    InputError
+        If nothing readable is found.
+    """
+    p = Path(path)
+    if any(ch in str(path) for ch in "*?["):
+        files = sorted(q for q in Path().glob(str(path)) if q.suffix.lower() in IMAGE_EXTENSIONS)
+    elif p.is_file():
+        files = [p]
+    elif p.is_dir():
+        folder = p / "images" if (p / "images").is_dir() else p
+        files = list(_image_files(folder).values())
+    else:
+        raise InputError(f"{path} does not exist; give an image file, a folder or a glob")
+    if not files:
+        raise InputError(f"no images found in {path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def find_pairs(
+    data: str | Path | None = None,
+    images_dir: str | Path | None = None,
+    masks_dir: str | Path | None = None,
+) -> list[Pair]:
+    """Find image/mask pairs matched by file stem.
+
+    Parameters
+    ----------
+    data : path, optional
+        A folder holding ``images/`` and ``masks/``.
+    images_dir, masks_dir : path, optional
+        The two folders, given explicitly (instead of ``data``).
+
+    Returns
+    -------
+    list of Pair
+        Sorted by name.
+
+    Raises
+    ------
+    InputError
+        Missing folders, empty folders, or images and masks that do not pair up (the unpaired names
+        are listed).
+    """
+    if data is not None:
+        data = Path(data)
+        if not data.is_dir():
+            raise InputError(f"{data} is not a folder; give a folder with images/ and masks/")
+        images_dir = images_dir or data / "images"
+        masks_dir = masks_dir or data / "masks"
+        missing = [str(d) for d in (images_dir, masks_dir) if not Path(d).is_dir()]
+        if missing:
+            raise InputError(
+                f"{data} has no {' and no '.join(Path(m).name + '/' for m in missing)} folder; "
+                "put images in DATA/images and masks with the same names in DATA/masks"
+            )
+    if images_dir is None or masks_dir is None:
+        raise InputError("give a data folder, or both an images folder and a masks folder")
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for d in (images_dir, masks_dir):
+        if not d.is_dir():
+            raise InputError(f"{d} is not a folder")
+    images, masks = _image_files(images_dir), _image_files(masks_dir)
+    if not images and not masks:
+        raise InputError(f"{images_dir} and {masks_dir} hold no images; add image/mask pairs")
+    no_mask = sorted(set(images) - set(masks))
+    no_image = sorted(set(masks) - set(images))
+    if no_mask or no_image:
+        parts = []
+        if no_mask:
+            parts.append(f"images without a mask in {masks_dir}: {_names(no_mask)}")
+        if no_image:
+            parts.append(f"masks without an image in {images_dir}: {_names(no_image)}")
+        raise InputError("; ".join(parts) + " (names must match by stem)")
+    return [Pair(s, images[s], masks[s]) for s in sorted(images)]
+
+
+def _read_raw(path: Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    try:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(path))
+    except InputError:
+        raise
+    except Exception as exc:  # any decoder failure means the file is unusable
+        raise InputError(
+            f"cannot read {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            " (is it a complete PNG/TIFF/JPEG file?)"
+        ) from None
+
+
+def _to_hwc(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.ndim == 2:
+        return arr[..., None]
+    if arr.ndim == 3 and arr.shape[-1] in (1, 2, 3, 4):
+        if arr.shape[-1] == 2:  # grey + alpha
+            return arr[..., :1]
+        if arr.shape[-1] == 4:  # RGBA: alpha dropped
+            return arr[..., :3]
+        return arr
+    raise InputError(
+        f"{path} has shape {arr.shape}: a 3-D stack or multi-page file, not a 2-D image; "
+        "save each plane as its own 2-D image"
+    )
+
+
+def to_unit_float(arr: np.ndarray) -> np.ndarray:
+    """Scale an integer or float array to float32 in [0, 1].
+
+    Integers are divided by their dtype's maximum; floats already in [0, 1] are kept, other floats
+    are min-max scaled.
+    """
+    if arr.dtype == bool:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer):
+        return (arr.astype(np.float32) / np.iinfo(arr.dtype).max).astype(np.float32)
+    out = arr.astype(np.float32)
+    lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
+    if lo >= 0.0 and hi <= 1.0:
+        return out
+    return ((out - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as float32 ``H x W x C`` in [0, 1].
+
+    Grayscale gives C = 1, RGB C = 3; an alpha channel is dropped. PNG, TIFF (8/16-bit, float)
+    and JPEG are read.
+
+    Raises
+    ------
+    InputError
+        Unreadable file or a 3-D stack.
+    """
+    path = Path(path)
+    return to_unit_float(_to_hwc(_read_raw(path), path))
+
+
+def image_info(path: str | Path) -> dict:
+    """Size, channels, dtype and bit depth of an image file (reads the file)."""
+    raw = _to_hwc(_read_raw(Path(path)), Path(path))
+    bits = raw.dtype.itemsize * 8 if raw.dtype != bool else 1
+    return {
+        "height": int(raw.shape[0]),
+        "width": int(raw.shape[1]),
+        "channels": int(raw.shape[2]),
+        "dtype": str(raw.dtype),
+        "bit_depth": bits,
+        "format": Path(path).suffix.lower().lstrip("."),
+    }
+
+
+def classify_mask(arr: np.ndarray, path: str | Path = "<array>") -> MaskInfo:
+    """Turn a raw 2-D mask array into foreground, deciding what kind of mask it is.
+
+    * at most one non-zero value (0/255, 0/1, bool): ``binary``;
+    * float values, or integer values that ramp at object edges: ``soft``, thresholded at half of
+      the maximum;
+    * integer values constant within each object: ``label`` (instance ids).
+
+    Anything else raises :class:`InputError` saying what was found.
+    """
+    if arr.ndim == 3:
+        if arr.shape[-1] in (3, 4) and np.all(arr[..., :3] == arr[..., :1]):
+            arr = arr[..., 0]  # grey saved as RGB(A)
+        elif arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        else:
+            raise InputError(
+                f"mask {path} has shape {arr.shape}; a mask must be a 2-D single-channel image"
+            )
+    if arr.ndim != 2:
+        raise InputError(f"mask {path} has shape {arr.shape}; a mask must be a 2-D image")
+    if arr.dtype == bool:
+        return MaskInfo(arr.copy(), "binary")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise InputError(f"mask {path} contains NaN or inf values; save a finite mask")
+    if arr.min() < 0:
+        raise InputError(f"mask {path} has negative values (min {arr.min()}); use 0 for background")
+    values = np.unique(arr)
+    nonzero = values[values != 0]
+    if len(nonzero) <= 1:
+        return MaskInfo(arr > 0, "binary")
+    top = float(nonzero.max())
+    if np.issubdtype(arr.dtype, np.floating):
+        if np.all(np.mod(nonzero, 1) == 0) and _is_label_like(arr):
+            ids = arr.astype(np.int64)
+            return MaskInfo(ids > 0, "label", ids)
+        return MaskInfo(arr >= top / 2, "soft")
+    if _is_label_like(arr):
+        return MaskInfo(arr > 0, "label", arr.astype(np.int64))
+    if _is_soft_like(arr, top):
+        return MaskInfo(arr >= top / 2, "soft")
+    shown = ", ".join(str(v) for v in nonzero[:6]) + (" ..." if len(nonzero) > 6 else "")
+    raise InputError(
+        f"mask {path} has {len(nonzero)} non-zero values ({shown}) that are neither instance labels "
+        "(one value per object) nor a soft mask (intermediate values only at object edges); "
+        "save it as 0/255"
+    )
+
+
+def _neighbour_pairs(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values of all horizontally and vertically adjacent pixel pairs."""
+    left = np.concatenate([arr[:, :-1].ravel(), arr[:-1, :].ravel()])
+    right = np.concatenate([arr[:, 1:].ravel(), arr[1:, :].ravel()])
+    return left, right
+
+
+def _is_label_like(arr: np.ndarray) -> bool:
+    """Objects are constant inside: adjacent non-zero pixels almost always share their id."""
+    a, b = _neighbour_pairs(arr)
+    both = (a != 0) & (b != 0)
+    if not both.any():
+        return True  # isolated single pixels, each its own id
+    return bool(np.mean(a[both] != b[both]) < 0.1)
+
+
+def _is_soft_like(arr: np.ndarray, top: float) -> bool:
+    """Intermediate values sit at object edges and values change gradually between neighbours."""
+    inter = (arr > 0) & (arr < top)
+    if not inter.any():
+        return False
+    near_bg = ndi.binary_dilation(arr == 0, iterations=3)
+    if (inter & near_bg).sum() < 0.7 * inter.sum():
+        return False
+    a, b = _neighbour_pairs(arr.astype(np.float32))
+    touched = (a > 0) | (b > 0)
+    return bool(np.mean(np.abs(a - b)[touched]) < 0.25 * top)
+
+
+def read_mask(path: str | Path) -> MaskInfo:
+    """Read a mask file; see :func:`classify_mask` for the kinds accepted."""
+    path = Path(path)
+    return classify_mask(_read_raw(path), path)
+
+
+def read_pair(pair: Pair) -> tuple[np.ndarray, MaskInfo]:
+    """Read an image and its mask, checking that their sizes agree."""
+    image = read_image(pair.image)
+    info = read_mask(pair.mask)
+    if image.shape[:2] != info.mask.shape:
+        raise InputError(
+            f"{pair.image} is {image.shape[1]}x{image.shape[0]} but its mask {pair.mask} is "
+            f"{info.mask.shape[1]}x{info.mask.shape[0]}; image and mask must have the same size"
+        )
+    return image, info
+
+
+def to_channels(image: np.ndarray, channels: int, name: str = "image") -> np.ndarray:
+    """Give an ``H x W x C`` image the channel count a model expects.
+
+    Grey -> RGB repeats the channel; RGB -> grey averages. Other mismatches raise InputError.
+    """
+    c = image.shape[-1]
+    if c == channels:
+        return image
+    if c == 1 and channels == 3:
+        return np.repeat(image, 3, axis=-1)
+    if c == 3 and channels == 1:
+        return image.mean(axis=-1, keepdims=True)
+    raise InputError(f"{name} has {c} channels but the model expects {channels}")
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def _write_array(path: Path, arr: np.ndarray) -> Path:
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            tifffile.imwrite(tmp, arr, compression="zlib")
+        else:
+            import imageio.v3 as iio
+
+            iio.imwrite(tmp, arr, extension=path.suffix.lower())
+    return path
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an image atomically; float images in [0, 1] are saved as 8-bit (16-bit for TIFF)."""
+    path = Path(path)
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if np.issubdtype(arr.dtype, np.floating):
+        if path.suffix.lower() in _TIFF:
+            arr = np.round(np.clip(arr, 0, 1) * 65535).astype(np.uint16)
+        else:
+            arr = np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+    return _write_array(path, arr)
+
+
+def write_mask(path: str | Path, mask: np.ndarray) -> Path:
+    """Write a binary mask atomically as 0/255 uint8."""
+    return _write_array(Path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255)
+
+
+def write_labels(path: str | Path, labels: np.ndarray) -> Path:
+    """Write an instance label image atomically (uint16, or uint32 above 65535 ids)."""
+    labels = np.asarray(labels)
+    dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
+    return _write_array(Path(path), labels.astype(dtype))
+
+
+def write_float_tiff(path: str | Path, arr: np.ndarray) -> Path:
+    """Write a float32 array (e.g. probabilities) atomically as TIFF."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        import tifffile
+
+        tifffile.imwrite(tmp, np.asarray(arr, dtype=np.float32), compression="zlib")
+    return path

@@ -1,0 +1,70 @@
+"""Parse source frame, dilution and tile position from tile file names.
+
+Tile names look like ``<dilution>x_<timestamp>[_NNN]_grid_r<row>_c<col>.png``. Tiles of one
+source frame share the part before ``_grid_`` and overlap their neighbours.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_DILUTION = re.compile(r"^(\d+)x(?=_|$)")
+_GRID = re.compile(r"_grid_r(\d+)_c(\d+)$")
+
+
+@dataclass(frozen=True)
+class TileName:
+    """What a tile's file name says about it."""
+
+    stem: str
+    source_frame: str
+    dilution: int | None
+    row: int | None
+    col: int | None
+
+
+def parse_name(name: str | Path) -> TileName:
+    """Parse a tile file name.
+
+    Parameters
+    ----------
+    name : str or Path
+        File name or path; the extension is ignored.
+
+    Returns
+    -------
+    TileName
+        ``source_frame`` is the stem before ``_grid_`` (else the whole stem); ``dilution`` the
+        leading ``<number>x`` token as a whole number (None when absent); ``row``/``col`` from
+        ``_grid_r<r>_c<c>`` (None when absent).
+
+    Examples
+    --------
+    >>> parse_name("320x_2025-05-16_00-59-00_grid_r3_c1.png").dilution
+    320
+    >>> parse_name("10240x_a_002_grid_r3_c1.png").source_frame
+    '10240x_a_002'
+    """
+    stem = Path(name).stem
+    source = stem.split("_grid_")[0] if "_grid_" in stem else stem
+    d = _DILUTION.match(stem)
+    g = _GRID.search(stem)
+    return TileName(
+        stem=stem,
+        source_frame=source,
+        dilution=int(d.group(1)) if d else None,
+        row=int(g.group(1)) if g else None,
+        col=int(g.group(2)) if g else None,
+    )
+
+
+def source_frame(name: str | Path) -> str:
+    """Source frame of a tile: the stem before ``_grid_``, else the stem."""
+    return parse_name(name).source_frame
+
+
+def dilution(name: str | Path) -> int | None:
+    """Dilution factor from the leading ``<number>x`` token, or None."""
+    return parse_name(name).dilution

@@ -1,0 +1,25 @@
+from beadseg.naming import parse_name
+
+
+def test_real_tile_name():
+    t = parse_name("320x_2025-05-16_00-59-00_grid_r3_c1.png")
+    assert t.source_frame == "320x_2025-05-16_00-59-00"
+    assert t.dilution == 320
+    assert (t.row, t.col) == (3, 1)
+
+
+def test_dilution_whole_number_and_suffix():
+    t = parse_name("10240x_2025-05-29_02-22-00_002_grid_r3_c7.png")
+    assert t.dilution == 10240
+    assert t.source_frame == "10240x_2025-05-29_02-22-00_002"
+
+
+def test_no_grid_no_dilution():
+    t = parse_name("synthetic_80x_3_2025.png")
+    assert t.source_frame == "synthetic_80x_3_2025"
+    assert t.dilution is None and t.row is None and t.col is None
+
+
+def test_not_a_dilution_token():
+    assert parse_name("320xyz_a.png").dilution is None
+    assert parse_name("20x.png").dilution == 20
