@@ -49,7 +49,7 @@ class ModelConfig(_Strict):
     """Architecture from the registry (`beadseg models`)."""
 
     name: str = "unet"
-    base_channels: int = Field(16, ge=1)
+    base_channels: int = Field(8, ge=1)
     depth: int = Field(3, ge=1, le=6)
     norm: Literal["batch", "group", "instance", "none"] = "batch"
     dropout: float = Field(0.0, ge=0, lt=1)
