@@ -60,6 +60,31 @@ def synth(
     typer.echo(f"wrote {len(names)} synthetic pairs to {out}")
 
 
+@app.command()
+def analyze(
+    data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
+    out: Path = typer.Option(Path("beadseg-analysis"), "--out", help="Output folder."),
+    reference: Optional[Path] = typer.Option(
+        None, help="Another data folder or summary.json to compare with."
+    ),
+    workers: Optional[int] = typer.Option(None, min=1, help="Processes (default: CPUs, max 4)."),
+    config: Optional[Path] = typer.Option(None, help="YAML with analyze settings."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
+) -> None:
+    """Dataset doctor: fingerprint, missing-label/leakage/registration checks, recommendations."""
+    from .analysis import analyze_dataset
+    from .config import AnalyzeConfig, load_config
+
+    cfg = load_config(config, model=AnalyzeConfig)
+    s = analyze_dataset(data, out, reference=reference, workers=workers, cfg=cfg,
+                        plots=not no_plots)
+    o = s["overall"]
+    typer.echo(f"{o['n_images']} images, {o['mean_beads_per_image']:.1f} beads/image, "
+               f"foreground {o['mean_foreground_fraction']:.4f}; report: {out / 'report.md'}")
+    for r in s["recommendations"]:
+        typer.echo(f"- {r['text']} [{r['measurement']}]")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, BeadsegWarning):
         print(f"warning: {message}", file=sys.stderr)

@@ -151,6 +151,28 @@ class PredictConfig(_Strict):
     save_probabilities: bool = False
 
 
+class AnalyzeConfig(_Strict):
+    """Settings of the dataset doctor (`beadseg analyze`)."""
+
+    min_distance_px: int = Field(3, ge=1, description="closest bead centres, for splitting")
+    peak_floor: float = Field(3.0, ge=0, description="evidence (noise SDs) of a candidate peak")
+    detector_floor: float = Field(5.0, ge=0, description="lowest detector threshold (noise SDs)")
+    detector_relative: float = Field(
+        0.5, gt=0, le=1, description="threshold as a share of the labelled beads' median evidence"
+    )
+    label_tolerance_px: int = Field(3, ge=0, description="candidate counts as labelled this close")
+    missing_max_fraction: float = Field(0.15, gt=0, lt=1)
+    missing_min_count: int = Field(3, ge=1)
+    registration_radius_px: int = Field(5, ge=1)
+    registration_min_shift_px: float = Field(2.0, gt=0)
+    registration_min_gain: float = Field(0.15, ge=0)
+    min_overlap_px: int = Field(8, ge=1)
+    max_overlap_px: int = Field(128, ge=8)
+    overlap_match_tol: float = Field(1.0, ge=0, description="grey levels, mean abs difference")
+    speck_area_px: float | None = Field(None, gt=0, description="default: a quarter bead")
+    density_bins: list[float] | None = Field(None, description="beads-per-image bin edges")
+
+
 class Config(_Strict):
     """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
 

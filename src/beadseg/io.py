@@ -220,6 +220,22 @@ def to_unit_float(arr: np.ndarray) -> np.ndarray:
     return ((out - lo) / max(hi - lo, 1e-12)).astype(np.float32)
 
 
+def read_image_meta(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read an image (see :func:`read_image`) and describe the file: size, channels, dtype,
+    bit depth and format."""
+    path = Path(path)
+    raw = _to_hwc(_read_raw(path), path)
+    meta = {
+        "height": int(raw.shape[0]),
+        "width": int(raw.shape[1]),
+        "channels": int(raw.shape[2]),
+        "dtype": str(raw.dtype),
+        "bit_depth": 1 if raw.dtype == bool else raw.dtype.itemsize * 8,
+        "format": path.suffix.lower().lstrip("."),
+    }
+    return to_unit_float(raw), meta
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as float32 ``H x W x C`` in [0, 1].
 
@@ -231,22 +247,7 @@ def read_image(path: str | Path) -> np.ndarray:
     InputError
         Unreadable file or a 3-D stack.
     """
-    path = Path(path)
-    return to_unit_float(_to_hwc(_read_raw(path), path))
-
-
-def image_info(path: str | Path) -> dict:
-    """Size, channels, dtype and bit depth of an image file (reads the file)."""
-    raw = _to_hwc(_read_raw(Path(path)), Path(path))
-    bits = raw.dtype.itemsize * 8 if raw.dtype != bool else 1
-    return {
-        "height": int(raw.shape[0]),
-        "width": int(raw.shape[1]),
-        "channels": int(raw.shape[2]),
-        "dtype": str(raw.dtype),
-        "bit_depth": bits,
-        "format": Path(path).suffix.lower().lstrip("."),
-    }
+    return read_image_meta(path)[0]
 
 
 def classify_mask(arr: np.ndarray, path: str | Path = "<array>") -> MaskInfo:
@@ -276,7 +277,10 @@ def classify_mask(arr: np.ndarray, path: str | Path = "<array>") -> MaskInfo:
         raise InputError(f"mask {path} contains NaN or inf values; save a finite mask")
     if arr.min() < 0:
         raise InputError(f"mask {path} has negative values (min {arr.min()}); use 0 for background")
-    values = np.unique(arr)
+    if arr.dtype == np.uint8:  # bincount is several times faster than unique here
+        values = np.flatnonzero(np.bincount(arr.ravel(), minlength=256))
+    else:
+        values = np.unique(arr)
     nonzero = values[values != 0]
     if len(nonzero) <= 1:
         return MaskInfo(arr > 0, "binary")
@@ -333,15 +337,21 @@ def read_mask(path: str | Path) -> MaskInfo:
     return classify_mask(_read_raw(path), path)
 
 
-def read_pair(pair: Pair) -> tuple[np.ndarray, MaskInfo]:
-    """Read an image and its mask, checking that their sizes agree."""
-    image = read_image(pair.image)
+def read_pair_meta(pair: Pair) -> tuple[np.ndarray, MaskInfo, dict]:
+    """Read an image, its mask and the image file's description, checking the sizes agree."""
+    image, meta = read_image_meta(pair.image)
     info = read_mask(pair.mask)
     if image.shape[:2] != info.mask.shape:
         raise InputError(
             f"{pair.image} is {image.shape[1]}x{image.shape[0]} but its mask {pair.mask} is "
             f"{info.mask.shape[1]}x{info.mask.shape[0]}; image and mask must have the same size"
         )
+    return image, info, meta
+
+
+def read_pair(pair: Pair) -> tuple[np.ndarray, MaskInfo]:
+    """Read an image and its mask, checking that their sizes agree."""
+    image, info, _ = read_pair_meta(pair)
     return image, info
 
 

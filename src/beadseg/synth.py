@@ -38,6 +38,7 @@ def _place_beads(
     radius_px: float,
     radius_sd_px: float,
     cluster_fraction: float,
+    min_gap_px: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Place non-overlapping discs; a fraction of them touch others in chains/clusters."""
     h, w = shape
@@ -48,7 +49,8 @@ def _place_beads(
     while len(centers) < n and attempts < max_attempts:
         attempts += 1
         r = float(np.clip(rng.normal(radius_px, radius_sd_px), 0.6 * radius_px, 1.6 * radius_px))
-        if centers and rng.random() < cluster_fraction:
+        clustered = bool(centers) and rng.random() < cluster_fraction
+        if clustered:
             # touch an existing bead: centre at distance r_i + r (+ up to half a pixel)
             i = rng.integers(len(centers))
             ang = rng.uniform(0, 2 * np.pi)
@@ -56,18 +58,17 @@ def _place_beads(
             cy, cx = centers[i][0] + dist * np.sin(ang), centers[i][1] + dist * np.cos(ang)
         else:
             cy, cx = rng.uniform(-r / 2, h - 1 + r / 2), rng.uniform(-r / 2, w - 1 + r / 2)
-        y0, y1 = max(int(np.floor(cy - r)), 0), min(int(np.ceil(cy + r)) + 1, h)
-        x0, x1 = max(int(np.floor(cx - r)), 0), min(int(np.ceil(cx + r)) + 1, w)
+        # free space needed: the disc itself, plus a gap for beads that are meant to stand alone
+        rr = r + (0.0 if clustered else min_gap_px)
+        y0, y1 = max(int(np.floor(cy - rr)), 0), min(int(np.ceil(cy + rr)) + 1, h)
+        x0, x1 = max(int(np.floor(cx - rr)), 0), min(int(np.ceil(cx + rr)) + 1, w)
         if y0 >= y1 or x0 >= x1:
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1]
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-        if disc.sum() < 3:
-            continue
-        if np.any(labels[y0:y1, x0:x1][disc]):
-            continue
-        # keep a one-pixel gap to other beads' pixels in 4-connectivity except for touching ones:
-        # touching is fine (watershed must split it), overlap is not.
+        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        disc = d2 <= r * r
+        if disc.sum() < 3 or np.any(labels[y0:y1, x0:x1][d2 <= rr * rr]):
+            continue  # touching is fine (watershed must split it), overlap is not
         labels[y0:y1, x0:x1][disc] = len(centers) + 1
         centers.append((cy, cx))
         radii.append(r)
@@ -124,6 +125,7 @@ def synth_image(
     illumination: float = 0.08,
     blur_sigma: float = 0.7,
     noise_sd: float = 0.012,
+    min_gap_px: float = 0.0,
 ) -> SynthImage:
     """Make one synthetic brightfield bead image.
 
@@ -144,6 +146,8 @@ def synth_image(
         Background grey level in [0, 1] and bead darkness; drawn at random when None.
     illumination, blur_sigma, noise_sd : float
         Uneven illumination amplitude, Gaussian blur sigma (px) and noise SD (in [0, 1] units).
+    min_gap_px : float
+        Free space kept around beads that are not placed in a cluster (2 keeps them apart).
 
     Returns
     -------
@@ -163,7 +167,7 @@ def synth_image(
     background = rng.uniform(0.3, 0.6) if background is None else background
     contrast = rng.uniform(0.3, 0.5) if contrast is None else contrast
     labels, centers, radii = _place_beads(
-        rng, shape, n_beads, radius_px, radius_sd_px, cluster_fraction
+        rng, shape, n_beads, radius_px, radius_sd_px, cluster_fraction, min_gap_px
     )
     image = _render(
         rng, shape, centers, radii, background, contrast, illumination, blur_sigma, noise_sd
@@ -234,4 +238,34 @@ def synth_dilution_series(
                 s = synth_image(size, int(rng.poisson(lam)), seed=rng, cluster_fraction=0.1)
                 _write_one(out, name, s)
                 names.append(name)
+    return names
+
+
+def synth_tiled_frame(
+    out: str | Path,
+    frame_name: str = "640x_synthframe",
+    rows: int = 2,
+    cols: int = 3,
+    tile: int = 128,
+    overlap_px: int = 37,
+    n_beads: int = 200,
+    seed: int = 0,
+) -> list[str]:
+    """Cut one synthetic frame into a grid of overlapping tiles named like the real data.
+
+    Neighbouring tiles share ``overlap_px`` columns (and rows), so their masks agree exactly on
+    the shared strips. Returns the tile names ``<frame_name>_grid_r<r>_c<c>``.
+    """
+    out = Path(out)
+    step = tile - overlap_px
+    h, w = tile + step * (rows - 1), tile + step * (cols - 1)
+    frame = synth_image((h, w), n_beads, seed=seed)
+    names = []
+    for r in range(rows):
+        for c in range(cols):
+            sl = (slice(r * step, r * step + tile), slice(c * step, c * step + tile))
+            name = f"{frame_name}_grid_r{r}_c{c}"
+            lab = frame.labels[sl]
+            _write_one(out, name, SynthImage(frame.image[sl], lab))
+            names.append(name)
     return names
