@@ -102,3 +102,12 @@ def register_mask(mask: np.ndarray, evidence: np.ndarray, radius_px: int = 5,
     gain = best / zero - 1 if zero > 0 else (np.inf if best > 0 else 0.0)
     flagged = bool(np.hypot(dy, dx) >= min_shift_px and gain >= min_gain and best > 0)
     return Registration(dy, dx, zero, best, float(gain), flagged)
+
+
+def align_mask(image: np.ndarray, mask: np.ndarray, radius_px: int = 5,
+               min_shift_px: float = 2.0, min_gain: float = 0.15) -> tuple[np.ndarray, Registration]:
+    """Shift a mask onto its beads when :func:`register_mask` flags it; otherwise return it as is."""
+    reg = register_mask(mask, bead_evidence(image), radius_px, min_shift_px, min_gain)
+    if reg.flagged:
+        return shift_mask(mask, reg.dy, reg.dx), reg
+    return mask, reg

@@ -6,24 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, read_pair
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: Path, dpi: int = 100) -> None:
-    """Save a matplotlib figure atomically and close it."""
-    plt = _plt()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
+from ..io import read_pair
+from ..plots import pyplot as _plt
+from ..plots import save_figure
 
 
 def plot_distributions(summary: dict, rows: list[dict], path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Training data: grouped/stratified splits, random crops and augmentation."""

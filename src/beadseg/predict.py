@@ -1,0 +1,359 @@
+"""`beadseg predict`: probabilities, masks, bead instances, counts for images of any size.
+
+Inference runs either on the whole frame in one call or on tiles in batches. Tiles start on a
+grid aligned with the network's pooling (multiples of ``2**depth``), overlap by ``overlap`` px
+and are blended on *probabilities* before any threshold: each tile's weight is zero in a margin
+of ``overlap / 4`` px at edges inside the image (where a tile lacks context) and rises with a
+raised-cosine ramp, so every pixel comes from tile interiors. Away from the frame border the
+result equals full-frame inference (tested to 1e-3).
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import InstanceConfig, PredictConfig
+from .errors import BeadsegError, InputError
+from .instances import bead_table, instances_from_mask
+from .io import find_images, read_image, to_channels, write_float_tiff, write_labels, write_mask, \
+    write_text
+from .naming import parse_name
+from .provenance import write_json, write_provenance
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference with the settings it was trained/calibrated with."""
+
+    net: torch.nn.Module
+    in_channels: int
+    depth: int
+    threshold: float
+    instances: InstanceConfig
+    source: str
+    meta: dict = field(default_factory=dict)
+
+
+def resolve_model_path(model: str | Path) -> Path:
+    """``default`` -> the shipped model; a run folder -> its best.pt; else the file itself."""
+    if str(model) == "default":
+        path = WEIGHTS_DIR / "default.pt"
+        if not path.is_file():
+            raise InputError("the shipped default model is missing from this installation "
+                             f"({path}); reinstall beadseg or give a checkpoint")
+        return path
+    path = Path(model)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise InputError(f"{path} holds no best.pt or last.pt; give a run folder of `beadseg train`")
+    if not path.exists():
+        raise InputError(f"model {path} does not exist; give a run folder, a checkpoint or default")
+    return path
+
+
+def load_model(model: str | Path, device: torch.device | None = None) -> LoadedModel:
+    """Load a model for inference (see :func:`resolve_model_path`)."""
+    from .train import build_model_from_checkpoint, load_checkpoint
+
+    path = resolve_model_path(model)
+    state = load_checkpoint(path)
+    net = build_model_from_checkpoint(state)
+    meta = state["meta"]
+    device = device or torch.device("cpu")
+    net = net.to(device)
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)  # 2-3x faster convolutions on CPU
+    return LoadedModel(net, meta["in_channels"], meta["model"]["depth"],
+                       float(meta.get("threshold", 0.5)),
+                       InstanceConfig(**meta.get("instances", {})), str(path), meta)
+
+
+# ----------------------------------------------------------------------------- probabilities
+
+
+def _tile_starts(size: int, tile: int, step: int) -> list[int]:
+    starts = list(range(0, max(size - tile, 0) + 1, step))
+    if starts[-1] + tile < size:
+        starts.append(starts[-1] + step)  # the image is padded to cover the last tile
+    return starts
+
+
+def _ramp(tile: int, overlap: int, taper_start: bool, taper_end: bool) -> np.ndarray:
+    """1-D tile weight: 0 in a dead margin of overlap/4, raised-cosine ramp over overlap/2."""
+    w = np.ones(tile, np.float32)
+    dead = overlap // 4
+    ramp = max(overlap - 2 * dead, 1)
+    up = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+    prof = np.concatenate([np.zeros(dead), up]).astype(np.float32)[:tile]
+    if taper_start:
+        w[: len(prof)] = prof
+    if taper_end:
+        w[tile - len(prof):] = np.minimum(w[tile - len(prof):], prof[::-1])
+    return w
+
+
+def _forward(net, batch: np.ndarray, device) -> np.ndarray:
+    x = torch.from_numpy(batch).to(device)
+    if device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return torch.sigmoid(net(x)).float().cpu().numpy()[:, 0]
+
+
+def predict_probabilities(model: LoadedModel, image: np.ndarray, cfg: PredictConfig | None = None,
+                          device: torch.device | None = None) -> np.ndarray:
+    """Bead probability of every pixel of an ``H x W x C`` image in [0, 1].
+
+    Parameters
+    ----------
+    model : LoadedModel
+    image : ndarray
+        float32 ``H x W x C``; channels are adapted to the model (grey <-> RGB).
+    cfg : PredictConfig
+        ``mode`` auto/full/tiled, ``tile_size``, ``overlap``, ``batch_size``, ``blend``.
+
+    Returns
+    -------
+    ndarray of float32, ``H x W``
+    """
+    cfg = cfg or PredictConfig()
+    device = device or next(model.net.parameters()).device
+    image = to_channels(image, model.in_channels)
+    h, w = image.shape[:2]
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)
+    mode = cfg.mode
+    if mode == "auto":
+        mode = "full" if h * w / 1e6 <= cfg.full_frame_max_mp else "tiled"
+    if mode == "full":
+        return _forward(model.net, chw[None], device)[0]
+    align = 2 ** model.depth
+    tile = int(min(cfg.tile_size, -(-max(h, w) // align) * align))
+    tile -= tile % align
+    overlap = min(cfg.overlap, tile // 2)
+    step = max(align, (tile - overlap) // align * align)
+    ys, xs = _tile_starts(h, tile, step), _tile_starts(w, tile, step)
+    ph, pw = ys[-1] + tile, xs[-1] + tile
+    if ph > h or pw > w:
+        mode_pad = "reflect" if ph - h < h and pw - w < w else "edge"
+        chw = np.pad(chw, ((0, 0), (0, ph - h), (0, pw - w)), mode=mode_pad)
+    acc = np.zeros((ph, pw), np.float32)
+    wsum = np.zeros((ph, pw), np.float32)
+    constant = cfg.blend == "constant"
+    positions = [(y, x) for y in ys for x in xs]
+    for b in range(0, len(positions), cfg.batch_size):
+        chunk = positions[b:b + cfg.batch_size]
+        probs = _forward(model.net, np.stack([chw[:, y:y + tile, x:x + tile] for y, x in chunk]),
+                         device)
+        for (y, x), p in zip(chunk, probs):
+            if constant:
+                wt = np.ones((tile, tile), np.float32)
+            else:
+                wy = _ramp(tile, overlap, y > 0, y + tile < h)
+                wx = _ramp(tile, overlap, x > 0, x + tile < w)
+                wt = wy[:, None] * wx[None, :]
+            acc[y:y + tile, x:x + tile] += p * wt
+            wsum[y:y + tile, x:x + tile] += wt
+    return (acc[:h, :w] / np.maximum(wsum[:h, :w], 1e-8)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- one image
+
+
+@dataclass
+class ImageResult:
+    """What predict found in one image."""
+
+    name: str
+    count: int
+    foreground_fraction: float
+    height: int
+    width: int
+    timings: dict
+    labels: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+
+
+def segment_image(model: LoadedModel, image: np.ndarray, cfg: PredictConfig | None = None,
+                  threshold: float | None = None,
+                  instances: InstanceConfig | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Probabilities -> mask -> instances. Returns (probabilities, labels, timings in s)."""
+    t0 = time.perf_counter()
+    prob = predict_probabilities(model, image, cfg)
+    t1 = time.perf_counter()
+    thr = model.threshold if threshold is None else threshold
+    inst = instances or model.instances
+    labels = instances_from_mask(prob > thr, prob, inst)
+    t2 = time.perf_counter()
+    return prob, labels, {"probabilities_s": t1 - t0, "instances_s": t2 - t1}
+
+
+def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """RGB uint8 image with bead outlines in yellow."""
+    from skimage.segmentation import find_boundaries
+
+    rgb = np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]
+    out = np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    out[find_boundaries(labels, mode="inner")] = (255, 230, 0)
+    return out
+
+
+def _table_csv(table: dict[str, np.ndarray]) -> str:
+    buf = _io.StringIO()
+    w = csv.writer(buf)
+    keys = list(table)
+    w.writerow(keys)
+    for row in zip(*(table[k] for k in keys)):
+        w.writerow([f"{v:.3f}" if isinstance(v, (float, np.floating)) else v for v in row])
+    return buf.getvalue()
+
+
+def predict_file(model: LoadedModel, path: Path, out: Path, cfg: PredictConfig,
+                 threshold: float | None = None, keep: bool = False,
+                 write_outputs: bool = True) -> ImageResult:
+    """Predict one image file and write its outputs into ``out``."""
+    from .io import write_image
+
+    t0 = time.perf_counter()
+    image = read_image(path)
+    t_read = time.perf_counter() - t0
+    prob, labels, timings = segment_image(model, image, cfg, threshold)
+    timings["read_s"] = t_read
+    stem = Path(path).stem
+    if write_outputs:
+        t1 = time.perf_counter()
+        mask = labels > 0
+        write_mask(out / "masks" / f"{stem}.png", mask)
+        write_labels(out / "labels" / f"{stem}.tif", labels)
+        if cfg.save_probabilities:
+            write_float_tiff(out / "probabilities" / f"{stem}.tif", prob)
+        write_image(out / "overlays" / f"{stem}.png", overlay(image, labels))
+        write_text(out / "beads" / f"{stem}.csv", _table_csv(bead_table(labels, image, prob)))
+        timings["write_s"] = time.perf_counter() - t1
+    h, w = labels.shape
+    return ImageResult(stem, int(labels.max()), float((labels > 0).mean()), h, w, timings,
+                       labels if keep else None, prob if keep else None)
+
+
+# ----------------------------------------------------------------------------- many images
+
+
+def collect_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Files, folders (or their images/ subfolder) and globs, sorted and de-duplicated."""
+    if not inputs:
+        raise InputError("no input given; name image files, folders or globs")
+    files: list[Path] = []
+    for item in inputs:
+        files += find_images(item)
+    seen, out = set(), []
+    for f in sorted(files):
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            out.append(f)
+    return out
+
+
+COUNT_FIELDS = ["image", "source_frame", "dilution", "count", "foreground_fraction", "height",
+                "width", "area_mp", "beads_per_mp"]
+
+
+def count_row(r: ImageResult) -> dict:
+    """One row of counts.csv."""
+    name = parse_name(r.name)
+    mp = r.height * r.width / 1e6
+    return {"image": r.name, "source_frame": name.source_frame, "dilution": name.dilution,
+            "count": r.count, "foreground_fraction": round(r.foreground_fraction, 6),
+            "height": r.height, "width": r.width, "area_mp": round(mp, 6),
+            "beads_per_mp": round(r.count / mp, 3)}
+
+
+def _csv_text(rows: list[dict], fields: list[str]) -> str:
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
+                   cfg: PredictConfig | None = None, threshold: float | None = None,
+                   progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
+    """Predict every input image, one in memory at a time, and write run-level tables.
+
+    Frames that cannot be read are skipped and listed in ``errors.csv``; the others are still
+    processed.
+
+    Returns
+    -------
+    dict
+        ``{"n_images", "n_errors", "counts": [...], "timings": {...}}`` (also in summary.json).
+    """
+    cfg = cfg or PredictConfig()
+    from .train import resolve_device
+
+    files = collect_inputs(inputs)
+    device = resolve_device(cfg.device)
+    m = load_model(model, device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, errors = [], []
+    totals: dict[str, float] = {}
+    mp_total = 0.0
+    it = files
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task("predicting", total=len(files))
+    try:
+        for f in it:
+            try:
+                r = predict_file(m, f, out, cfg, threshold)
+            except BeadsegError as exc:
+                errors.append({"image": str(f), "error": str(exc)})
+                if log:
+                    log(f"skipped {f}: {exc}")
+                continue
+            finally:
+                if bar:
+                    bar.update(task, advance=1)
+            rows.append(count_row(r))
+            mp_total += r.height * r.width / 1e6
+            for k, v in r.timings.items():
+                totals[k] = totals.get(k, 0.0) + v
+    finally:
+        if bar:
+            bar.stop()
+    write_text(out / "counts.csv", _csv_text(rows, COUNT_FIELDS))
+    write_text(out / "errors.csv", _csv_text(errors, ["image", "error"]))
+    settings = {
+        "model": m.source,
+        "model_meta": {k: v for k, v in m.meta.items() if k != "instances"},
+        "threshold": m.threshold if threshold is None else threshold,
+        "instances": m.instances.model_dump(),
+        "predict": cfg.model_dump(),
+        "device": str(device),
+    }
+    write_json(out / "settings.json", settings)
+    summary = {"n_images": len(rows), "n_errors": len(errors), "megapixels": mp_total,
+               "timings_s": totals,
+               "mp_per_s": {k: mp_total / v for k, v in totals.items() if v > 0},
+               "counts": rows}
+    write_json(out / "summary.json", summary)
+    write_provenance(out, "predict")
+    if not rows and errors:
+        raise InputError(f"no image could be predicted; see {out / 'errors.csv'}")
+    return summary

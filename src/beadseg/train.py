@@ -1,0 +1,429 @@
+"""`beadseg train`: the training loop, checkpoints, exact resume and the collapse guard.
+
+A run folder holds: ``config.yaml`` (resolved), ``split.json``, ``history.csv``, ``curves.png``,
+``best.pt`` and ``last.pt`` (atomic, loadable with ``weights_only=True``), ``result.json``
+(status ok / early-stopped / collapsed / time-limit) and ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import Config, save_config
+from .data.dataset import CropDataset, Sample, load_samples, to_tensor
+from .data.split import grouped_split
+from .errors import ConfigError, InputError
+from .instances import label_components
+from .io import atomic_path, find_pairs, write_text
+from .losses import build_loss
+from .metrics import mean_dice, mean_iou, pixel_scores, pooled
+from .models import count_parameters, create_model
+from .naming import source_frame
+from .provenance import write_json, write_provenance
+
+CHECKPOINT_FORMAT = "beadseg-checkpoint-1"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a user error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' asked for but MPS is not available; use --device cpu")
+    return torch.device(name)
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, schedule: str,
+          min_ratio: float) -> float:
+    """Learning rate of a step: linear warm-up, then cosine decay to ``min_ratio * peak``
+    (``cosine``), the same with a 30 % warm-up (``onecycle``), or flat (``constant``)."""
+    if schedule == "onecycle":
+        warmup_steps = max(warmup_steps, int(0.3 * total_steps))
+    if warmup_steps and step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return peak
+    t = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+class EMA:
+    """Exponential moving average of model weights (evaluated instead of the raw weights)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write a checkpoint atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a beadseg checkpoint with ``weights_only=True``; a wrong file is a user error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(
+            f"{path} is not a beadseg checkpoint ({type(exc).__name__}); give a run folder, a "
+            "best.pt/last.pt written by `beadseg train`, or `default`"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path} is not a beadseg checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    return state
+
+
+def build_model_from_checkpoint(state: dict) -> torch.nn.Module:
+    """Rebuild the network stored in a checkpoint, with its (EMA if any) weights, in eval mode."""
+    meta = state["meta"]
+    model = create_model(meta["model"]["name"], in_channels=meta["in_channels"],
+                         **{k: v for k, v in meta["model"].items() if k != "name"})
+    model.load_state_dict(state.get("ema_state") or state["model_state"])
+    return model.eval()
+
+
+def _history_csv(history: list[dict]) -> str:
+    buf = _io.StringIO()
+    if history:
+        w = csv.DictWriter(buf, fieldnames=list(history[0].keys()))
+        w.writeheader()
+        w.writerows(history)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def validate(model, samples: list[Sample], loss_fn, device, threshold: float) -> dict:
+    """Whole-tile validation, no augmentation: loss, IoU (mean and pooled), Dice, fg fractions."""
+    model.eval()
+    losses, scores = [], []
+    for s in samples:
+        x = to_tensor(s.image.astype(np.float32)).to(device)
+        y = torch.from_numpy(s.mask[None, None].astype(np.float32)).to(device)
+        logits = model(x).float()
+        losses.append(float(loss_fn(logits, y)))
+        pred = (torch.sigmoid(logits) > threshold).cpu().numpy()[0, 0]
+        scores.append(pixel_scores(pred, s.mask))
+    p = pooled(scores)
+    return {
+        "val_loss": float(np.mean(losses)),
+        "val_iou": mean_iou(scores),
+        "val_iou_pooled": p.iou,
+        "val_dice": mean_dice(scores),
+        "val_pred_fg": p.pred_fraction,
+        "val_true_fg": p.true_fraction,
+    }
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _prepare(cfg: Config):
+    if not cfg.data.path:
+        raise ConfigError("data.path is not set; give the data folder (beadseg train DATA)")
+    pairs = find_pairs(cfg.data.path)
+    samples = load_samples(pairs, cfg.data.channels,
+                           cfg.data.align_radius_px if cfg.data.align_masks else None)
+    groups = {s.name: source_frame(s.name) for s in samples}
+    density = {s.name: label_components(s.mask)[1] for s in samples}
+    split = grouped_split(groups, density, cfg.split.val_fraction, cfg.split.folds,
+                          cfg.split.fold, cfg.split.seed)
+    by_name = {s.name: s for s in samples}
+    train_s = [by_name[n] for n in split.train]
+    val_s = [by_name[n] for n in split.val]
+    return split, train_s, val_s
+
+
+def _bead_area_stats(samples: list[Sample]) -> dict:
+    areas = np.concatenate(
+        [np.bincount(label_components(s.mask)[0].ravel())[1:] for s in samples] + [np.zeros(0)]
+    )
+    if not len(areas):
+        return {"median": 0.0, "p05": 0.0, "p95": 0.0}
+    return {"median": float(np.median(areas)), "p05": float(np.percentile(areas, 5)),
+            "p95": float(np.percentile(areas, 95))}
+
+
+def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None = None,
+          progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Train a segmentation model.
+
+    Parameters
+    ----------
+    cfg : Config
+        The resolved configuration (ignored when resuming: the run's own config is used).
+    out : path
+        Run folder (created). Required unless ``resume`` is given.
+    resume : path, optional
+        A run folder with ``last.pt``: continue exactly where it stopped.
+    progress : bool
+        Show a progress bar.
+    log : callable
+        Receives one line per epoch.
+
+    Returns
+    -------
+    dict
+        The content of ``result.json``.
+    """
+    state = None
+    if resume is not None:
+        out = Path(resume)
+        state = load_checkpoint(out / "last.pt")
+        cfg = Config.model_validate(state["config"])
+        if state.get("finished"):
+            log(f"{out} already finished ({state['status']}); nothing to resume")
+            return {**state["result"]}
+    if out is None:
+        raise ConfigError("give an output folder (--out RUN_DIR)")
+    out = Path(out)
+    t = cfg.train
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    device = resolve_device(t.device)
+    split, train_s, val_s = _prepare(cfg)
+    dataset = CropDataset(train_s, cfg.data, cfg.augment, seed=t.seed)
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    write_json(out / "split.json", split.as_dict())
+    write_provenance(out, "train", seed=t.seed, device=str(device))
+
+    torch.manual_seed(t.seed)
+    model = create_model(cfg.model.name, in_channels=cfg.data.channels,
+                         **cfg.model.model_dump(exclude={"name"})).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
+                            weight_decay=cfg.optim.weight_decay)
+    ema = EMA(model, t.ema_decay) if t.ema_decay else None
+    loss_fn = build_loss(cfg.loss)
+    use_amp = t.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    steps_per_epoch = max(1, math.ceil(len(dataset) / t.batch_size))
+    total_steps = steps_per_epoch * t.epochs
+    warmup = int(cfg.schedule.warmup_epochs * steps_per_epoch)
+    maximize = t.monitor != "val_loss"
+    history: list[dict] = []
+    best = {"epoch": -1, "value": -math.inf if maximize else math.inf}
+    bad_epochs = collapse_count = 0
+    start_epoch = 0
+    elapsed_before = 0.0
+    meta = {
+        "model": cfg.model.model_dump(),
+        "in_channels": cfg.data.channels,
+        "threshold": t.threshold,
+        "instances": cfg.instances.model_dump(),
+        "bead_area_px": _bead_area_stats(train_s),
+        "parameters": count_parameters(model),
+        "trained_on": str(cfg.data.path),
+    }
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+        opt.load_state_dict(state["optimizer_state"])
+        if ema is not None and state.get("ema_state"):
+            ema.shadow = {k: v.to(device) for k, v in state["ema_state"].items()}
+        if state.get("scaler_state"):
+            scaler.load_state_dict(state["scaler_state"])
+        history = list(state["history"])
+        best = dict(state["best"])
+        bad_epochs, collapse_count = state["bad_epochs"], state["collapse_count"]
+        start_epoch = state["epoch"] + 1
+        elapsed_before = state["elapsed_s"]
+        log(f"resuming {out} at epoch {start_epoch + 1}")
+
+    status, reason = "ok", ""
+    t0 = time.time()
+
+    def checkpoint(epoch: int, finished: bool = False, result: dict | None = None) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model_state": model.state_dict(),
+            "ema_state": ema.shadow if ema else None,
+            "optimizer_state": opt.state_dict(),
+            "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
+            "epoch": epoch,
+            "config": cfg.model_dump(mode="json"),
+            "history": history,
+            "best": best,
+            "bad_epochs": bad_epochs,
+            "collapse_count": collapse_count,
+            "elapsed_s": elapsed_before + time.time() - t0,
+            "meta": meta,
+            "finished": finished,
+            "status": status,
+            "result": result or {},
+        }
+
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+    try:
+        for epoch in range(start_epoch, t.epochs):
+            e0 = time.time()
+            # every epoch reseeds from (seed, epoch): a resumed run continues identically
+            torch.manual_seed(t.seed * 100003 + epoch)
+            dataset.set_epoch(epoch)
+            model.train()
+            task = bar.add_task(f"epoch {epoch + 1}/{t.epochs}", total=steps_per_epoch) if bar else None
+            run_loss, n_seen = 0.0, 0
+            t_train = time.time()
+            for step in range(steps_per_epoch):
+                idx = range(step * t.batch_size, min((step + 1) * t.batch_size, len(dataset)))
+                xs, ys = zip(*(dataset[i] for i in idx))
+                x = torch.stack(xs).to(device)
+                y = torch.stack(ys).to(device)
+                lr = lr_at(epoch * steps_per_epoch + step, total_steps, warmup, cfg.optim.lr,
+                           cfg.schedule.name, cfg.schedule.min_lr_ratio)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    logits = model(x)
+                loss = loss_fn(logits.float(), y)
+                if not torch.isfinite(loss):
+                    status, reason = "collapsed", (
+                        f"training loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
+                        f"(learning rate {lr:.3g}); lower optim.lr or enable train.grad_clip"
+                    )
+                    break
+                scaler.scale(loss).backward()
+                if t.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                if ema:
+                    ema.update(model)
+                run_loss += float(loss.detach()) * len(idx)
+                n_seen += len(idx)
+                if bar:
+                    bar.update(task, advance=1)
+            t_train = time.time() - t_train
+            if bar and task is not None:
+                bar.remove_task(task)
+            if status == "collapsed":
+                break
+            eval_model = model
+            if ema:
+                eval_model = create_model(cfg.model.name, in_channels=cfg.data.channels,
+                                          **cfg.model.model_dump(exclude={"name"})).to(device)
+                eval_model.load_state_dict(ema.shadow)
+            val = validate(eval_model, val_s, loss_fn, device, t.threshold)
+            row = {"epoch": epoch + 1, "train_loss": run_loss / max(n_seen, 1), **val,
+                   "lr": lr, "train_seconds": t_train, "seconds": time.time() - e0}
+            history.append(row)
+            log(f"epoch {epoch + 1}/{t.epochs}  train {row['train_loss']:.4f}  "
+                f"val {val['val_loss']:.4f}  IoU {val['val_iou']:.3f} (pooled "
+                f"{val['val_iou_pooled']:.3f})  fg {val['val_pred_fg']:.4f}/{val['val_true_fg']:.4f}"
+                f"  {row['seconds']:.1f}s")
+            value = val[t.monitor]
+            improved = value > best["value"] if maximize else value < best["value"]
+            if not np.isfinite(val["val_loss"]):
+                status, reason = "collapsed", (
+                    f"validation loss is {val['val_loss']} at epoch {epoch + 1}; lower optim.lr")
+            elif val["val_true_fg"] > 0 and epoch + 1 > t.collapse_min_epoch:
+                ratio = val["val_pred_fg"] / val["val_true_fg"]
+                collapse_count = collapse_count + 1 if (ratio < 0.1 or ratio > 10) else 0
+                if collapse_count >= t.collapse_patience:
+                    status, reason = "collapsed", (
+                        f"predicted foreground {val['val_pred_fg']:.4f} vs true "
+                        f"{val['val_true_fg']:.4f} ({ratio:.2g}x) for {collapse_count} epochs in "
+                        f"a row up to epoch {epoch + 1}: the model predicts "
+                        f"{'all background' if ratio < 1 else 'nearly everything'}; lower "
+                        "optim.lr, check masks with `beadseg analyze`, or use loss bce_dice")
+            if improved and status == "ok":
+                best = {"epoch": epoch + 1, "value": float(value), **val}
+                bad_epochs = 0
+                save_checkpoint(out / "best.pt", checkpoint(epoch))
+            else:
+                bad_epochs += 1
+            write_text(out / "history.csv", _history_csv(history))
+            if status == "ok" and t.early_stop_patience and bad_epochs >= t.early_stop_patience:
+                status, reason = "early-stopped", (
+                    f"{t.monitor} did not improve for {bad_epochs} epochs "
+                    f"(best {best['value']:.4f} at epoch {best['epoch']})")
+            if status == "ok" and t.max_minutes and (
+                    elapsed_before + time.time() - t0) / 60 >= t.max_minutes:
+                status, reason = "time-limit", f"stopped after {t.max_minutes} minutes"
+            save_checkpoint(out / "last.pt", checkpoint(epoch))
+            if status != "ok":
+                break
+    finally:
+        if bar:
+            bar.stop()
+
+    final = history[-1] if history else {}
+    result = {
+        "status": status,
+        "reason": reason,
+        "model": cfg.model.name,
+        "parameters": meta["parameters"],
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "best_val_iou": best.get("val_iou"),
+        "best_val_iou_pooled": best.get("val_iou_pooled"),
+        "monitor": t.monitor,
+        "final_val_iou": final.get("val_iou"),
+        "final_over_best": (final.get("val_iou", 0) / best["val_iou"])
+        if best.get("val_iou") else None,
+        "seconds": elapsed_before + time.time() - t0,
+        "train_crops_per_s": len(history) * len(dataset) / max(
+            sum(h["train_seconds"] for h in history), 1e-9) if history else None,
+        "device": str(device),
+        "n_train_images": len(train_s),
+        "n_val_images": len(val_s),
+        "val_groups": split.as_dict()["val_groups"],
+    }
+    if status == "collapsed":
+        log(f"COLLAPSED: {reason}")
+    elif reason:
+        log(reason)
+    write_json(out / "result.json", result)
+    last = checkpoint(len(history) - 1, finished=True, result=result)
+    if history:
+        save_checkpoint(out / "last.pt", last)
+    if not (out / "best.pt").exists() and history:
+        save_checkpoint(out / "best.pt", last)
+    if history:
+        from .plots import plot_curves
+
+        plot_curves(history, out / "curves.png", title=f"{cfg.model.name} ({status})")
+    return result
+
