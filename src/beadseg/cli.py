@@ -85,6 +85,193 @@ def analyze(
         typer.echo(f"- {r['text']} [{r['measurement']}]")
 
 
+def _train_config(data, config, sets, model, epochs, device, out_required=True):
+    from .config import load_config
+
+    overrides = list(sets or [])
+    if data is not None:
+        overrides.append(f"data.path={data}")
+    if model:
+        overrides.append(f"model.name={model}")
+    if epochs:
+        overrides.append(f"train.epochs={epochs}")
+    if device:
+        overrides.append(f"train.device={device}")
+    return load_config(config, overrides)
+
+
+SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 (repeatable)."
+
+
+@app.command()
+def train(
+    data: Optional[Path] = typer.Argument(None, help="Folder with images/ and masks/."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder."),
+    config: Optional[Path] = typer.Option(None, help="YAML config (see --print-config)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    model: Optional[str] = typer.Option(None, help="unet, attention_unet, attention_resunet."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:N, mps."),
+    folds: Optional[int] = typer.Option(None, min=2, help="K-fold cross-validation: K."),
+    fold: Optional[int] = typer.Option(None, min=0, help="Which fold is validation."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the config, exit."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a bead segmentation model (grouped split, early stopping, collapse guard)."""
+    from .config import config_to_yaml
+    from .train import train as run_train
+
+    extra = list(sets or [])
+    if folds is not None:
+        extra.append(f"split.folds={folds}")
+    if fold is not None:
+        extra.append(f"split.fold={fold}")
+    cfg = _train_config(data, config, extra, model, epochs, device)
+    if print_config:
+        typer.echo(config_to_yaml(cfg), nl=False)
+        return
+    if resume is None and out is None:
+        from .errors import ConfigError
+
+        raise ConfigError("give --out RUN_DIR (or --resume RUN_DIR)")
+    res = run_train(cfg, out, resume=resume, progress=not quiet, log=typer.echo)
+    typer.echo(f"{res['status']}: best val IoU {res['best_val_iou'] or 0:.3f} at epoch "
+               f"{res['best_epoch']}; run folder {resume or out}")
+    if res["status"] == "collapsed":
+        raise typer.Exit(3)
+
+
+@app.command()
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Run folders."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write compare.csv/.md/.png here."),
+) -> None:
+    """Table of runs: best/final val IoU, epochs, status, time, parameters."""
+    from .compare import compare_runs, markdown_table
+
+    rows = compare_runs(runs, out)
+    typer.echo(markdown_table(rows), nl=False)
+
+
+@app.command("lr-find")
+def lr_find_cmd(
+    data: Optional[Path] = typer.Argument(None, help="Folder with images/ and masks/."),
+    out: Path = typer.Option(Path("beadseg-lr-find"), "--out", help="Output folder."),
+    config: Optional[Path] = typer.Option(None, help="YAML config."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    model: Optional[str] = typer.Option(None, help="Model name."),
+    steps: int = typer.Option(200, min=10, help="Sweep steps."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, mps."),
+) -> None:
+    """Learning-rate range test: plot and suggested learning rate."""
+    from .lr_find import lr_find
+
+    cfg = _train_config(data, config, sets, model, None, device)
+    res = lr_find(cfg, out, steps=steps)
+    lr = res["suggested_lr"]
+    typer.echo(f"suggested learning rate: {lr:.3g} (use --set optim.lr={lr:.3g}); plot: "
+               f"{out / 'lr_find.png'}" if lr else "no clear minimum; see the plot")
+
+
+@app.command()
+def models(
+    base_channels: int = typer.Option(8, min=1, help="Width of the first level."),
+    depth: int = typer.Option(3, min=1, max=6, help="Down-sampling steps."),
+) -> None:
+    """Table of the model registry: parameters and GFLOPs per megapixel."""
+    from .models import model_table
+
+    typer.echo("| model | base | depth | parameters | GFLOP/MP | description |\n|---|---|---|---|---|---|")
+    for r in model_table(base_channels, depth):
+        typer.echo(f"| {r['model']} | {r['base_channels']} | {r['depth']} | {r['parameters']:,} | "
+                   f"{r['gflops_per_mp']:.1f} | {r['description']} |")
+
+
+@app.command()
+def predict(
+    model: str = typer.Argument(..., help="Run folder, checkpoint, or 'default'."),
+    inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
+    out: Path = typer.Option(Path("beadseg-predictions"), "--out", help="Output folder."),
+    mode: str = typer.Option("auto", help="auto, tiled or full (whole frame in one call)."),
+    tile_size: int = typer.Option(512, min=32, help="Tile side in px."),
+    overlap: int = typer.Option(32, min=0, help="Tile overlap in px."),
+    batch_size: int = typer.Option(4, min=1, help="Tiles per batch."),
+    threshold: Optional[float] = typer.Option(None, help="Probability threshold (default: the model's)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    save_probabilities: bool = typer.Option(False, help="Also write probability TIFFs."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv."""
+    from .config import PredictConfig
+    from .predict import predict_images
+
+    cfg = PredictConfig(mode=mode, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+                        device=device, save_probabilities=save_probabilities)
+    s = predict_images(model, [str(i) for i in inputs], out, cfg, threshold,
+                       progress=not quiet, log=typer.echo)
+    typer.echo(f"{s['n_images']} images, {sum(r['count'] for r in s['counts'])} beads "
+               f"({s['n_errors']} skipped); counts: {out / 'counts.csv'}")
+
+
+@app.command()
+def evaluate(
+    source: str = typer.Argument(..., help="Prediction folder, run folder, checkpoint or default."),
+    data: Path = typer.Argument(..., help="Labelled data: images/ and masks/."),
+    out: Path = typer.Option(Path("beadseg-evaluation"), "--out", help="Output folder."),
+    threshold: Optional[float] = typer.Option(None, help="Probability threshold."),
+    shift_radius: int = typer.Option(3, min=0, help="Shift-tolerant IoU search radius (px)."),
+    centroid_px: float = typer.Option(3.0, min=0.5, help="Centroid matching distance (px)."),
+    calibrate: bool = typer.Option(False, help="Pick and store the F1-best threshold."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+) -> None:
+    """Pixel, object and count metrics per image, source frame, dilution and overall."""
+    from .config import PredictConfig
+    from .evaluate import evaluate as run_eval
+
+    r = run_eval(source, data, out, PredictConfig(device=device), threshold, shift_radius,
+                 centroid_px, calibrate)
+    o = r["overall"]
+    typer.echo(f"pixel IoU mean {o['iou_mean']:.3f} / pooled {o['iou_pooled']:.3f}, "
+               f"best-shift IoU {o['iou_best_shift_mean']:.3f}; object F1 (IoU 0.5) "
+               f"{o['object']['f1']:.3f}, centroid F1 {o['centroid']['f1']:.3f}; median |count "
+               f"error| {o['counts']['median_abs_error']:.3f}; metrics: {out / 'metrics.json'}")
+    if "calibration" in r:
+        typer.echo(f"calibrated threshold {r['calibration']['best_threshold']} stored in "
+                   f"{r['calibration']['model']}")
+
+
+@app.command()
+def dilution(
+    counts_csv: Path = typer.Argument(..., help="counts.csv from beadseg predict."),
+    out: Path = typer.Option(Path("beadseg-dilution"), "--out", help="Output folder."),
+    pixel_size_um: Optional[float] = typer.Option(None, help="Pixel size in micrometres."),
+    depth_um: Optional[float] = typer.Option(None, help="Chamber depth in micrometres."),
+) -> None:
+    """Density vs dilution on log-log axes: slope, 95 % CI, R2, outliers, stock concentration."""
+    from .dilution import dilution_report
+
+    r = dilution_report(counts_csv, out, pixel_size_um, depth_um)
+    f = r["fit"]
+    typer.echo(f"slope {f['slope']:.3f} (95 % CI {f['slope_ci95'][0]:.3f} to "
+               f"{f['slope_ci95'][1]:.3f}, ideal -1), R2 {f['r2']:.3f}, {r['n_images']} images; "
+               f"outliers: {', '.join(r['outliers']) or 'none'}; plot: {out / 'dilution.png'}")
+
+
+@app.command("fix-masks")
+def fix_masks_cmd(
+    data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
+    out: Path = typer.Option(..., "--out", help="Output folder (never the input)."),
+    radius: int = typer.Option(5, min=1, help="Largest shift searched (px)."),
+) -> None:
+    """Write re-registered masks for masks that sit off their beads, plus shifts.csv."""
+    from .registration import fix_masks
+
+    rows = fix_masks(data, out, radius)
+    n = sum(r["fixed"] for r in rows)
+    typer.echo(f"{n} of {len(rows)} masks shifted onto their beads; see {out / 'shifts.csv'}")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, BeadsegWarning):
         print(f"warning: {message}", file=sys.stderr)

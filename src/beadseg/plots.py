@@ -75,3 +75,61 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggestion: float | None, 
     ax.set(xlabel="learning rate", ylabel="smoothed training loss", title="LR range test")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_worst_cases(cases: list[tuple], path: Path, crop: int = 160) -> None:
+    """worst_cases.png: for each case (score, name, image, true mask, predicted mask), the
+    densest crop with truth (green) and prediction (magenta) outlines side by side."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import find_boundaries
+
+    plt = pyplot()
+    fig, axes = plt.subplots(len(cases), 2, figsize=(8, 4 * len(cases)), squeeze=False)
+    for (score, name, image, true, pred), (a0, a1) in zip(cases, axes):
+        dens = ndi.uniform_filter((true | pred).astype(np.float32), crop)
+        cy, cx = np.unravel_index(np.argmax(dens), dens.shape)
+        y0 = int(np.clip(cy - crop // 2, 0, max(image.shape[0] - crop, 0)))
+        x0 = int(np.clip(cx - crop // 2, 0, max(image.shape[1] - crop, 0)))
+        sl = (slice(y0, y0 + crop), slice(x0, x0 + crop))
+        rgb = np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]
+        for ax, m, colour, label in ((a0, true, (0, 1, 0), "truth"),
+                                     (a1, pred, (1, 0, 1), "prediction")):
+            shown = np.clip(rgb[sl], 0, 1).copy()
+            shown[find_boundaries(m[sl], mode="inner")] = colour
+            ax.imshow(shown, interpolation="nearest")
+            ax.set_title(f"{name[:34]}\n{label} (centroid F1 {score:.2f})", fontsize=8)
+            ax.set_axis_off()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_dilution(result: dict, path: Path) -> None:
+    """dilution.png: per-image and per-frame density vs dilution (log-log) with the fit, and box
+    plots per dilution; outliers named."""
+    plt = pyplot()
+    pts = result["points"]
+    fit = result["fit"]
+    fig, ax = plt.subplots(1, 2, figsize=(13, 5))
+    d = np.array([p["dilution"] for p in pts], float)
+    y = np.array([p["beads_per_mp"] for p in pts], float)
+    pos = y > 0
+    ax[0].loglog(d[pos], y[pos], "o", alpha=0.5, ms=4, label="images")
+    fr = result["per_source_frame"]
+    ax[0].loglog([f["dilution"] for f in fr], [max(f["beads_per_mp"], 1e-3) for f in fr], "s",
+                 ms=7, mfc="none", color="k", label="source frames")
+    xs = np.geomspace(d.min(), d.max(), 20)
+    lo, hi = fit["slope_ci95"]
+    ax[0].loglog(xs, 10 ** (fit["intercept"] + fit["slope"] * np.log10(xs)), "r-",
+                 label=f"slope {fit['slope']:.2f} [{lo:.2f}, {hi:.2f}], R2 {fit['r2']:.2f}")
+    for p in pts:
+        if p["image"] in result["outliers"] and p["beads_per_mp"] > 0:
+            ax[0].annotate(p["image"][:24], (p["dilution"], p["beads_per_mp"]), fontsize=7)
+    ax[0].set(xlabel="dilution factor", ylabel="beads per MP", title="Density vs dilution")
+    ax[0].legend(fontsize=8)
+    levels = sorted(set(d.astype(int)))
+    ax[1].boxplot([y[d == v] for v in levels])
+    ax[1].set_xticks(range(1, len(levels) + 1), [f"{v}x" for v in levels])
+    ax[1].set_yscale("log")
+    ax[1].set(xlabel="dilution", ylabel="beads per MP", title="Spread per dilution")
+    fig.tight_layout()
+    save_figure(fig, path)

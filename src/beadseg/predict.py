@@ -129,7 +129,7 @@ def predict_probabilities(model: LoadedModel, image: np.ndarray, cfg: PredictCon
     ndarray of float32, ``H x W``
     """
     cfg = cfg or PredictConfig()
-    device = device or next(model.net.parameters()).device
+    device = device or next(model.net.parameters(), torch.empty(0)).device
     image = to_channels(image, model.in_channels)
     h, w = image.shape[:2]
     chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)

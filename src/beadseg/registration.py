@@ -111,3 +111,44 @@ def align_mask(image: np.ndarray, mask: np.ndarray, radius_px: int = 5,
     if reg.flagged:
         return shift_mask(mask, reg.dy, reg.dx), reg
     return mask, reg
+
+
+def fix_masks(data, out, radius_px: int = 5, min_shift_px: float = 2.0,
+              min_gain: float = 0.15) -> list[dict]:
+    """Write re-registered masks for flagged images and copies of the rest; never touches ``data``.
+
+    Writes ``out/images`` (copies), ``out/masks`` and ``out/shifts.csv``.
+
+    Returns
+    -------
+    list of dict
+        One row per image: name, dy, dx, fit_zero, fit_best, gain, fixed.
+    """
+    import csv
+    import io as _io
+    import shutil
+    from pathlib import Path
+
+    from .errors import InputError
+    from .io import find_pairs, read_pair, write_mask, write_text
+
+    data, out = Path(data), Path(out)
+    if out.resolve() == data.resolve():
+        raise InputError(f"--out {out} is the input folder; fix-masks never overwrites its input")
+    pairs = find_pairs(data)
+    rows = []
+    for p in pairs:
+        image, info = read_pair(p)
+        mask, reg = align_mask(image, info.mask, radius_px, min_shift_px, min_gain)
+        write_mask(out / "masks" / f"{p.name}.png", mask)
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p.image, out / "images" / p.image.name)
+        rows.append({"name": p.name, "dy": reg.dy, "dx": reg.dx, "fit_zero": round(reg.fit_zero, 4),
+                     "fit_best": round(reg.fit_best, 4), "gain": round(reg.gain, 4),
+                     "fixed": reg.flagged})
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out / "shifts.csv", buf.getvalue())
+    return rows

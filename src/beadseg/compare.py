@@ -1,0 +1,83 @@
+"""`beadseg compare`: the table of training runs our users used to build by hand."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+from pathlib import Path
+
+from .errors import InputError
+from .io import write_text
+
+COLUMNS = ["run", "model", "status", "best_val_iou", "best_epoch", "final_val_iou",
+           "final_over_best", "epochs_run", "minutes", "parameters", "time_to_iou_075_min"]
+
+
+def _read_history(run: Path) -> list[dict]:
+    with open(run / "history.csv") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def run_row(run: str | Path) -> tuple[dict, list[dict]]:
+    """One table row (and the history) of a run folder."""
+    run = Path(run)
+    if not (run / "result.json").is_file() or not (run / "history.csv").is_file():
+        raise InputError(f"{run} is not a finished run folder (no result.json/history.csv); "
+                         "give folders written by `beadseg train`")
+    res = json.loads((run / "result.json").read_text())
+    hist = _read_history(run)
+    elapsed, t075 = 0.0, None
+    for h in hist:
+        elapsed += h["seconds"]
+        if t075 is None and h["val_iou"] >= 0.75:
+            t075 = elapsed / 60
+    return {
+        "run": run.name,
+        "model": res["model"],
+        "status": res["status"],
+        "best_val_iou": res.get("best_val_iou"),
+        "best_epoch": res.get("best_epoch"),
+        "final_val_iou": res.get("final_val_iou"),
+        "final_over_best": res.get("final_over_best"),
+        "epochs_run": res.get("epochs_run"),
+        "minutes": res.get("seconds", 0) / 60,
+        "parameters": res.get("parameters"),
+        "time_to_iou_075_min": t075,
+    }, hist
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows as a Markdown table."""
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "|".join("---" for _ in COLUMNS) + "|\n"
+    return head + "".join("| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+
+
+def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> list[dict]:
+    """Tabulate runs; with ``out`` write compare.csv, compare.md and compare.png."""
+    if not runs:
+        raise InputError("give at least one run folder")
+    rows, hists = [], []
+    for r in runs:
+        row, hist = run_row(r)
+        rows.append(row)
+        hists.append((row["run"], hist))
+    if out is not None:
+        from .plots import plot_compare
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        buf = _io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+        write_text(out / "compare.csv", buf.getvalue())
+        write_text(out / "compare.md", markdown_table(rows))
+        plot_compare(hists, out / "compare.png")
+    return rows

@@ -1,0 +1,83 @@
+"""`beadseg lr-find`: the learning-rate range test (Smith 2017, as in fastai).
+
+The learning rate grows exponentially from ``start_lr`` to ``end_lr`` over ``steps`` training
+steps; the loss is smoothed with a bias-corrected exponential moving average and the sweep stops
+when it exceeds 4x its minimum. The suggestion is the learning rate at the steepest descent of
+the smoothed loss (most negative slope against log learning rate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Config
+from .data.dataset import CropDataset
+from .losses import build_loss
+from .models import create_model
+from .provenance import write_json
+
+
+def lr_find(cfg: Config, out: str | Path | None = None, steps: int = 200, start_lr: float = 1e-6,
+            end_lr: float = 1.0, beta: float = 0.98) -> dict:
+    """Run the LR range test on the training side of the configured split.
+
+    Returns
+    -------
+    dict
+        ``{"suggested_lr", "lrs", "losses"}``; with ``out``, lr_find.png and lr_find.json too.
+    """
+    from .train import _prepare, resolve_device
+
+    device = resolve_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    _, train_s, _ = _prepare(cfg)
+    ds = CropDataset(train_s, cfg.data, cfg.augment, seed=cfg.train.seed)
+    model = create_model(cfg.model.name, in_channels=cfg.data.channels,
+                         **cfg.model.model_dump(exclude={"name"})).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=cfg.optim.weight_decay)
+    loss_fn = build_loss(cfg.loss)
+    factor = (end_lr / start_lr) ** (1 / max(steps - 1, 1))
+    lrs, losses = [], []
+    avg, best = 0.0, np.inf
+    bs = cfg.train.batch_size
+    for i in range(steps):
+        lr = start_lr * factor**i
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ds.set_epoch(i)  # fresh crops each step
+        xs, ys = zip(*(ds[j] for j in range(bs)))
+        x, y = torch.stack(xs).to(device), torch.stack(ys).to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        if not torch.isfinite(loss):
+            break
+        loss.backward()
+        if cfg.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        avg = beta * avg + (1 - beta) * float(loss)
+        smooth = avg / (1 - beta ** (i + 1))
+        lrs.append(lr)
+        losses.append(smooth)
+        best = min(best, smooth)
+        if smooth > 4 * best and i > 10:
+            break
+    lrs_a, losses_a = np.array(lrs), np.array(losses)
+    suggestion = None
+    if len(lrs_a) > 5:
+        grad = np.gradient(losses_a, np.log10(lrs_a))
+        lo = max(2, len(grad) // 10)  # skip the noisy start of the sweep
+        suggestion = float(lrs_a[lo + int(np.argmin(grad[lo:]))]) if len(grad) > lo else None
+    result = {"suggested_lr": suggestion, "lrs": lrs_a.tolist(), "losses": losses_a.tolist(),
+              "steps_run": len(lrs)}
+    if out is not None:
+        from .plots import plot_lr_find
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_lr_find(lrs_a, losses_a, suggestion, out / "lr_find.png")
+        write_json(out / "lr_find.json", result)
+    return result

@@ -1,0 +1,128 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from beadseg.config import load_config
+from beadseg.errors import ConfigError
+from beadseg.synth import synth_dataset
+from beadseg.train import load_checkpoint, train
+
+from helpers import tiny_train_config
+
+
+def _quiet(*a, **k):
+    pass
+
+
+def test_short_run_learns_and_writes_artefacts(tmp_path):
+    data = tmp_path / "d"
+    synth_dataset(data, n=8, size=96, seed=3, min_beads=20, max_beads=120)
+    cfg = tiny_train_config(data, **{"train.epochs": 8, "data.crops_per_epoch": 48,
+                                     "model.base_channels": 8, "optim.lr": 0.01,
+                                     "data.crop_size": 96, "train.early_stop_patience": 20})
+    res = train(cfg, tmp_path / "run", progress=False, log=_quiet)
+    run = tmp_path / "run"
+    for f in ("config.yaml", "split.json", "history.csv", "curves.png", "best.pt", "last.pt",
+              "result.json", "provenance.json"):
+        assert (run / f).is_file(), f
+    hist = list(csv.DictReader(open(run / "history.csv")))
+    ious = [float(h["val_iou"]) for h in hist]
+    assert max(ious[-3:]) > ious[0] + 0.2  # validation IoU rises
+    assert res["status"] == "ok"
+    state = load_checkpoint(run / "best.pt")  # weights_only=True
+    assert state["meta"]["model"]["name"] == "unet"
+    split = json.loads((run / "split.json").read_text())
+    assert not set(split["train_groups"]) & set(split["val_groups"])
+
+
+def _run_cli(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "beadseg", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_resume_after_sigkill_is_exact(tmp_path):
+    data = tmp_path / "d"
+    synth_dataset(data, n=6, size=64, seed=1, min_beads=10, max_beads=60)
+    sets = ["data.crop_size=64", "data.crops_per_epoch=64", "model.base_channels=4",
+            "model.depth=2", "train.batch_size=4", "train.num_threads=1",
+            "split.val_fraction=0.34", "train.early_stop_patience=50"]
+    args = ["train", data, "--epochs", 6, "--quiet"] + sum((["--set", s] for s in sets), [])
+    ref = _run_cli(args + ["--out", tmp_path / "ref"])
+    ref.wait(timeout=300)
+    assert ref.returncode == 0, ref.stderr.read()
+
+    proc = _run_cli(args + ["--out", tmp_path / "killed"])
+    hist = tmp_path / "killed" / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if hist.exists() and len(hist.read_text().splitlines()) >= 3:  # 2 epochs done
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # now inside a later epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_done = len(hist.read_text().splitlines()) - 1
+    assert n_done < 6, "the run finished before it could be killed"
+    res = _run_cli(["train", "--resume", tmp_path / "killed", "--quiet"])
+    res.wait(timeout=300)
+    assert res.returncode == 0, res.stderr.read()
+    a = list(csv.DictReader(open(tmp_path / "ref" / "history.csv")))
+    b = list(csv.DictReader(open(hist)))
+    assert len(a) == len(b) == 6
+    for ra, rb in zip(a, b):
+        for k in ("train_loss", "val_loss", "val_iou", "val_iou_pooled"):
+            assert float(ra[k]) == pytest.approx(float(rb[k]), abs=1e-6), (ra["epoch"], k)
+
+
+def test_absurd_lr_collapses_with_reason(tmp_path):
+    data = tmp_path / "d"
+    synth_dataset(data, n=6, size=64, seed=2, min_beads=10, max_beads=60)
+    cfg = tiny_train_config(data, **{"optim.lr": 1e4, "train.grad_clip": "null",
+                                     "train.epochs": 6, "train.collapse_min_epoch": 0,
+                                     "train.collapse_patience": 1})
+    res = train(cfg, tmp_path / "run", progress=False, log=_quiet)
+    assert res["status"] == "collapsed"
+    assert "epoch" in res["reason"] and res["reason"]
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["status"] == "collapsed"
+
+
+@pytest.mark.parametrize("override,match", [
+    (["model.nmae=unet"], "unknown key 'model.nmae'; did you mean 'model.name'"),
+    (["optim.lr=-1"], "optim.lr = -1"),
+    (["train.epochs=many"], "train.epochs = 'many'"),
+    (["train.device=gpu7"], "train.device"),
+])
+def test_bad_config_one_line(override, match):
+    with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, override)
+
+
+def test_crop_larger_than_images(tmp_path):
+    data = tmp_path / "d"
+    synth_dataset(data, n=4, size=48, seed=1)
+    with pytest.raises(ConfigError, match="data.crop_size = 64"):
+        train(tiny_train_config(data), tmp_path / "run", progress=False, log=_quiet)
+
+
+def test_group_split_needs_two_frames(tmp_path):
+    from beadseg.synth import synth_tiled_frame
+
+    data = tmp_path / "d"
+    synth_tiled_frame(data, "640x_only", rows=2, cols=2, tile=96, overlap_px=20)
+    with pytest.raises(ConfigError, match="at least 2 source frames; found 1 \\(640x_only\\)"):
+        train(tiny_train_config(data), tmp_path / "run", progress=False, log=_quiet)
+
+
+def test_unknown_key_from_yaml_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  epohcs: 3\n")
+    with pytest.raises(ConfigError, match=f"{p}: unknown key 'train.epohcs'; did you mean 'train.epochs'"):
+        load_config(p)
