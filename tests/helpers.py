@@ -1,6 +1,5 @@
 """Test helpers: a hand-made 'oracle' bead detector and a tiny trained checkpoint."""
 
-import torch
 from torch import nn
 
 from beadseg.config import InstanceConfig

@@ -1,11 +1,11 @@
 import json
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
-import imageio.v3 as iio
 
 from beadseg.analysis import analyze_dataset
-from beadseg.io import write_image, write_labels, write_mask
+from beadseg.io import write_image, write_mask
 from beadseg.registration import shift_mask
 from beadseg.synth import synth_image, synth_tiled_frame
 

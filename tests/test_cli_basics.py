@@ -1,8 +1,8 @@
 import subprocess
 import sys
 
-import numpy as np
 import imageio.v3 as iio
+import numpy as np
 
 
 def run(*args):

@@ -1,12 +1,19 @@
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-import imageio.v3 as iio
 
-from beadseg.errors import InputError, BeadsegWarning
+from beadseg.errors import BeadsegWarning, InputError
 from beadseg.io import (
-    classify_mask, find_pairs, read_image, read_mask, read_pair, to_channels, write_labels,
-    write_mask, atomic_path,
+    atomic_path,
+    classify_mask,
+    find_pairs,
+    read_image,
+    read_mask,
+    read_pair,
+    to_channels,
+    write_labels,
+    write_mask,
 )
 
 

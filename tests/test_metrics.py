@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 
 from beadseg.metrics import (
-    best_shift_iou, count_error, count_summary, match_centroids, match_objects, mean_iou,
-    pixel_scores, pooled,
+    best_shift_iou,
+    count_error,
+    count_summary,
+    match_centroids,
+    match_objects,
+    mean_iou,
+    pixel_scores,
+    pooled,
 )
 from beadseg.registration import shift_mask
 

@@ -5,17 +5,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import oracle_model
 
-from beadseg.config import PredictConfig
+from beadseg.config import InstanceConfig, PredictConfig
 from beadseg.errors import InputError
 from beadseg.io import write_image
 from beadseg.metrics import match_objects
 from beadseg.models import create_model
 from beadseg.predict import LoadedModel, predict_probabilities, segment_image
-from beadseg.config import InstanceConfig
 from beadseg.synth import synth_image
-
-from helpers import oracle_model
 
 
 def test_tiled_equals_full_frame_away_from_borders():

@@ -1,5 +1,3 @@
-import numpy as np
-import pytest
 
 from beadseg.data.split import assign_folds, grouped_split
 

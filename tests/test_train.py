@@ -1,20 +1,17 @@
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import torch
+from helpers import tiny_train_config
 
 from beadseg.config import load_config
 from beadseg.errors import ConfigError
 from beadseg.synth import synth_dataset
 from beadseg.train import load_checkpoint, train
-
-from helpers import tiny_train_config
 
 
 def _quiet(*a, **k):

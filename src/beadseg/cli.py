@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -64,11 +63,11 @@ def synth(
 def analyze(
     data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-analysis"), "--out", help="Output folder."),
-    reference: Optional[Path] = typer.Option(
+    reference: Path | None = typer.Option(
         None, help="Another data folder or summary.json to compare with."
     ),
-    workers: Optional[int] = typer.Option(None, min=1, help="Processes (default: CPUs, max 4)."),
-    config: Optional[Path] = typer.Option(None, help="YAML with analyze settings."),
+    workers: int | None = typer.Option(None, min=1, help="Processes (default: CPUs, max 4)."),
+    config: Path | None = typer.Option(None, help="YAML with analyze settings."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
 ) -> None:
     """Dataset doctor: fingerprint, missing-label/leakage/registration checks, recommendations."""
@@ -105,16 +104,16 @@ SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 (repeatable)."
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Argument(None, help="Folder with images/ and masks/."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder."),
-    config: Optional[Path] = typer.Option(None, help="YAML config (see --print-config)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
-    model: Optional[str] = typer.Option(None, help="unet, attention_unet, attention_resunet."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:N, mps."),
-    folds: Optional[int] = typer.Option(None, min=2, help="K-fold cross-validation: K."),
-    fold: Optional[int] = typer.Option(None, min=0, help="Which fold is validation."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder."),
+    data: Path | None = typer.Argument(None, help="Folder with images/ and masks/."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder."),
+    config: Path | None = typer.Option(None, help="YAML config (see --print-config)."),
+    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    model: str | None = typer.Option(None, help="unet, attention_unet, attention_resunet."),
+    epochs: int | None = typer.Option(None, min=1, help="Epochs."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N, mps."),
+    folds: int | None = typer.Option(None, min=2, help="K-fold cross-validation: K."),
+    fold: int | None = typer.Option(None, min=0, help="Which fold is validation."),
+    resume: Path | None = typer.Option(None, help="Continue the run in this folder."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the config, exit."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -145,7 +144,7 @@ def train(
 @app.command()
 def compare(
     runs: list[Path] = typer.Argument(..., help="Run folders."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write compare.csv/.md/.png here."),
+    out: Path | None = typer.Option(None, "--out", help="Write compare.csv/.md/.png here."),
 ) -> None:
     """Table of runs: best/final val IoU, epochs, status, time, parameters."""
     from .compare import compare_runs, markdown_table
@@ -156,13 +155,13 @@ def compare(
 
 @app.command("lr-find")
 def lr_find_cmd(
-    data: Optional[Path] = typer.Argument(None, help="Folder with images/ and masks/."),
+    data: Path | None = typer.Argument(None, help="Folder with images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-lr-find"), "--out", help="Output folder."),
-    config: Optional[Path] = typer.Option(None, help="YAML config."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
-    model: Optional[str] = typer.Option(None, help="Model name."),
+    config: Path | None = typer.Option(None, help="YAML config."),
+    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    model: str | None = typer.Option(None, help="Model name."),
     steps: int = typer.Option(200, min=10, help="Sweep steps."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, mps."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
 ) -> None:
     """Learning-rate range test: plot and suggested learning rate."""
     from .lr_find import lr_find
@@ -197,7 +196,7 @@ def predict(
     tile_size: int = typer.Option(512, min=32, help="Tile side in px."),
     overlap: int = typer.Option(32, min=0, help="Tile overlap in px."),
     batch_size: int = typer.Option(4, min=1, help="Tiles per batch."),
-    threshold: Optional[float] = typer.Option(None, help="Probability threshold (default: the model's)."),
+    threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
     save_probabilities: bool = typer.Option(False, help="Also write probability TIFFs."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -219,7 +218,7 @@ def evaluate(
     source: str = typer.Argument(..., help="Prediction folder, run folder, checkpoint or default."),
     data: Path = typer.Argument(..., help="Labelled data: images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-evaluation"), "--out", help="Output folder."),
-    threshold: Optional[float] = typer.Option(None, help="Probability threshold."),
+    threshold: float | None = typer.Option(None, help="Probability threshold."),
     shift_radius: int = typer.Option(3, min=0, help="Shift-tolerant IoU search radius (px)."),
     centroid_px: float = typer.Option(3.0, min=0.5, help="Centroid matching distance (px)."),
     calibrate: bool = typer.Option(False, help="Pick and store the F1-best threshold."),
@@ -245,8 +244,8 @@ def evaluate(
 def dilution(
     counts_csv: Path = typer.Argument(..., help="counts.csv from beadseg predict."),
     out: Path = typer.Option(Path("beadseg-dilution"), "--out", help="Output folder."),
-    pixel_size_um: Optional[float] = typer.Option(None, help="Pixel size in micrometres."),
-    depth_um: Optional[float] = typer.Option(None, help="Chamber depth in micrometres."),
+    pixel_size_um: float | None = typer.Option(None, help="Pixel size in micrometres."),
+    depth_um: float | None = typer.Option(None, help="Chamber depth in micrometres."),
 ) -> None:
     """Density vs dilution on log-log axes: slope, 95 % CI, R2, outliers, stock concentration."""
     from .dilution import dilution_report
@@ -272,6 +271,18 @@ def fix_masks_cmd(
     typer.echo(f"{n} of {len(rows)} masks shifted onto their beads; see {out / 'shifts.csv'}")
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("beadseg-demo"), "--out", help="Output folder."),
+    quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer epochs (< 60 s)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """The whole pipeline on generated data with the shipped model; writes index.html."""
+    from .demo import run_demo
+
+    run_demo(out, quick=quick, seed=seed, log=typer.echo)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, BeadsegWarning):
         print(f"warning: {message}", file=sys.stderr)
@@ -281,7 +292,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
         )
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (no traceback)."""
     warnings.showwarning = _show_warning
     try:

@@ -116,6 +116,9 @@ class TrainConfig(_Strict):
     seed: int = 0
     max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    init_weights: str | None = Field(
+        None, description="start from these weights (run folder, checkpoint or 'default')"
+    )
 
     @field_validator("device")
     @classmethod

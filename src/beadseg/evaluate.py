@@ -19,8 +19,16 @@ from .config import InstanceConfig, PredictConfig
 from .errors import InputError
 from .instances import instances_from_mask
 from .io import Pair, find_pairs, read_mask, read_pair, write_text
-from .metrics import (Matching, best_shift_iou, count_error, count_summary, match_centroids,
-                      match_objects, pixel_scores, pooled)
+from .metrics import (
+    PixelScores,
+    best_shift_iou,
+    count_error,
+    count_summary,
+    match_centroids,
+    match_objects,
+    pixel_scores,
+    pooled,
+)
 from .naming import parse_name
 from .provenance import write_json, write_provenance
 
@@ -46,8 +54,8 @@ def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray:
                      "`beadseg predict` on the same images first")
 
 
-def _match_sums(ms: list[Matching]) -> dict:
-    tp, fp, fn = (sum(getattr(m, k) for m in ms) for k in ("tp", "fp", "fn"))
+def _sums(rows: list[dict], prefix: str) -> dict:
+    tp, fp, fn = (int(sum(r[f"{prefix}_{k}"] for r in rows)) for k in ("tp", "fp", "fn"))
     return {"tp": tp, "fp": fp, "fn": fn,
             "precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / (tp + fn) if tp + fn else 0.0,
@@ -56,7 +64,8 @@ def _match_sums(ms: list[Matching]) -> dict:
 
 def evaluate_image(pred_labels: np.ndarray, true_mask: np.ndarray, true_labels: np.ndarray,
                    shift_radius_px: int = 3, centroid_px: float = 3.0) -> dict:
-    """All metrics of one image (see :mod:`beadseg.metrics` for the definitions)."""
+    """All metrics of one image (see :mod:`beadseg.metrics` for the definitions), with the raw
+    counts (``px_*``, ``obj_*``, ``cen_*``) needed to pool images."""
     pred_mask = pred_labels > 0
     px = pixel_scores(pred_mask, true_mask)
     shift_iou, dy, dx = best_shift_iou(pred_mask, true_mask, shift_radius_px)
@@ -70,12 +79,16 @@ def evaluate_image(pred_labels: np.ndarray, true_mask: np.ndarray, true_labels: 
         "mean_matched_iou": obj.mean_matched_score, "panoptic_quality": obj.panoptic_quality,
         "centroid_f1": cen.f1, "true_count": n_true, "pred_count": n_pred,
         "count_error": count_error(n_pred, n_true),
-        "_px": px, "_obj": obj, "_cen": cen,
+        "px_tp": px.tp, "px_fp": px.fp, "px_fn": px.fn, "px_tn": px.tn,
+        "obj_tp": obj.tp, "obj_fp": obj.fp, "obj_fn": obj.fn,
+        "cen_tp": cen.tp, "cen_fp": cen.fp, "cen_fn": cen.fn,
     }
 
 
-def _aggregate(rows: list[dict]) -> dict:
-    px = pooled([r["_px"] for r in rows])
+def aggregate(rows: list[dict]) -> dict:
+    """Pool per-image rows of :func:`evaluate_image`: means, pooled pixel scores, object and
+    centroid matching (TP/FP/FN summed), count errors."""
+    px = pooled([PixelScores(r["px_tp"], r["px_fp"], r["px_fn"], r["px_tn"]) for r in rows])
     cs = count_summary([r["pred_count"] for r in rows], [r["true_count"] for r in rows])
     return {
         "n_images": len(rows),
@@ -84,8 +97,8 @@ def _aggregate(rows: list[dict]) -> dict:
         "dice_mean": float(np.mean([r["dice"] for r in rows])),
         "dice_pooled": px.dice,
         "iou_best_shift_mean": float(np.mean([r["iou_best_shift"] for r in rows])),
-        "object": _match_sums([r["_obj"] for r in rows]),
-        "centroid": _match_sums([r["_cen"] for r in rows]),
+        "object": _sums(rows, "obj"),
+        "centroid": _sums(rows, "cen"),
         "object_f1_mean": float(np.mean([r["object_f1"] for r in rows])),
         "counts": cs.as_dict(),
     }
@@ -168,7 +181,7 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
         for r in rows:
             if r[key] is not None:
                 by[r[key]].append(r)
-        groups[key] = {str(k): _aggregate(v) for k, v in sorted(by.items(), key=lambda kv: str(kv[0]))}
+        groups[key] = {str(k): aggregate(v) for k, v in sorted(by.items(), key=lambda kv: str(kv[0]))}
     result = {
         "source": str(source),
         "data": str(data),
@@ -180,10 +193,10 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
             "centroid": f"instances matched one-to-one by centroid distance <= {centroid_px} px",
             "count_error": "(predicted - true) / max(true, 1) per image",
         },
-        "overall": _aggregate(rows),
+        "overall": aggregate(rows),
         "per_source_frame": groups["source_frame"],
         "per_dilution": groups["dilution"],
-        "per_image": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+        "per_image": rows,
     }
     if calibrate:
         if model is None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import csv
 import io as _io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,8 +23,15 @@ import torch
 from .config import InstanceConfig, PredictConfig
 from .errors import BeadsegError, InputError
 from .instances import bead_table, instances_from_mask
-from .io import find_images, read_image, to_channels, write_float_tiff, write_labels, write_mask, \
-    write_text
+from .io import (
+    find_images,
+    read_image,
+    to_channels,
+    write_float_tiff,
+    write_labels,
+    write_mask,
+    write_text,
+)
 from .naming import parse_name
 from .provenance import write_json, write_provenance
 

@@ -11,8 +11,8 @@ import csv
 import io as _io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -111,6 +111,22 @@ def build_model_from_checkpoint(state: dict) -> torch.nn.Module:
                          **{k: v for k, v in meta["model"].items() if k != "name"})
     model.load_state_dict(state.get("ema_state") or state["model_state"])
     return model.eval()
+
+
+def _init_from(model: torch.nn.Module, source: str) -> None:
+    """Fine-tuning: copy weights from a checkpoint of the same architecture."""
+    from .predict import resolve_model_path
+
+    path = resolve_model_path(source)
+    state = load_checkpoint(path)
+    weights = state.get("ema_state") or state["model_state"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        raise ConfigError(
+            f"train.init_weights = {source}: its architecture ({state['meta']['model']}) differs "
+            "from model.*; set model.* to match it"
+        ) from None
 
 
 def _history_csv(history: list[dict]) -> str:
@@ -225,6 +241,8 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
     torch.manual_seed(t.seed)
     model = create_model(cfg.model.name, in_channels=cfg.data.channels,
                          **cfg.model.model_dump(exclude={"name"})).to(device)
+    if t.init_weights and state is None:
+        _init_from(model, t.init_weights)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
     ema = EMA(model, t.ema_decay) if t.ema_decay else None

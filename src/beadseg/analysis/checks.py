@@ -7,7 +7,6 @@ from collections import defaultdict
 
 import numpy as np
 
-
 # ----------------------------------------------------------------------------- missing labels
 
 
