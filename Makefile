@@ -26,7 +26,7 @@ lint: install
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
-	$(PY) benchmarks/run_all.py
+	PY=$(PY) benchmarks/run_all.sh
 
 clean:
 	rm -rf $(VENV) beadseg-demo .pytest_cache

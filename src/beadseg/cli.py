@@ -84,7 +84,25 @@ def analyze(
         typer.echo(f"- {r['text']} [{r['measurement']}]")
 
 
-def _train_config(data, config, sets, model, epochs, device, out_required=True):
+def _relaunch_with_torchrun(nproc: int) -> None:
+    """Run this same command under torchrun with ``nproc`` processes (DDP), minus --nproc."""
+    import os
+    import subprocess
+
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={nproc}", "-m", "beadseg", *args]
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+def _train_config(data, config, sets, model, epochs, device):
     from .config import load_config
 
     overrides = list(sets or [])
@@ -115,12 +133,15 @@ def train(
     fold: int | None = typer.Option(None, min=0, help="Which fold is validation."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the config, exit."),
+    nproc: int = typer.Option(1, min=1, help="Processes: > 1 launches torchrun (DDP)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a bead segmentation model (grouped split, early stopping, collapse guard)."""
     from .config import config_to_yaml
     from .train import train as run_train
 
+    if nproc > 1:
+        _relaunch_with_torchrun(nproc)
     extra = list(sets or [])
     if folds is not None:
         extra.append(f"split.folds={folds}")
@@ -139,6 +160,70 @@ def train(
                f"{res['best_epoch']}; run folder {resume or out}")
     if res["status"] == "collapsed":
         raise typer.Exit(3)
+
+
+@app.command()
+def cv(
+    data: Path | None = typer.Argument(None, help="Folder with images/ and masks/."),
+    out: Path = typer.Option(Path("beadseg-cv"), "--out", help="Folder of the fold runs."),
+    folds: int = typer.Option(5, min=2, help="K."),
+    fold: int | None = typer.Option(None, min=0, help="Run only this fold (job arrays)."),
+    report_only: bool = typer.Option(False, help="Only summarise finished folds."),
+    config: Path | None = typer.Option(None, help="YAML config."),
+    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+) -> None:
+    """K-fold cross-validation over source frames: mean +/- SD of every metric."""
+    from .cv import cross_validate
+
+    cfg = _train_config(data, config, sets, None, None, None)
+    s = cross_validate(cfg, folds, out, fold, report_only, log=typer.echo)
+    typer.echo(s["markdown"])
+
+
+@app.command()
+def sweep(
+    space: Path = typer.Argument(..., help="Search-space YAML."),
+    trials: int = typer.Option(20, min=1, help="Finished trials wanted in the study."),
+    storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite in OUT)."),
+    out: Path = typer.Option(Path("beadseg-sweep"), "--out", help="Output folder."),
+) -> None:
+    """Optuna hyperparameter search over config keys, resumable, shareable across workers."""
+    from .sweep import sweep as run_sweep
+
+    r = run_sweep(space, trials, out, storage, log=typer.echo)
+    typer.echo(f"{r['n_trials']} trials ({r['n_complete']} complete, {r['n_pruned']} pruned); "
+               f"results in {out}")
+
+
+@app.command()
+def hpc(
+    scheduler: str = typer.Argument(..., help="pbs or slurm."),
+    config: str = typer.Option("config.yaml", help="Training config or sweep space."),
+    job: str = typer.Option("train", help="train, predict or sweep."),
+    gpus: int = typer.Option(1, min=0, help="GPUs per node."),
+    nodes: int = typer.Option(1, min=1, help="Nodes."),
+    hours: float = typer.Option(4.0, min=0.1, help="Wall time in hours."),
+    array: int | None = typer.Option(None, min=1, help="Job-array size (predict shards, sweep workers)."),
+    cpus: int = typer.Option(8, min=1, help="CPUs per node."),
+    mem_gb: int = typer.Option(32, min=1, help="Memory per node (GB)."),
+    queue: str | None = typer.Option(None, help="Queue / partition."),
+    account: str | None = typer.Option(None, help="Project / account."),
+    venv: str | None = typer.Option(None, help="Virtual environment to activate."),
+    module: list[str] | None = typer.Option(None, help="Module to load (repeatable)."),
+    out_dir: str = typer.Option("runs", help="Output folder on the cluster."),
+    inputs: str = typer.Option("frames/", help="Predict: input folder or glob."),
+    model: str = typer.Option("default", help="Predict: model."),
+    storage: str | None = typer.Option(None, help="Sweep: shared Optuna storage URL."),
+    trials: int = typer.Option(10, min=1, help="Sweep: trials per worker."),
+) -> None:
+    """Print a PBS or SLURM job script (torchrun training, sweep workers, predict arrays)."""
+    from .hpc import JobSpec, render_job
+
+    typer.echo(render_job(JobSpec(
+        scheduler=scheduler, job=job, config=config, gpus=gpus, nodes=nodes, hours=hours,
+        array=array, cpus=cpus, mem_gb=mem_gb, queue=queue, account=account, venv=venv,
+        modules=tuple(module or ()), out_dir=out_dir, inputs=inputs, model=model,
+        storage=storage, trials=trials)), nl=False)
 
 
 @app.command()
@@ -199,18 +284,31 @@ def predict(
     threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
     save_probabilities: bool = typer.Option(False, help="Also write probability TIFFs."),
+    shard: str | None = typer.Option(None, help="i/N: process every N-th input from i."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv."""
     from .config import PredictConfig
-    from .predict import predict_images
+    from .predict import parse_shard, predict_images
 
     cfg = PredictConfig(mode=mode, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                         device=device, save_probabilities=save_probabilities)
     s = predict_images(model, [str(i) for i in inputs], out, cfg, threshold,
-                       progress=not quiet, log=typer.echo)
+                       progress=not quiet, log=typer.echo, shard=parse_shard(shard))
     typer.echo(f"{s['n_images']} images, {sum(r['count'] for r in s['counts'])} beads "
                f"({s['n_errors']} skipped); counts: {out / 'counts.csv'}")
+
+
+@app.command()
+def merge(
+    runs: list[Path] = typer.Argument(..., help="Prediction folders (e.g. shards)."),
+    out: Path = typer.Option(..., "--out", help="Merged folder."),
+) -> None:
+    """Join the counts.csv/errors.csv of prediction runs made with the same model and settings."""
+    from .predict import merge_runs
+
+    r = merge_runs(runs, out)
+    typer.echo(f"merged {r['n_images']} images ({r['n_errors']} errors) into {out / 'counts.csv'}")
 
 
 @app.command()

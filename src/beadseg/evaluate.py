@@ -130,7 +130,7 @@ def _predictions(source: str | Path, pairs: list[Pair], cfg: PredictConfig,
 def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None,
              cfg: PredictConfig | None = None, threshold: float | None = None,
              shift_radius_px: int = 3, centroid_px: float = 3.0, calibrate: bool = False,
-             gallery: bool = True) -> dict:
+             gallery: bool = True, only: set[str] | None = None) -> dict:
     """Evaluate predictions (a `beadseg predict` folder) or a model against a labelled set.
 
     Parameters
@@ -144,6 +144,8 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
     calibrate : bool
         With a model: choose the probability threshold that maximises object F1 (centroid
         matching) on this set and store it in the checkpoint.
+    only : set of str, optional
+        Evaluate only these image names (e.g. the validation side of a split).
 
     Returns
     -------
@@ -153,6 +155,10 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
     cfg = cfg or PredictConfig()
     data = Path(data)
     pairs = find_pairs(data)
+    if only is not None:
+        pairs = [p for p in pairs if p.name in only]
+        if not pairs:
+            raise InputError(f"none of the requested images is in {data}")
     rows, worst = [], []
     thresholds = np.round(np.arange(0.2, 0.81, 0.05), 2)
     cal_sums = np.zeros((len(thresholds), 3))  # tp, fp, fn per threshold

@@ -133,3 +133,28 @@ def plot_dilution(result: dict, path: Path) -> None:
     ax[1].set(xlabel="dilution", ylabel="beads per MP", title="Spread per dilution")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_sweep(values: list[tuple[int, float]], importance: dict, out: Path,
+               maximize: bool = True) -> None:
+    """history.png (value per trial, best so far) and importance.png (Optuna's fANOVA)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    nums = [n for n, _ in values]
+    vals = [v for _, v in values]
+    best = np.maximum.accumulate(vals) if maximize else np.minimum.accumulate(vals)
+    ax.plot(nums, vals, "o", label="trial")
+    ax.step(nums, best, where="post", label="best so far")
+    ax.set(xlabel="trial", ylabel="objective", title="Sweep history")
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, out / "history.png")
+    fig, ax = plt.subplots(figsize=(7, 0.6 * max(len(importance), 1) + 1.5))
+    if importance:
+        keys = list(importance)[::-1]
+        ax.barh(keys, [importance[k] for k in keys])
+    else:
+        ax.text(0.5, 0.5, "importance needs two or more finished trials", ha="center")
+    ax.set(title="Parameter importance (fANOVA)", xlabel="importance")
+    fig.tight_layout()
+    save_figure(fig, out / "importance.png")

@@ -293,31 +293,64 @@ def _csv_text(rows: list[dict], fields: list[str]) -> str:
     return buf.getvalue()
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"`` -> (i, N) with 0 <= i < N; None stays None."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r} is not i/N (e.g. --shard 0/8)") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise InputError(f"--shard {text}: need 0 <= i < N (e.g. 0/{max(n, 1)} .. {max(n, 1) - 1}/{max(n, 1)})")
+    return i, n
+
+
+def _record_path(out: Path, stem: str) -> Path:
+    return out / "records" / f"{stem}.json"
+
+
 def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
                    cfg: PredictConfig | None = None, threshold: float | None = None,
-                   progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
+                   progress: bool = True, log: Callable[[str], None] | None = None,
+                   shard: tuple[int, int] | None = None) -> dict:
     """Predict every input image, one in memory at a time, and write run-level tables.
 
     Frames that cannot be read are skipped and listed in ``errors.csv``; the others are still
-    processed.
+    processed. With ``shard=(i, N)`` only every N-th of the sorted inputs, starting at i, is
+    processed, so N cluster jobs cover the inputs with no coordination. A frame whose outputs are
+    complete (its ``records/<name>.json``, written last, exists) is not predicted again: a killed
+    job resumes where it stopped.
 
     Returns
     -------
     dict
         ``{"n_images", "n_errors", "counts": [...], "timings": {...}}`` (also in summary.json).
     """
+    import json
+
     cfg = cfg or PredictConfig()
     from .train import resolve_device
 
     files = collect_inputs(inputs)
+    if shard is not None:
+        files = files[shard[0]::shard[1]]
     device = resolve_device(cfg.device)
     m = load_model(model, device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "model": m.source,
+        "model_meta": {k: v for k, v in m.meta.items() if k != "instances"},
+        "threshold": m.threshold if threshold is None else threshold,
+        "instances": m.instances.model_dump(),
+        "predict": cfg.model_dump(exclude={"device"}),
+        "shard": list(shard) if shard else None,
+    }
     rows, errors = [], []
     totals: dict[str, float] = {}
     mp_total = 0.0
-    it = files
+    resumed = 0
     bar = None
     if progress:
         from rich.progress import Progress
@@ -326,8 +359,13 @@ def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
         bar.start()
         task = bar.add_task("predicting", total=len(files))
     try:
-        for f in it:
+        for f in files:
+            record = _record_path(out, f.stem)
             try:
+                if record.is_file():
+                    rows.append(json.loads(record.read_text()))
+                    resumed += 1
+                    continue
                 r = predict_file(m, f, out, cfg, threshold)
             except BeadsegError as exc:
                 errors.append({"image": str(f), "error": str(exc)})
@@ -337,7 +375,9 @@ def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
             finally:
                 if bar:
                     bar.update(task, advance=1)
-            rows.append(count_row(r))
+            row = count_row(r)
+            write_json(record, row)  # last: its presence marks the frame complete
+            rows.append(row)
             mp_total += r.height * r.width / 1e6
             for k, v in r.timings.items():
                 totals[k] = totals.get(k, 0.0) + v
@@ -346,17 +386,9 @@ def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
             bar.stop()
     write_text(out / "counts.csv", _csv_text(rows, COUNT_FIELDS))
     write_text(out / "errors.csv", _csv_text(errors, ["image", "error"]))
-    settings = {
-        "model": m.source,
-        "model_meta": {k: v for k, v in m.meta.items() if k != "instances"},
-        "threshold": m.threshold if threshold is None else threshold,
-        "instances": m.instances.model_dump(),
-        "predict": cfg.model_dump(),
-        "device": str(device),
-    }
-    write_json(out / "settings.json", settings)
-    summary = {"n_images": len(rows), "n_errors": len(errors), "megapixels": mp_total,
-               "timings_s": totals,
+    write_json(out / "settings.json", {**settings, "device": str(device)})
+    summary = {"n_images": len(rows), "n_errors": len(errors), "n_resumed": resumed,
+               "megapixels": mp_total, "timings_s": totals,
                "mp_per_s": {k: mp_total / v for k, v in totals.items() if v > 0},
                "counts": rows}
     write_json(out / "summary.json", summary)
@@ -364,3 +396,44 @@ def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
     if not rows and errors:
         raise InputError(f"no image could be predicted; see {out / 'errors.csv'}")
     return summary
+
+
+def merge_runs(runs: list[str | Path], out: str | Path) -> dict:
+    """Join the counts.csv / errors.csv of prediction runs (e.g. the shards of a job array).
+
+    Refuses runs made with different models or settings, and images predicted twice.
+    """
+    import json
+
+    if not runs:
+        raise InputError("give the prediction folders to merge")
+    ref_key, ref_run = None, None
+    rows, errors = [], []
+    for run in map(Path, runs):
+        sfile = run / "settings.json"
+        if not sfile.is_file() or not (run / "counts.csv").is_file():
+            raise InputError(f"{run} is not a finished `beadseg predict` folder (no settings.json "
+                             "or counts.csv)")
+        settings = json.loads(sfile.read_text())
+        key = {k: v for k, v in settings.items() if k not in ("shard", "device")}
+        if ref_key is None:
+            ref_key, ref_run = key, run
+        elif key != ref_key:
+            diff = sorted(k for k in key if key.get(k) != ref_key.get(k))
+            raise InputError(f"{run} was made with other settings than {ref_run} ({', '.join(diff)}"
+                             "); merge only runs of one model and one set of settings")
+        with open(run / "counts.csv") as f:
+            rows += list(csv.DictReader(f))
+        with open(run / "errors.csv") as f:
+            errors += list(csv.DictReader(f))
+    names = [r["image"] for r in rows]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"images predicted in more than one run: {', '.join(dup[:5])}")
+    rows.sort(key=lambda r: r["image"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "counts.csv", _csv_text(rows, COUNT_FIELDS))
+    write_text(out / "errors.csv", _csv_text(errors, ["image", "error"]))
+    write_json(out / "settings.json", {**ref_key, "merged_from": [str(r) for r in runs]})
+    return {"n_images": len(rows), "n_errors": len(errors)}

@@ -51,6 +51,29 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def distributed_setup(device_name: str) -> tuple[int, int, torch.device | None]:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1).
+
+    NCCL on GPUs, gloo on CPU. Returns (rank, world size, this rank's device or None).
+    """
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or \
+        device_name.startswith("cuda")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, schedule: str,
           min_ratio: float) -> float:
     """Learning rate of a step: linear warm-up, then cosine decay to ``min_ratio * peak``
@@ -102,6 +125,28 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not a beadseg checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     return state
+
+
+def export_model(run: str | Path, out: str | Path, threshold: float | None = None) -> Path:
+    """Write a slim inference checkpoint of a run (weights, settings, training record; no
+    optimizer state): what `beadseg predict` needs, a third of the size."""
+    run = Path(run)
+    state = load_checkpoint(run / "best.pt" if run.is_dir() else run)
+    meta = dict(state["meta"])
+    if threshold is not None:
+        meta["threshold"] = float(threshold)
+    slim = {
+        "format": CHECKPOINT_FORMAT,
+        "model_state": state.get("ema_state") or state["model_state"],
+        "ema_state": None,
+        "epoch": state["epoch"],
+        "config": state["config"],
+        "history": state["history"],
+        "best": state["best"],
+        "meta": meta,
+    }
+    save_checkpoint(Path(out), slim)
+    return Path(out)
 
 
 def build_model_from_checkpoint(state: dict) -> torch.nn.Module:
@@ -194,7 +239,8 @@ def _bead_area_stats(samples: list[Sample]) -> dict:
 
 
 def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None = None,
-          progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          progress: bool = True, log: Callable[[str], None] = print,
+          on_epoch: Callable[[int, dict], None] | None = None) -> dict:
     """Train a segmentation model.
 
     Parameters
@@ -209,6 +255,9 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
         Show a progress bar.
     log : callable
         Receives one line per epoch.
+    on_epoch : callable, optional
+        Called with (epoch, history row) after each validation, e.g. to prune a sweep trial
+        (it may raise to stop the run).
 
     Returns
     -------
@@ -229,20 +278,33 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
     t = cfg.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
-    device = resolve_device(t.device)
+    rank, world, dist_device = distributed_setup(t.device)
+    main_rank = rank == 0  # only rank 0 writes
+    device = dist_device or resolve_device(t.device)
+    if world > 1 and t.batch_size % world:
+        raise ConfigError(f"train.batch_size = {t.batch_size} must be a multiple of the "
+                          f"{world} processes")
     split, train_s, val_s = _prepare(cfg)
     dataset = CropDataset(train_s, cfg.data, cfg.augment, seed=t.seed)
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    write_json(out / "split.json", split.as_dict())
-    write_provenance(out, "train", seed=t.seed, device=str(device))
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        write_json(out / "split.json", split.as_dict())
+        write_provenance(out, "train", seed=t.seed, device=str(device), world_size=world)
 
     torch.manual_seed(t.seed)
     model = create_model(cfg.model.name, in_channels=cfg.data.channels,
                          **cfg.model.model_dump(exclude={"name"})).to(device)
     if t.init_weights and state is None:
         _init_from(model, t.init_weights)
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
     ema = EMA(model, t.ema_decay) if t.ema_decay else None
@@ -270,7 +332,6 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
         "trained_on": str(cfg.data.path),
     }
     if state is not None:
-        model.load_state_dict(state["model_state"])
         opt.load_state_dict(state["optimizer_state"])
         if ema is not None and state.get("ema_state"):
             ema.shadow = {k: v.to(device) for k, v in state["ema_state"].items()}
@@ -323,7 +384,9 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
             run_loss, n_seen = 0.0, 0
             t_train = time.time()
             for step in range(steps_per_epoch):
+                # each process takes its share of the global batch
                 idx = range(step * t.batch_size, min((step + 1) * t.batch_size, len(dataset)))
+                idx = idx[rank::world]
                 xs, ys = zip(*(dataset[i] for i in idx))
                 x = torch.stack(xs).to(device)
                 y = torch.stack(ys).to(device)
@@ -333,7 +396,7 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
                     g["lr"] = lr
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    logits = model(x)
+                    logits = net(x)
                 loss = loss_fn(logits.float(), y)
                 if not torch.isfinite(loss):
                     status, reason = "collapsed", (
@@ -354,6 +417,12 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
                 if bar:
                     bar.update(task, advance=1)
             t_train = time.time() - t_train
+            if world > 1:
+                import torch.distributed as dist
+
+                sums = torch.tensor([run_loss, float(n_seen)], dtype=torch.float64)
+                dist.all_reduce(sums)
+                run_loss, n_seen = float(sums[0]), int(sums[1])
             if bar and task is not None:
                 bar.remove_task(task)
             if status == "collapsed":
@@ -367,7 +436,8 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
             row = {"epoch": epoch + 1, "train_loss": run_loss / max(n_seen, 1), **val,
                    "lr": lr, "train_seconds": t_train, "seconds": time.time() - e0}
             history.append(row)
-            log(f"epoch {epoch + 1}/{t.epochs}  train {row['train_loss']:.4f}  "
+            if main_rank:
+                log(f"epoch {epoch + 1}/{t.epochs}  train {row['train_loss']:.4f}  "
                 f"val {val['val_loss']:.4f}  IoU {val['val_iou']:.3f} (pooled "
                 f"{val['val_iou_pooled']:.3f})  fg {val['val_pred_fg']:.4f}/{val['val_true_fg']:.4f}"
                 f"  {row['seconds']:.1f}s")
@@ -389,18 +459,30 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
             if improved and status == "ok":
                 best = {"epoch": epoch + 1, "value": float(value), **val}
                 bad_epochs = 0
-                save_checkpoint(out / "best.pt", checkpoint(epoch))
+                if main_rank:
+                    save_checkpoint(out / "best.pt", checkpoint(epoch))
             else:
                 bad_epochs += 1
-            write_text(out / "history.csv", _history_csv(history))
+            if main_rank:
+                write_text(out / "history.csv", _history_csv(history))
             if status == "ok" and t.early_stop_patience and bad_epochs >= t.early_stop_patience:
                 status, reason = "early-stopped", (
                     f"{t.monitor} did not improve for {bad_epochs} epochs "
                     f"(best {best['value']:.4f} at epoch {best['epoch']})")
-            if status == "ok" and t.max_minutes and (
-                    elapsed_before + time.time() - t0) / 60 >= t.max_minutes:
+            out_of_time = bool(t.max_minutes and (
+                elapsed_before + time.time() - t0) / 60 >= t.max_minutes)
+            if world > 1:  # rank 0's clock decides, so every process stops at the same epoch
+                import torch.distributed as dist
+
+                flag = torch.tensor([int(out_of_time)])
+                dist.broadcast(flag, 0)
+                out_of_time = bool(flag.item())
+            if status == "ok" and out_of_time:
                 status, reason = "time-limit", f"stopped after {t.max_minutes} minutes"
-            save_checkpoint(out / "last.pt", checkpoint(epoch))
+            if main_rank:
+                save_checkpoint(out / "last.pt", checkpoint(epoch))
+            if on_epoch is not None:
+                on_epoch(epoch + 1, row)
             if status != "ok":
                 break
     finally:
@@ -418,6 +500,7 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
         "best_val_iou": best.get("val_iou"),
         "best_val_iou_pooled": best.get("val_iou_pooled"),
         "monitor": t.monitor,
+        "best_monitor": best["value"] if best["epoch"] > 0 else None,
         "final_val_iou": final.get("val_iou"),
         "final_over_best": (final.get("val_iou", 0) / best["val_iou"])
         if best.get("val_iou") else None,
@@ -429,6 +512,13 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
         "n_val_images": len(val_s),
         "val_groups": split.as_dict()["val_groups"],
     }
+    result["world_size"] = world
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if not main_rank:
+        return result
     if status == "collapsed":
         log(f"COLLAPSED: {reason}")
     elif reason:

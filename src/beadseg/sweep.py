@@ -1,0 +1,221 @@
+"""`beadseg sweep`: hyperparameter search with Optuna over any config keys.
+
+The search space is YAML::
+
+    base_config: configs/default_model.yaml     # optional
+    base:                                        # optional overrides of the base config
+      data: {path: data/microbeads}
+      train: {epochs: 8}
+    metric: val_iou                              # any TrainConfig.monitor; val_loss minimised
+    space:
+      optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      model.name: {type: categorical, choices: [unet, attention_unet]}
+      data.crop_size: {type: int, low: 128, high: 256, step: 64}
+
+Trials run short trainings; poor ones are pruned from their per-epoch metric (median pruner).
+The study lives in an Optuna storage (SQLite file by default, any RDB URL such as PostgreSQL so
+workers on many nodes share one study); running the command again continues the study up to
+``--trials`` finished trials.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .config import Config, _keys, load_config, save_config
+from .errors import ConfigError, InputError
+from .io import write_text
+from .provenance import write_json
+
+
+class Param(BaseModel):
+    """One searched key."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: list | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        if v not in ("float", "int", "categorical"):
+            raise ValueError(f"type {v!r} is not float, int or categorical")
+        return v
+
+
+class SearchSpace(BaseModel):
+    """The sweep file."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_config: str | None = None
+    base: dict = Field(default_factory=dict)
+    metric: str = "val_iou"
+    study_name: str = "beadseg-sweep"
+    seed: int = 0
+    space: dict[str, Param]
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and check a search-space file: known config keys, non-empty ranges."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"search space {path} does not exist")
+    try:
+        space = SearchSpace.model_validate(yaml.safe_load(path.read_text()) or {})
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    valid = set(_keys(Config))
+    if not space.space:
+        raise ConfigError(f"{path}: the space is empty; name at least one key to search")
+    for key, p in space.space.items():
+        if key not in valid:
+            import difflib
+
+            close = difflib.get_close_matches(key, valid, n=1)
+            raise ConfigError(f"{path}: unknown config key {key!r} in space"
+                              + (f"; did you mean {close[0]!r}?" if close else ""))
+        if p.type == "categorical":
+            if not p.choices:
+                raise ConfigError(f"{path}: {key} has no choices")
+        elif p.low is None or p.high is None or not p.low < p.high:
+            raise ConfigError(f"{path}: {key} needs low < high (got low={p.low}, high={p.high})")
+        elif p.log and p.low <= 0:
+            raise ConfigError(f"{path}: {key} is log-scaled, so low must be > 0 (got {p.low})")
+    if space.metric not in ("val_iou", "val_iou_pooled", "val_dice", "val_loss"):
+        raise ConfigError(f"{path}: metric {space.metric!r} is not val_iou, val_iou_pooled, "
+                          "val_dice or val_loss")
+    return space
+
+
+def _suggest(trial, key: str, p: Param):
+    if p.type == "categorical":
+        return trial.suggest_categorical(key, p.choices)
+    if p.type == "int":
+        return trial.suggest_int(key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(key, p.low, p.high, step=p.step, log=p.log)
+
+
+def _storage(url: str):
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:
+        raise InputError(f"cannot open the Optuna storage {url}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]} (check the URL, the server and its "
+                         "driver)") from None
+
+
+def _flatten(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += _flatten(v, f"{prefix}{k}.")
+        else:
+            text = yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+            out.append(f"{prefix}{k}={text}")
+    return out
+
+
+def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep",
+          storage: str | None = None, log=print) -> dict:
+    """Run (or continue) a study until it has ``trials`` finished trials.
+
+    Returns
+    -------
+    dict
+        Best value, params and trial counts; writes trials.csv, best_config.yaml,
+        history.png and importance.png into ``out``.
+    """
+    import optuna
+
+    from .train import train
+
+    space = load_space(space_file)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    store = _storage(storage)
+    direction = "minimize" if space.metric == "val_loss" else "maximize"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=space.study_name, storage=store, direction=direction,
+                                load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=space.seed),
+                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=2))
+    base_overrides = _flatten(space.base) + [f"train.monitor={space.metric}"]
+    load_config(space.base_config, base_overrides)  # fail early on a bad base
+
+    def objective(trial):
+        params = {k: _suggest(trial, k, p) for k, p in space.space.items()}
+        cfg = load_config(space.base_config, base_overrides + [
+            f"{k}={v}" for k, v in params.items()])
+        run = out / f"trial_{trial.number:04d}"
+
+        def report(epoch: int, row: dict) -> None:
+            trial.report(row[space.metric], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        res = train(cfg, run, progress=False, log=lambda s: None, on_epoch=report)
+        trial.set_user_attr("run", str(run))
+        if res["status"] == "collapsed":
+            raise optuna.TrialPruned()
+        best = res.get("best_monitor")
+        return best if best is not None else float("nan")
+
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                   optuna.trial.TrialState.PRUNED)]
+    todo = max(0, trials - len(done))
+    if todo:
+        study.optimize(objective, n_trials=todo, catch=())
+    return _report(study, out, space, log)
+
+
+def _report(study, out: Path, space: SearchSpace, log) -> dict:
+    import optuna
+
+    rows = []
+    for t in study.trials:
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
+                     **{f"param:{k}": v for k, v in t.params.items()},
+                     "run": t.user_attrs.get("run", "")})
+    buf = _io.StringIO()
+    fields = sorted({k for r in rows for k in r}, key=lambda k: (not k == "number", k))
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out / "trials.csv", buf.getvalue())
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    result = {"n_trials": len(study.trials), "n_complete": len(complete),
+              "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}
+    if complete:
+        best = study.best_trial
+        result.update(best_value=best.value, best_params=best.params,
+                      best_run=best.user_attrs.get("run"))
+        cfg = load_config(Path(best.user_attrs["run"]) / "config.yaml")
+        save_config(cfg, out / "best_config.yaml")
+        from .plots import plot_sweep
+
+        importance = {}
+        if len(complete) >= 2 and len(space.space) >= 1:
+            try:
+                importance = optuna.importance.get_param_importances(study)
+            except (RuntimeError, ValueError, ZeroDivisionError):
+                importance = {}
+        result["importance"] = importance
+        plot_sweep([(t.number, t.value) for t in complete], importance, out,
+                   maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+        log(f"best {space.metric} {best.value:.4f} with {best.params}; "
+            f"config: {out / 'best_config.yaml'}")
+    write_json(out / "sweep.json", result)
+    return result
