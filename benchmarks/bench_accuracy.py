@@ -90,7 +90,7 @@ def main():
             if len(splits) < args.folds:
                 splits.append(split)
             val = set(split["val"])
-            for target, root in (("raw", data), ("fixed", fixed)):
+            for target in ("raw", "fixed"):
                 val_data = subset(f"{args.set}_{target}_fold{k}_val", lambda s, v=val: s in v) \
                     if target == "raw" else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
                 ev = evaluate(run, val_data, out / f"{name}_{align}_fold{k}_eval_{target}",

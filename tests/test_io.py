@@ -168,3 +168,17 @@ def test_to_channels():
     assert to_channels(np.zeros((2, 2, 3), np.float32), 1).shape == (2, 2, 1)
     with pytest.raises(InputError, match="expects 4"):
         to_channels(g, 4)
+
+
+def test_read_labels_trusts_ids(tmp_path):
+    from beadseg.io import read_labels
+
+    lab = np.zeros((6, 6), np.uint16)
+    lab[0:3, 0:3] = 1
+    lab[0:3, 3:6] = 2  # touching objects with many differing neighbours
+    lab[3:6, 0:3] = 3
+    tifffile.imwrite(tmp_path / "l.tif", lab)
+    np.testing.assert_array_equal(read_labels(tmp_path / "l.tif"), lab)
+    tifffile.imwrite(tmp_path / "f.tif", np.full((4, 4), 0.5, np.float32))
+    with pytest.raises(InputError, match="non-integer"):
+        read_labels(tmp_path / "f.tif")

@@ -3,13 +3,12 @@ import subprocess
 import sys
 
 import pytest
+from helpers import oracle_model
 
 from beadseg.config import PredictConfig
 from beadseg.errors import BeadsegError, ConfigError, InputError
 from beadseg.io import write_image
 from beadseg.synth import synth_dataset, synth_image
-
-from helpers import oracle_model
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import numpy as np
 from .config import InstanceConfig, PredictConfig
 from .errors import InputError
 from .instances import instances_from_mask
-from .io import Pair, find_pairs, read_mask, read_pair, write_text
+from .io import Pair, find_pairs, read_labels, read_mask, read_pair, write_text
 from .metrics import (
     PixelScores,
     best_shift_iou,
@@ -39,17 +39,18 @@ def _truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig
     for ext in (".tif", ".tiff", ".png"):
         p = data / "labels" / f"{pair.name}{ext}"
         if p.is_file():
-            info = read_mask(p)
-            return info.labels if info.labels is not None else instances_from_mask(info.mask)
+            return read_labels(p)
     return instances_from_mask(mask, None, inst.model_copy(update={"min_area_px": 0}))
 
 
 def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray:
-    for sub, ext in (("labels", ".tif"), ("labels", ".tiff"), ("masks", ".png")):
-        p = pred_dir / sub / f"{stem}{ext}"
+    for ext in (".tif", ".tiff"):
+        p = pred_dir / "labels" / f"{stem}{ext}"
         if p.is_file():
-            info = read_mask(p)
-            return info.labels if info.labels is not None else instances_from_mask(info.mask)
+            return read_labels(p)
+    p = pred_dir / "masks" / f"{stem}.png"
+    if p.is_file():
+        return instances_from_mask(read_mask(p).mask)
     raise InputError(f"no prediction for {stem} in {pred_dir}/labels or {pred_dir}/masks; run "
                      "`beadseg predict` on the same images first")
 

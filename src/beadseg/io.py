@@ -337,6 +337,25 @@ def read_mask(path: str | Path) -> MaskInfo:
     return classify_mask(_read_raw(path), path)
 
 
+def read_labels(path: str | Path) -> np.ndarray:
+    """Read an instance label image (0 = background, one integer id per object) as int64.
+
+    Unlike :func:`read_mask` nothing is guessed: the file is known to hold labels (a labels/
+    folder, or the label TIFFs written by `beadseg predict`).
+    """
+    path = Path(path)
+    arr = _read_raw(path)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise InputError(f"label image {path} has shape {arr.shape}; it must be 2-D")
+    if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
+        return arr.astype(np.int64)
+    raise InputError(f"label image {path} holds non-integer values; save integer ids")
+
+
 def read_pair_meta(pair: Pair) -> tuple[np.ndarray, MaskInfo, dict]:
     """Read an image, its mask and the image file's description, checking the sizes agree."""
     image, meta = read_image_meta(pair.image)

@@ -302,7 +302,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise InputError(f"--shard {text!r} is not i/N (e.g. --shard 0/8)") from None
     if not (n >= 1 and 0 <= i < n):
-        raise InputError(f"--shard {text}: need 0 <= i < N (e.g. 0/{max(n, 1)} .. {max(n, 1) - 1}/{max(n, 1)})")
+        raise InputError(f"--shard {text}: need N >= 1 and 0 <= i < N (e.g. 0/4, 1/4, 2/4, 3/4)")
     return i, n
 
 
