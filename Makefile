@@ -19,7 +19,7 @@ demo: install
 	$(BEADSEG) demo --out beadseg-demo
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

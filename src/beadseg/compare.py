@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import io as _io
 import json
 from pathlib import Path
 
 from .errors import InputError
-from .io import write_text
+from .io import write_csv, write_text
 
 COLUMNS = ["run", "model", "status", "best_val_iou", "best_epoch", "final_val_iou",
            "final_over_best", "epochs_run", "minutes", "parameters", "time_to_iou_075_min"]
@@ -73,11 +72,7 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> list[
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        buf = _io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-        write_text(out / "compare.csv", buf.getvalue())
+        write_csv(out / "compare.csv", rows, COLUMNS)
         write_text(out / "compare.md", markdown_table(rows))
         plot_compare(hists, out / "compare.png")
     return rows

@@ -99,7 +99,6 @@ def dilution_report(counts_csv: str | Path, out: str | Path | None = None,
         Images whose log residual exceeds this many robust SDs are named as outliers.
     """
     from .errors import InputError
-    from .io import write_text
     from .provenance import write_json
 
     rows = _read_counts(Path(counts_csv))
@@ -154,18 +153,12 @@ def dilution_report(counts_csv: str | Path, out: str | Path | None = None,
         for p in pts:
             p["beads_per_ul"] = p["beads_per_mp"] / ul_per_mp
     if out is not None:
-        import csv
-        import io as _io
-
+        from .io import write_csv
         from .plots import plot_dilution
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "dilution.json", result)
-        buf = _io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(pts[0].keys()))
-        w.writeheader()
-        w.writerows(pts)
-        write_text(out / "dilution.csv", buf.getvalue())
+        write_csv(out / "dilution.csv", pts)
         plot_dilution(result, out / "dilution.png")
     return result

@@ -8,8 +8,6 @@ quality can be told apart from label noise.
 
 from __future__ import annotations
 
-import csv
-import io as _io
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import numpy as np
 from .config import InstanceConfig, PredictConfig
 from .errors import InputError
 from .instances import instances_from_mask
-from .io import Pair, find_pairs, read_labels, read_mask, read_pair, write_text
+from .io import Pair, find_pairs, read_labels, read_mask, read_pair, write_csv
 from .metrics import (
     PixelScores,
     best_shift_iou,
@@ -219,22 +217,13 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "metrics.json", result)
-        write_text(out / "metrics.csv", _rows_csv(result["per_image"]))
+        write_csv(out / "metrics.csv", result["per_image"])
         if gallery and worst:
             from .plots import plot_worst_cases
 
             plot_worst_cases(worst, out / "worst_cases.png")
         write_provenance(out, "evaluate")
     return result
-
-
-def _rows_csv(rows: list[dict]) -> str:
-    buf = _io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    return buf.getvalue()
 
 
 def store_threshold(checkpoint: str | Path, threshold: float) -> None:

@@ -422,6 +422,20 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def write_csv(path: str | Path, rows: list[dict], fields: list[str] | None = None) -> Path:
+    """Write dict rows as CSV atomically (columns: ``fields``, else the first row's keys)."""
+    import csv
+    import io as _io
+
+    buf = _io.StringIO()
+    cols = fields if fields is not None else (list(rows[0].keys()) if rows else [])
+    if cols:
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
 def _write_array(path: Path, arr: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         if path.suffix.lower() in _TIFF:

@@ -11,7 +11,6 @@ result equals full-frame inference (tested to 1e-3).
 from __future__ import annotations
 
 import csv
-import io as _io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +26,10 @@ from .io import (
     find_images,
     read_image,
     to_channels,
+    write_csv,
     write_float_tiff,
     write_labels,
     write_mask,
-    write_text,
 )
 from .naming import parse_name
 from .provenance import write_json, write_provenance
@@ -216,14 +215,11 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _table_csv(table: dict[str, np.ndarray]) -> str:
-    buf = _io.StringIO()
-    w = csv.writer(buf)
+def _table_rows(table: dict[str, np.ndarray]) -> list[dict]:
+    """Column arrays -> rows, floats rounded to 3 decimals."""
     keys = list(table)
-    w.writerow(keys)
-    for row in zip(*(table[k] for k in keys)):
-        w.writerow([f"{v:.3f}" if isinstance(v, (float, np.floating)) else v for v in row])
-    return buf.getvalue()
+    return [{k: round(float(v), 3) if isinstance(v, (float, np.floating)) else int(v)
+             for k, v in zip(keys, row)} for row in zip(*(table[k] for k in keys))]
 
 
 def predict_file(model: LoadedModel, path: Path, out: Path, cfg: PredictConfig,
@@ -246,7 +242,8 @@ def predict_file(model: LoadedModel, path: Path, out: Path, cfg: PredictConfig,
         if cfg.save_probabilities:
             write_float_tiff(out / "probabilities" / f"{stem}.tif", prob)
         write_image(out / "overlays" / f"{stem}.png", overlay(image, labels))
-        write_text(out / "beads" / f"{stem}.csv", _table_csv(bead_table(labels, image, prob)))
+        table = bead_table(labels, image, prob)
+        write_csv(out / "beads" / f"{stem}.csv", _table_rows(table), list(table))
         timings["write_s"] = time.perf_counter() - t1
     h, w = labels.shape
     return ImageResult(stem, int(labels.max()), float((labels > 0).mean()), h, w, timings,
@@ -283,14 +280,6 @@ def count_row(r: ImageResult) -> dict:
             "count": r.count, "foreground_fraction": round(r.foreground_fraction, 6),
             "height": r.height, "width": r.width, "area_mp": round(mp, 6),
             "beads_per_mp": round(r.count / mp, 3)}
-
-
-def _csv_text(rows: list[dict], fields: list[str]) -> str:
-    buf = _io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -384,8 +373,8 @@ def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
     finally:
         if bar:
             bar.stop()
-    write_text(out / "counts.csv", _csv_text(rows, COUNT_FIELDS))
-    write_text(out / "errors.csv", _csv_text(errors, ["image", "error"]))
+    write_csv(out / "counts.csv", rows, COUNT_FIELDS)
+    write_csv(out / "errors.csv", errors, ["image", "error"])
     write_json(out / "settings.json", {**settings, "device": str(device)})
     summary = {"n_images": len(rows), "n_errors": len(errors), "n_resumed": resumed,
                "megapixels": mp_total, "timings_s": totals,
@@ -433,7 +422,7 @@ def merge_runs(runs: list[str | Path], out: str | Path) -> dict:
     rows.sort(key=lambda r: r["image"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "counts.csv", _csv_text(rows, COUNT_FIELDS))
-    write_text(out / "errors.csv", _csv_text(errors, ["image", "error"]))
+    write_csv(out / "counts.csv", rows, COUNT_FIELDS)
+    write_csv(out / "errors.csv", errors, ["image", "error"])
     write_json(out / "settings.json", {**ref_key, "merged_from": [str(r) for r in runs]})
     return {"n_images": len(rows), "n_errors": len(errors)}

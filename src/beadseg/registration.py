@@ -124,13 +124,11 @@ def fix_masks(data, out, radius_px: int = 5, min_shift_px: float = 2.0,
     list of dict
         One row per image: name, dy, dx, fit_zero, fit_best, gain, fixed.
     """
-    import csv
-    import io as _io
     import shutil
     from pathlib import Path
 
     from .errors import InputError
-    from .io import find_pairs, read_pair, write_mask, write_text
+    from .io import find_pairs, read_pair, write_csv, write_mask
 
     data, out = Path(data), Path(out)
     if out.resolve() == data.resolve():
@@ -146,9 +144,5 @@ def fix_masks(data, out, radius_px: int = 5, min_shift_px: float = 2.0,
         rows.append({"name": p.name, "dy": reg.dy, "dx": reg.dx, "fit_zero": round(reg.fit_zero, 4),
                      "fit_best": round(reg.fit_best, 4), "gain": round(reg.gain, 4),
                      "fixed": reg.flagged})
-    buf = _io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
-    w.writeheader()
-    w.writerows(rows)
-    write_text(out / "shifts.csv", buf.getvalue())
+    write_csv(out / "shifts.csv", rows)
     return rows

@@ -20,8 +20,6 @@ workers on many nodes share one study); running the command again continues the 
 
 from __future__ import annotations
 
-import csv
-import io as _io
 from pathlib import Path
 
 import yaml
@@ -29,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .config import Config, _keys, load_config, save_config
 from .errors import ConfigError, InputError
-from .io import write_text
+from .io import write_csv
 from .provenance import write_json
 
 
@@ -189,12 +187,8 @@ def _report(study, out: Path, space: SearchSpace, log) -> dict:
         rows.append({"number": t.number, "state": t.state.name, "value": t.value,
                      **{f"param:{k}": v for k, v in t.params.items()},
                      "run": t.user_attrs.get("run", "")})
-    buf = _io.StringIO()
     fields = sorted({k for r in rows for k in r}, key=lambda k: (not k == "number", k))
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    write_text(out / "trials.csv", buf.getvalue())
+    write_csv(out / "trials.csv", rows, fields)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     result = {"n_trials": len(study.trials), "n_complete": len(complete),
               "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}

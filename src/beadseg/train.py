@@ -7,8 +7,6 @@ A run folder holds: ``config.yaml`` (resolved), ``split.json``, ``history.csv``,
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import math
 import time
 from collections.abc import Callable
@@ -22,7 +20,7 @@ from .data.dataset import CropDataset, Sample, load_samples, to_tensor
 from .data.split import grouped_split
 from .errors import ConfigError, InputError
 from .instances import label_components
-from .io import atomic_path, find_pairs, write_text
+from .io import atomic_path, find_pairs, write_csv
 from .losses import build_loss
 from .metrics import mean_dice, mean_iou, pixel_scores, pooled
 from .models import count_parameters, create_model
@@ -172,15 +170,6 @@ def _init_from(model: torch.nn.Module, source: str) -> None:
             f"train.init_weights = {source}: its architecture ({state['meta']['model']}) differs "
             "from model.*; set model.* to match it"
         ) from None
-
-
-def _history_csv(history: list[dict]) -> str:
-    buf = _io.StringIO()
-    if history:
-        w = csv.DictWriter(buf, fieldnames=list(history[0].keys()))
-        w.writeheader()
-        w.writerows(history)
-    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- validation
@@ -464,7 +453,7 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
             else:
                 bad_epochs += 1
             if main_rank:
-                write_text(out / "history.csv", _history_csv(history))
+                write_csv(out / "history.csv", history)
             if status == "ok" and t.early_stop_patience and bad_epochs >= t.early_stop_patience:
                 status, reason = "early-stopped", (
                     f"{t.monitor} did not improve for {bad_epochs} epochs "

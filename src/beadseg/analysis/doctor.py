@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import json
 import os
 from collections import defaultdict
@@ -16,7 +14,7 @@ import numpy as np
 from ..config import AnalyzeConfig
 from ..dilution import fit_dilution
 from ..errors import InputError
-from ..io import find_pairs, write_text
+from ..io import find_pairs, write_csv, write_text
 from ..provenance import to_jsonable, write_json, write_provenance
 from . import checks
 from .fingerprint import measure_image
@@ -276,12 +274,7 @@ def _write_outputs(out: Path, summary: dict, rows: list[dict], pairs, plots: boo
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
-    buf = _io.StringIO()
-    cols = list(summary["per_image"][0].keys())
-    writer = csv.DictWriter(buf, fieldnames=cols)
-    writer.writeheader()
-    writer.writerows(summary["per_image"])
-    write_text(out / "per_image.csv", buf.getvalue())
+    write_csv(out / "per_image.csv", summary["per_image"])
     if plots:
         from .plots import plot_distributions, plot_registration, plot_samples
 
