@@ -23,7 +23,8 @@ def save_figure(fig, path: Path, dpi: int = 100) -> None:
     """Save a matplotlib figure atomically and close it."""
     plt = pyplot()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        # fast zlib level: these figures are written once and read by people
+        fig.savefig(tmp, dpi=dpi, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
 
 

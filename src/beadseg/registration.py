@@ -23,12 +23,13 @@ def bead_evidence(image: np.ndarray, background_sigma_px: float = 8.0,
                   smooth_sigma_px: float = 1.0) -> np.ndarray:
     """Per-pixel evidence of a dark bead, in units of the image's noise.
 
+    ``image`` is ``H x W x C`` or an already grey ``H x W`` array.
+
     Grey level, background (a wide Gaussian) minus the image, smoothed at about the bead's core
     size, divided by a robust noise estimate (1.4826 x median absolute deviation). Beads are
     positive, flat background is ~N(0, 1).
     """
-    grey = image.mean(-1) if image.ndim == 3 else np.asarray(image, np.float32)
-    grey = grey.astype(np.float32, copy=False)
+    grey = image.mean(-1, dtype=np.float32) if image.ndim == 3 else np.asarray(image, np.float32)
     # two box filters approximate a Gaussian of this sigma at a fraction of the cost
     box = max(int(round(background_sigma_px * np.sqrt(6))) | 1, 3)
     background = ndi.uniform_filter(ndi.uniform_filter(grey, box, mode="reflect"), box,

@@ -41,7 +41,7 @@ def measure_image(pair: Pair, settings: dict) -> dict:
     name = parse_name(pair.name)
     mask = info.mask
     h, w = mask.shape
-    grey = image.mean(-1)
+    grey = image.mean(-1, dtype=np.float32)
 
     comps, n_comp = label_components(mask)
     areas = np.bincount(comps.ravel())[1:] if n_comp else np.zeros(0, np.int64)
@@ -52,7 +52,7 @@ def measure_image(pair: Pair, settings: dict) -> dict:
     bg_level = float(np.median(grey[~mask])) if (~mask).any() else float("nan")
     bead_level = float(grey[mask].mean()) if mask.any() else float("nan")
 
-    evidence = bead_evidence(image)
+    evidence = bead_evidence(grey)
     rows, cols, vals = _peaks(evidence, settings["peak_floor"])
     tol = settings["label_tolerance_px"]
     near_mask = ndi.binary_dilation(mask, iterations=tol) if mask.any() else mask
@@ -105,17 +105,17 @@ def measure_image(pair: Pair, settings: dict) -> dict:
         "_peak_unlabelled": ~near_mask[rows, cols],
         "_peak_rc": np.stack([rows, cols], 1),
     }
+    g8 = np.round(grey * 255).astype(np.uint8)
     if name.row is not None:
         # edge strips, for the overlap-agreement check between grid neighbours
         s = settings["max_overlap_px"]
-        g8 = np.round(grey * 255).astype(np.uint8)
         row["_strips"] = {
             "left": (g8[:, :s], mask[:, :s]), "right": (g8[:, -s:], mask[:, -s:]),
             "top": (g8[:s], mask[:s]), "bottom": (g8[-s:], mask[-s:]),
         }
     if settings.get("keep_thumbnail"):
         row["_thumb"] = _thumbnail(grey)
-    row["_hash"] = hashlib.blake2b(np.round(grey * 255).astype(np.uint8).tobytes()).hexdigest()
+    row["_hash"] = hashlib.blake2b(g8.tobytes()).hexdigest()
     row["_ahash"] = _average_hash(grey)
     return row
 

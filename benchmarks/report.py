@@ -1,0 +1,88 @@
+"""Turn the JSON results in bench-out/ into the tables of BENCHMARKS.md (printed to stdout).
+
+    python benchmarks/report.py > /tmp/tables.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import OUT  # noqa: E402
+
+
+def load(rel: str):
+    p = OUT / rel
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def fmt(v, d=3):
+    if v is None:
+        return "-"
+    return f"{v:.{d}f}" if isinstance(v, float) else str(v)
+
+
+def accuracy_table(res: dict) -> str:
+    cols = [("iou_mean", "pixel IoU (mean)"), ("iou_pooled", "pixel IoU (pooled)"),
+            ("iou_best_shift_mean", "IoU best shift ±3 px"), ("object_f1", "object F1 @IoU0.5"),
+            ("centroid_f1", "centroid F1 (3 px)"),
+            ("median_abs_count_error", "median abs count err"),
+            ("total_count_error", "total count err"),
+            ("dilution_slope_pred", "dilution slope (pred)"),
+            ("dilution_slope_true", "dilution slope (masks)")]
+    lines = ["| method @ masks | images | " + " | ".join(c[1] for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for key, row in res["table"].items():
+        lines.append(f"| {key} | {row['n_images']} | "
+                     + " | ".join(fmt(row[c[0]]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    out = []
+    a = load("analyze/bench_analyze.json")
+    if a:
+        out += ["## analyze", "", f"Machine: {a['machine']}", "",
+                "| images | plots | best of 3 (s) |", "|---|---|---|"]
+        out += [f"| {r['images']} | {r['plots']} | {r['best_s']:.2f} |" for r in a["runs"]]
+        out.append("")
+    p = load("predict/bench_predict.json")
+    if p:
+        out += ["## predict (3840x2160 frame)", "", f"Machine: {p['machine']}; model "
+                f"{p['model']} ({p['parameters']} parameters), {p['torch_threads']} torch threads",
+                "", "| probabilities by | seconds | MP/s |", "|---|---|---|"]
+        for k, v in p["probabilities_s"].items():
+            out.append(f"| {k} | {v:.2f} | {p['mp_per_s'][k]:.2f} |")
+        out += ["", f"Speed-up of ours over MONAI: {p['speedup_vs_monai']:.2f}x. Max |difference| "
+                f"to full-frame inference more than 64 px from the border: "
+                + ", ".join(f"{k} {v:.2e}" for k, v in p["max_abs_diff_vs_full_frame_inner"].items()),
+                "", "| pipeline stage | seconds | MP/s |", "|---|---|---|"]
+        for k, v in p["pipeline_s"].items():
+            out.append(f"| {k} | {v:.2f} | {p['pipeline_mp_per_s'].get(k, 0):.2f} |")
+        m = p["many_frames"]
+        out += ["", f"{m['frames']} frames streamed in {m['seconds']:.0f} s, peak RSS "
+                f"{m['peak_rss_gb']:.2f} GB. Beads found on the synthetic frame: "
+                f"{p['pipeline_count']} (truth {p['true_count']}).", ""]
+    t = load("train/bench_train.json")
+    if t:
+        from beadseg.compare import markdown_table
+
+        out += ["## training (real tiles, grouped split, same time budget)", "",
+                f"Machine: {t['machine']}; {t['minutes_per_model']} min per model", "",
+                markdown_table(t["rows"]), "",
+                "| model | training crops/s (256 px) |", "|---|---|"]
+        out += [f"| {k} | {v:.1f} |" for k, v in t["train_crops_per_s"].items()]
+        out.append("")
+    for s in ("real", "synthetic"):
+        r = load(f"accuracy/{s}/accuracy.json")
+        if r:
+            out += [f"## accuracy: {s} tiles, {r['folds']}-fold grouped cross-validation", "",
+                    f"Machine: {r['machine']}; {r['minutes_per_fold']} min of training per fold",
+                    "", accuracy_table(r), ""]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
