@@ -105,3 +105,14 @@ def test_cli_predict_bad_checkpoint_exit_2(tmp_path):
                         "--out", tmp_path / "o"], capture_output=True, text=True)
     assert r.returncode == 2 and "not a beadseg checkpoint" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_shipped_model_tiled_equals_full_frame():
+    from beadseg.predict import load_model
+
+    m = load_model("default")
+    img = synth_image((400, 600), 300, seed=1).image / 255.0
+    full = predict_probabilities(m, img.astype(np.float32), PredictConfig(mode="full"))
+    tiled = predict_probabilities(m, img.astype(np.float32),
+                                  PredictConfig(mode="tiled", tile_size=256, overlap=96))
+    assert np.abs(full - tiled)[48:-48, 48:-48].max() < 1e-3

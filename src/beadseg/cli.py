@@ -279,7 +279,7 @@ def predict(
     out: Path = typer.Option(Path("beadseg-predictions"), "--out", help="Output folder."),
     mode: str = typer.Option("auto", help="auto, tiled or full (whole frame in one call)."),
     tile_size: int = typer.Option(512, min=32, help="Tile side in px."),
-    overlap: int = typer.Option(32, min=0, help="Tile overlap in px."),
+    overlap: int = typer.Option(96, min=0, help="Tile overlap in px."),
     batch_size: int = typer.Option(4, min=1, help="Tiles per batch."),
     threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),

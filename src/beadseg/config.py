@@ -144,7 +144,9 @@ class PredictConfig(_Strict):
 
     mode: Literal["auto", "tiled", "full"] = "auto"
     tile_size: int = Field(512, ge=32)
-    overlap: int = Field(32, ge=0, description="px shared by neighbouring tiles")
+    overlap: int = Field(
+        96, ge=0, description="px shared by neighbouring tiles (>= 2x the network's reach: exact)"
+    )
     batch_size: int = Field(4, ge=1)
     blend: Literal["gaussian", "constant"] = "gaussian"
     full_frame_max_mp: float = Field(

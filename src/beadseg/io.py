@@ -438,10 +438,15 @@ def write_csv(path: str | Path, rows: list[dict], fields: list[str] | None = Non
 
 def _write_array(path: Path, arr: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
+        # fastest zlib level: a 4K mask/label/overlay is written in tens of ms, not seconds
         if path.suffix.lower() in _TIFF:
             import tifffile
 
-            tifffile.imwrite(tmp, arr, compression="zlib")
+            tifffile.imwrite(tmp, arr, compression="zlib", compressionargs={"level": 1})
+        elif path.suffix.lower() == ".png":
+            import imageio.v3 as iio
+
+            iio.imwrite(tmp, arr, extension=".png", compress_level=1)
         else:
             import imageio.v3 as iio
 
@@ -463,6 +468,19 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return _write_array(path, arr)
 
 
+def write_indexed_png(path: str | Path, indices: np.ndarray, palette: np.ndarray) -> Path:
+    """Write a palette (indexed-colour) PNG atomically: ``indices`` uint8 H x W, ``palette``
+    256 x 3 uint8. A third of the bytes of RGB, so ~8x faster to encode for 4K overlays."""
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        im = Image.fromarray(np.asarray(indices, np.uint8), mode="P")
+        im.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
+        im.save(tmp, format="PNG", compress_level=1)
+    return path
+
+
 def write_mask(path: str | Path, mask: np.ndarray) -> Path:
     """Write a binary mask atomically as 0/255 uint8."""
     return _write_array(Path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255)
@@ -481,5 +499,6 @@ def write_float_tiff(path: str | Path, arr: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         import tifffile
 
-        tifffile.imwrite(tmp, np.asarray(arr, dtype=np.float32), compression="zlib")
+        tifffile.imwrite(tmp, np.asarray(arr, dtype=np.float32), compression="zlib",
+                         compressionargs={"level": 1})
     return path

@@ -211,6 +211,7 @@ def overlap_agreement(rows: list[dict], min_overlap_px: int, match_tol: float) -
             pairs.append(entry)
     matched = [p for p in pairs if p["overlap_px"]]
     ious = [p["mask_iou"] for p in matched]
+    nonempty = [p["mask_iou"] for p in matched if p.get("mask_pixels")]
     per_frame = {}
     for p in matched:
         per_frame.setdefault(p["source_frame"], []).append(p["mask_iou"])
@@ -219,6 +220,9 @@ def overlap_agreement(rows: list[dict], min_overlap_px: int, match_tol: float) -
         "overlapping_pairs": len(matched),
         "overlap_px": sorted({p["overlap_px"] for p in matched}),
         "mean_iou": float(np.mean(ious)) if ious else float("nan"),
+        # strips where neither mask has a bead score 1 above; without them:
+        "n_empty_pairs": len(ious) - len(nonempty),
+        "mean_iou_nonempty": float(np.mean(nonempty)) if nonempty else float("nan"),
         "median_iou": float(np.median(ious)) if ious else float("nan"),
         "min_iou": float(np.min(ious)) if ious else float("nan"),
         "max_iou": float(np.max(ious)) if ious else float("nan"),

@@ -261,7 +261,7 @@ def analyze_dataset(
     summary["per_image"] = [_public(r) for r in rows]
     summary = to_jsonable(summary)
     if out is not None:
-        _write_outputs(Path(out), summary, rows, pairs, plots)
+        _write_outputs(Path(out), summary, rows, pairs, plots, workers)
     return summary
 
 
@@ -269,7 +269,37 @@ def _public(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
-def _write_outputs(out: Path, summary: dict, rows: list[dict], pairs, plots: bool) -> None:
+def _run_parallel(jobs: list[tuple], workers: int) -> None:
+    """Run (function, args) jobs, spread over forked processes when workers > 1.
+
+    Forked children inherit the arguments (nothing is pickled); matplotlib is imported before
+    the fork so each figure costs only its drawing.
+    """
+    import multiprocessing as mp
+
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        for fn, args in jobs:
+            fn(*args)
+        return
+    from ..plots import pyplot
+
+    pyplot()
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=fn, args=args) for fn, args in jobs[1:]]
+    for p in procs:
+        p.start()
+    fn, args = jobs[0]
+    fn(*args)
+    for p in procs:
+        p.join()
+    failed = [p for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} figure process(es) failed (exit code "
+                           f"{failed[0].exitcode})")
+
+
+def _write_outputs(out: Path, summary: dict, rows: list[dict], pairs, plots: bool,
+                   workers: int = 1) -> None:
     from .report import render_report
 
     out.mkdir(parents=True, exist_ok=True)
@@ -278,8 +308,10 @@ def _write_outputs(out: Path, summary: dict, rows: list[dict], pairs, plots: boo
     if plots:
         from .plots import plot_distributions, plot_registration, plot_samples
 
-        plot_distributions(summary, rows, out / "distribution_analysis.png")
-        plot_samples(summary, rows, pairs, out / "sample_images.png")
-        plot_registration(summary, pairs, out / "registration.png")
+        _run_parallel([
+            (plot_distributions, (summary, rows, out / "distribution_analysis.png")),
+            (plot_samples, (summary, rows, pairs, out / "sample_images.png")),
+            (plot_registration, (summary, pairs, out / "registration.png")),
+        ], workers)
     write_text(out / "report.md", render_report(summary))
     write_provenance(out, "analyze")

@@ -17,7 +17,7 @@ import hashlib
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..instances import label_components, split_touching
+from ..instances import count_beads, label_components
 from ..io import Pair, read_pair_meta
 from ..naming import parse_name
 from ..registration import bead_evidence, register_mask
@@ -47,7 +47,7 @@ def measure_image(pair: Pair, settings: dict) -> dict:
     areas = np.bincount(comps.ravel())[1:] if n_comp else np.zeros(0, np.int64)
     border_ids = np.unique(np.concatenate([comps[0], comps[-1], comps[:, 0], comps[:, -1]]))
     n_border = int((border_ids > 0).sum())
-    n_split = int(split_touching(mask, None, settings["min_distance_px"]).max()) if n_comp else 0
+    n_split = count_beads(mask, settings["min_distance_px"])
 
     bg_level = float(np.median(grey[~mask])) if (~mask).any() else float("nan")
     bead_level = float(grey[mask].mean()) if mask.any() else float("nan")

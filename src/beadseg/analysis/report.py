@@ -113,8 +113,9 @@ def render_report(s: dict) -> str:
           f"neighbour pairs share a strip ({', '.join(map(str, ag['overlap_px']))} px, found by "
           f"image matching). Their masks agree on the shared pixels at mean IoU "
           f"{_f(ag['mean_iou'])} (median {_f(ag['median_iou'])}, {_f(ag['min_iou'])}-"
-          f"{_f(ag['max_iou'])}): pixel IoU of any model against these masks is capped near "
-          "that level.")
+          f"{_f(ag['max_iou'])}; {_f(ag['mean_iou_nonempty'])} without the "
+          f"{ag['n_empty_pairs']} strips where neither mask has a bead): pixel IoU of any model "
+          "against these masks is capped near that level.")
     else:
         w(f"- Overlapping tiles: none of {ag['neighbour_pairs']} grid neighbour pairs share a "
           "strip.")
