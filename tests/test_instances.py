@@ -51,3 +51,14 @@ def test_bead_table_equals_regionprops():
     np.testing.assert_allclose(t["area_px"], ref["area"])
     np.testing.assert_allclose(t["equivalent_diameter_px"], ref["equivalent_diameter_area"])
     np.testing.assert_allclose(t["mean_intensity"], ref["intensity_mean"])
+
+
+def test_fill_holes_equals_scipy():
+    from scipy import ndimage as ndi
+
+    from beadseg.instances import fill_holes
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        m = rng.random((40, 50)) < 0.55
+        np.testing.assert_array_equal(fill_holes(m), ndi.binary_fill_holes(m))
