@@ -103,8 +103,16 @@ def _suggest(trial, key: str, p: Param):
     return trial.suggest_float(key, p.low, p.high, step=p.step, log=p.log)
 
 
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("beadseg sweep needs Optuna: pip install 'beadseg[hpc]'") from None
+    return optuna
+
+
 def _storage(url: str):
-    import optuna
+    optuna = _optuna()
 
     try:
         return optuna.storages.RDBStorage(url)
@@ -135,10 +143,9 @@ def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep"
         Best value, params and trial counts; writes trials.csv, best_config.yaml,
         history.png and importance.png into ``out``.
     """
-    import optuna
-
     from .train import train
 
+    optuna = _optuna()
     space = load_space(space_file)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +187,7 @@ def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep"
 
 
 def _report(study, out: Path, space: SearchSpace, log) -> dict:
-    import optuna
+    optuna = _optuna()
 
     rows = []
     for t in study.trials:
