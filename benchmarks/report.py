@@ -55,6 +55,12 @@ def main():
                 "", "| probabilities by | seconds | MP/s |", "|---|---|---|"]
         for k, v in p["probabilities_s"].items():
             out.append(f"| {k} | {v:.2f} | {p['mp_per_s'][k]:.2f} |")
+        if "tile_size_s" in p:
+            out += ["", "| tile size (overlap 96) | seconds | max diff to full frame |",
+                    "|---|---|---|"]
+            for k, v in sorted(p["tile_size_s"].items(), key=lambda kv: int(kv[0])):
+                d = p.get("tile_size_max_diff", {}).get(k)
+                out.append(f"| {k} | {v:.2f} | {fmt(d, 6) if d is not None else '(above)'} |")
         out += ["", f"Speed-up of ours over MONAI: {p['speedup_vs_monai']:.2f}x. Max |difference| "
                 f"to full-frame inference more than 64 px from the border: "
                 + ", ".join(f"{k} {v:.2e}" for k, v in p["max_abs_diff_vs_full_frame_inner"].items()),
@@ -62,7 +68,8 @@ def main():
         for k, v in p["pipeline_s"].items():
             out.append(f"| {k} | {v:.2f} | {p['pipeline_mp_per_s'].get(k, 0):.2f} |")
         m = p["many_frames"]
-        out += ["", f"{m['frames']} frames streamed in {m['seconds']:.0f} s, peak RSS "
+        out += ["", f"{m['frames']} 4K frames streamed by `beadseg predict` in {m['seconds']:.0f} s "
+                f"({m.get('seconds_per_frame', 0):.2f} s per frame), peak RSS "
                 f"{m['peak_rss_gb']:.2f} GB. Beads found on the synthetic frame: "
                 f"{p['pipeline_count']} (truth {p['true_count']}).", ""]
     t = load("train/bench_train.json")

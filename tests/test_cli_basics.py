@@ -37,3 +37,17 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "empty" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_models_table():
+    r = run("models")
+    assert r.returncode == 0
+    for name in ("unet", "attention_unet", "attention_resunet"):
+        assert f"| {name} |" in r.stdout
+
+
+def test_analyze_does_not_import_torch():
+    code = ("import sys, beadseg.analysis, beadseg.cli; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
