@@ -387,7 +387,14 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     logits = net(x)
                 loss = loss_fn(logits.float(), y)
-                if not torch.isfinite(loss):
+                finite = bool(torch.isfinite(loss))
+                if world > 1:  # every process must stop together, or the others wait forever
+                    import torch.distributed as dist
+
+                    flag = torch.tensor([float(finite)], device=device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+                    finite = bool(flag.item())
+                if not finite:
                     status, reason = "collapsed", (
                         f"training loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
                         f"(learning rate {lr:.3g}); lower optim.lr or enable train.grad_clip"
