@@ -33,12 +33,13 @@ from .provenance import write_json, write_provenance
 
 def _truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig) -> np.ndarray:
     """Instance labels of the truth: a labels/ folder when the data has one (synthetic sets),
-    else the mask split into beads with the same instance settings as the predictions."""
+    else the mask split into beads with the same instance settings as the predictions (the same
+    hole filling, splitting and size limits, so both sides are counted alike)."""
     for ext in (".tif", ".tiff", ".png"):
         p = data / "labels" / f"{pair.name}{ext}"
         if p.is_file():
             return read_labels(p)
-    return instances_from_mask(mask, None, inst.model_copy(update={"min_area_px": 0}))
+    return instances_from_mask(mask, None, inst)
 
 
 def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray:
@@ -197,6 +198,8 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
             "object": "instances matched one-to-one at IoU >= 0.5 (stardist's matching)",
             "centroid": f"instances matched one-to-one by centroid distance <= {centroid_px} px",
             "count_error": "(predicted - true) / max(true, 1) per image",
+            "true_instances": "labels/ of the data if present, else its masks split into beads "
+                              "with the model's instance settings (same size limits as predictions)",
         },
         "overall": aggregate(rows),
         "per_source_frame": groups["source_frame"],
