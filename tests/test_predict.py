@@ -116,3 +116,29 @@ def test_shipped_model_tiled_equals_full_frame():
     tiled = predict_probabilities(m, img.astype(np.float32),
                                   PredictConfig(mode="tiled", tile_size=256, overlap=96))
     assert np.abs(full - tiled)[48:-48, 48:-48].max() < 1e-3
+
+
+def test_inner_boundaries_equal_skimage():
+    from skimage.segmentation import find_boundaries
+
+    from beadseg.predict import inner_boundaries
+
+    lab = synth_image(80, 40, seed=2, cluster_fraction=0.6).labels
+    np.testing.assert_array_equal(inner_boundaries(lab), find_boundaries(lab, mode="inner"))
+
+
+def test_fused_model_gives_same_output():
+    from beadseg.models import fuse_for_inference
+
+    torch.manual_seed(0)
+    for name in ("unet", "attention_unet", "attention_resunet"):
+        net = create_model(name, base_channels=4, depth=2)
+        net.train()
+        net(torch.rand(4, 3, 32, 32))  # give BatchNorm non-trivial running statistics
+        net.eval()
+        x = torch.rand(1, 3, 40, 48)
+        with torch.no_grad():
+            ref = net(x)
+            fused = fuse_for_inference(net)(x)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+        torch.testing.assert_close(fused, ref, rtol=1e-4, atol=1e-4)

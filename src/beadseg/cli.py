@@ -280,7 +280,7 @@ def predict(
     mode: str = typer.Option("auto", help="auto, tiled or full (whole frame in one call)."),
     tile_size: int = typer.Option(512, min=32, help="Tile side in px."),
     overlap: int = typer.Option(96, min=0, help="Tile overlap in px."),
-    batch_size: int = typer.Option(4, min=1, help="Tiles per batch."),
+    batch_size: int | None = typer.Option(None, min=1, help="Tiles per call (default: auto)."),
     threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
     save_probabilities: bool = typer.Option(False, help="Also write probability TIFFs."),

@@ -151,7 +151,7 @@ def instances_from_mask(mask: np.ndarray, prob: np.ndarray | None = None, cfg=No
 def bead_table(labels: np.ndarray, image: np.ndarray | None = None,
                prob: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-bead measurements: id, centroid x/y (px), area (px), equivalent diameter (px),
-    mean grey intensity (0-1) and mean probability.
+    mean grey intensity (0-1) and mean probability. ``image`` may be H x W x C or grey H x W.
 
     Computed with weighted ``np.bincount`` over the label image: the same numbers as
     ``skimage.measure.regionprops_table`` (tested) and ~15x faster on a 4K frame with 12,000
@@ -159,27 +159,27 @@ def bead_table(labels: np.ndarray, image: np.ndarray | None = None,
     """
     labels = np.asarray(labels)
     flat = labels.ravel()
-    n = int(flat.max(initial=0))
-    area = np.bincount(flat, minlength=n + 1)
+    idx = np.flatnonzero(flat)  # only object pixels take part: a few % of a frame
+    ids = flat[idx]
+    n = int(ids.max(initial=0))
+    area = np.bincount(ids, minlength=n + 1)
     present = np.flatnonzero(area[1:]) + 1
     a = area[present].astype(np.float64)
-    h, w = labels.shape
-    rows = np.repeat(np.arange(h, dtype=np.float64), w)
-    cols = np.tile(np.arange(w, dtype=np.float64), h)
+    rows, cols = np.divmod(idx, labels.shape[1])
 
     def mean_of(values: np.ndarray) -> np.ndarray:
-        return np.bincount(flat, weights=values, minlength=n + 1)[present] / a
+        return np.bincount(ids, weights=values, minlength=n + 1)[present] / a
 
     table = {
         "id": present,
-        "centroid_x": mean_of(cols),
-        "centroid_y": mean_of(rows),
+        "centroid_x": mean_of(cols.astype(np.float64)),
+        "centroid_y": mean_of(rows.astype(np.float64)),
         "area_px": area[present],
         "equivalent_diameter_px": np.sqrt(4 * a / np.pi),
     }
     if image is not None:
         grey = image.mean(-1) if image.ndim == 3 else image
-        table["mean_intensity"] = mean_of(grey.ravel().astype(np.float64))
+        table["mean_intensity"] = mean_of(grey.ravel()[idx].astype(np.float64))
     if prob is not None:
-        table["mean_probability"] = mean_of(np.asarray(prob, np.float64).ravel())
+        table["mean_probability"] = mean_of(np.asarray(prob).ravel()[idx].astype(np.float64))
     return table

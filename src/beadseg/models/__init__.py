@@ -1,5 +1,13 @@
 """Segmentation networks: a registry of U-Net variants for small beads."""
 
-from .registry import MODELS, count_parameters, create_model, flops_per_megapixel, model_table
+from .registry import (
+    MODELS,
+    count_parameters,
+    create_model,
+    flops_per_megapixel,
+    fuse_for_inference,
+    model_table,
+)
 
-__all__ = ["MODELS", "create_model", "count_parameters", "flops_per_megapixel", "model_table"]
+__all__ = ["MODELS", "create_model", "count_parameters", "flops_per_megapixel",
+           "fuse_for_inference", "model_table"]
