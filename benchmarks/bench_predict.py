@@ -115,17 +115,17 @@ def main():
 
     # many frames, streamed by the CLI in a fresh process: wall time and peak RSS of that process
     import os
+    import shutil
     import subprocess
 
     n = args.frames
     frames_dir = out / "many"
-    frames_dir.mkdir(exist_ok=True)
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    frames_dir.mkdir()
     for i in range(n):
         link = frames_dir / f"640x_f{i:03d}.png"
         if not link.exists():
             os.link(frame_path, link)  # distinct paths, one file on disk
-    import shutil
-
     shutil.rmtree(out / "many-run", ignore_errors=True)  # no resumed frames: time them all
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "beadseg", "predict", args.model, str(frames_dir),

@@ -73,9 +73,8 @@ def resolve_model_path(model: str | Path) -> Path:
 
 def load_model(model: str | Path, device: torch.device | None = None) -> LoadedModel:
     """Load a model for inference (see :func:`resolve_model_path`)."""
-    from .train import build_model_from_checkpoint, load_checkpoint
-
     from .models import fuse_for_inference
+    from .train import build_model_from_checkpoint, load_checkpoint
 
     path = resolve_model_path(model)
     state = load_checkpoint(path)
