@@ -98,7 +98,7 @@ def plot_worst_cases(cases: list[tuple], path: Path, crop: int = 160) -> None:
             shown = np.clip(rgb[sl], 0, 1).copy()
             shown[find_boundaries(m[sl], mode="inner")] = colour
             ax.imshow(shown, interpolation="nearest")
-            ax.set_title(f"{name[:34]}\n{label} (centroid F1 {score:.2f})", fontsize=8)
+            ax.set_title(f"{name}\n{label} (centroid F1 {score:.2f})", fontsize=7)
             ax.set_axis_off()
     fig.tight_layout()
     save_figure(fig, path)
