@@ -40,6 +40,33 @@ def accuracy_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def per_fold_table(res: dict, set_name: str) -> str:
+    """Object and centroid F1 per fold and variant, with the epochs each fold's model trained."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).parent))
+    from bench_accuracy import summarise
+
+    acc = OUT / "accuracy" / set_name
+    lines = ["| variant @ masks | fold | epochs | object F1 | centroid F1 | median abs count err |",
+             "|---|---|---|---|---|---|"]
+    for key, rows in res["rows"].items():
+        variant = key.split("@")[0]
+        if variant == "classical":
+            continue
+        name, align = variant.split(":")
+        for k in range(res["folds"]):
+            run = acc / f"{name}_{align}_fold{k}"
+            if not (run / "split.json").exists():
+                continue
+            val = set(json.loads((run / "split.json").read_text())["val"])
+            epochs = json.loads((run / "result.json").read_text())["epochs_run"]
+            t = summarise([dict(r) for r in rows if r["image"] in val])
+            lines.append(f"| {key} | {k} | {epochs} | {fmt(t['object_f1'])} | "
+                         f"{fmt(t['centroid_f1'])} | {fmt(t['median_abs_count_error'])} |")
+    return "\n".join(lines)
+
+
 def main():
     out = []
     a = load("analyze/bench_analyze.json")
@@ -87,7 +114,7 @@ def main():
         if r:
             out += [f"## accuracy: {s} tiles, {r['folds']}-fold grouped cross-validation", "",
                     f"Machine: {r['machine']}; {r['minutes_per_fold']} min of training per fold",
-                    "", accuracy_table(r), ""]
+                    "", accuracy_table(r), "", per_fold_table(r, s), ""]
     print("\n".join(out))
 
 
