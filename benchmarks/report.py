@@ -106,8 +106,11 @@ def main():
         out += ["## training (real tiles, grouped split, same time budget)", "",
                 f"Machine: {t['machine']}; {t['minutes_per_model']} min per model", "",
                 markdown_table(t["rows"]), "",
-                "| model | training crops/s (256 px) |", "|---|---|"]
-        out += [f"| {k} | {v:.1f} |" for k, v in t["train_crops_per_s"].items()]
+                "| model | training crops/s (256 px) | inference ms per 512-px tile |",
+                "|---|---|---|"]
+        ms = t.get("inference_ms_per_512px_tile", {})
+        out += [f"| {k} | {v:.1f} | {fmt(ms.get(k), 1)} |"
+                for k, v in t["train_crops_per_s"].items()]
         out.append("")
     for s in ("real", "synthetic"):
         r = load(f"accuracy/{s}/accuracy.json")

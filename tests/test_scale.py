@@ -167,6 +167,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     ddp = subprocess.run(base + ["--out", str(tmp_path / "two"), "--nproc", "2"],
                          capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[:3000]  # the ranks' own messages come first
+    assert ddp.stdout.count("run folder") == 1  # only rank 0 reports
     a = _counts(tmp_path / "one" / "history.csv")
     b = _counts(tmp_path / "two" / "history.csv")
     assert len(a) == len(b) == 2
