@@ -262,7 +262,14 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
     Returns
     -------
     dict
-        The content of ``result.json``.
+        The content of ``result.json`` (plus ``rank``; only rank 0 writes files).
+
+    Notes
+    -----
+    Under torchrun (``WORLD_SIZE`` > 1) this joins the process group and destroys it before
+    returning. A script of yours that calls ``train`` under torchrun should end with
+    ``os._exit(0)``, as ``beadseg train`` does: gloo's threads can abort a normal interpreter
+    shutdown (see ``cli._exit_torchrun_worker``).
     """
     state = None
     if resume is not None:
