@@ -108,7 +108,7 @@ def _exit_torchrun_worker(code: int) -> None:
     With DDP on gloo, torch keeps the process group's worker threads alive after
     ``destroy_process_group``; one of them still releasing a finished collective when Python
     shuts down aborts the process ("terminate called without an active exception", exit -6,
-    about 1 run in 10 on a loaded 2-core machine). Skipping the shutdown avoids the race.
+    2 of 16 runs on a loaded 2-core machine). Skipping the shutdown avoids the race.
     """
     import os
 

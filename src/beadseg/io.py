@@ -443,14 +443,11 @@ def _write_array(path: Path, arr: np.ndarray) -> Path:
             import tifffile
 
             tifffile.imwrite(tmp, arr, compression="zlib", compressionargs={"level": 1})
-        elif path.suffix.lower() == ".png":
-            import imageio.v3 as iio
-
-            iio.imwrite(tmp, arr, extension=".png", compress_level=1)
         else:
             import imageio.v3 as iio
 
-            iio.imwrite(tmp, arr, extension=path.suffix.lower())
+            ext = path.suffix.lower()
+            iio.imwrite(tmp, arr, extension=ext, **({"compress_level": 1} if ext == ".png" else {}))
     return path
 
 

@@ -72,17 +72,6 @@ def distributed_setup(device_name: str) -> tuple[int, int, torch.device | None]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def _leave_process_group() -> None:
-    """Wait for every process, then destroy the process group while Python is fully alive."""
-    import gc
-
-    import torch.distributed as dist
-
-    dist.barrier()
-    gc.collect()  # DDP sits in reference cycles; free it before the group goes
-    dist.destroy_process_group()
-
-
 def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, schedule: str,
           min_ratio: float) -> float:
     """Learning rate of a step: linear warm-up, then cosine decay to ``min_ratio * peak``
@@ -529,8 +518,10 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
     result["world_size"] = world
     result["rank"] = rank
     if world > 1:
-        del net  # DDP holds its own reference to the process group
-        _leave_process_group()
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank is done with its collectives before any leaves
+        dist.destroy_process_group()
     if not main_rank:
         return result
     if status == "collapsed":
