@@ -15,9 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, real_subset  # noqa: E402
 
+from beadseg.checkpoint import export_checkpoint  # noqa: E402
 from beadseg.config import load_config  # noqa: E402
 from beadseg.evaluate import evaluate  # noqa: E402
-from beadseg.train import export_model, train  # noqa: E402
+from beadseg.train import train  # noqa: E402
 
 
 def main():
@@ -34,7 +35,7 @@ def main():
     ev.pop("per_image")
     dest = OUT / "default_export"
     dest.mkdir(exist_ok=True)
-    export_model(run, dest / "default.pt")
+    export_checkpoint(run, dest / "default.pt")
     for src, name in (("history.csv", "default_history.csv"), ("split.json", "default_split.json"),
                       ("config.yaml", "default_config.yaml"), ("result.json", "default_result.json")):
         shutil.copy(run / src, dest / name)

@@ -33,7 +33,7 @@ def test_cli_pipeline(tmp_path):
     assert (tmp_path / "pred" / "counts.csv").is_file()
     cli("evaluate", tmp_path / "pred", series, "--out", tmp_path / "ev")
     cli("evaluate", tmp_path / "run", data, "--out", tmp_path / "ev2", "--calibrate")
-    from beadseg.train import load_checkpoint
+    from beadseg.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "run" / "best.pt")["meta"].get("threshold_calibrated")
     cli("dilution", tmp_path / "pred" / "counts.csv", "--out", tmp_path / "dil")
@@ -43,7 +43,7 @@ def test_cli_pipeline(tmp_path):
 
 
 def test_demo_quick(tmp_path):
-    from beadseg.predict import WEIGHTS_DIR
+    from beadseg.checkpoint import WEIGHTS_DIR
 
     if not (WEIGHTS_DIR / "default.pt").is_file():
         pytest.fail("the shipped default model is missing")

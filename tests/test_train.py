@@ -8,10 +8,11 @@ import time
 import pytest
 from helpers import tiny_train_config
 
+from beadseg.checkpoint import load_checkpoint
 from beadseg.config import load_config
 from beadseg.errors import ConfigError
 from beadseg.synth import synth_dataset
-from beadseg.train import load_checkpoint, train
+from beadseg.train import train
 
 
 def _quiet(*a, **k):

@@ -112,8 +112,8 @@ def _predictions(source: str | Path, pairs: list[Pair], cfg: PredictConfig,
         and not any(src.glob("*.pt"))
     model = None
     if not is_pred_dir:
+        from .devices import resolve_device
         from .predict import load_model
-        from .train import resolve_device
 
         model = load_model(source, resolve_device(cfg.device))
     for pair in pairs:
@@ -231,11 +231,10 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
 
 def store_threshold(checkpoint: str | Path, threshold: float) -> None:
     """Write a calibrated threshold into a checkpoint (atomically)."""
-    from .predict import WEIGHTS_DIR
-    from .train import load_checkpoint, save_checkpoint
+    from .checkpoint import is_shipped, load_checkpoint, save_checkpoint
 
     path = Path(checkpoint)
-    if path.resolve().parent == WEIGHTS_DIR.resolve():
+    if is_shipped(path):
         raise InputError("the shipped default model is read-only; copy it (e.g. "
                          f"cp {path} my_model.pt) and calibrate the copy")
     state = load_checkpoint(path)

@@ -16,7 +16,7 @@ import torch
 from .config import Config
 from .data.dataset import CropDataset
 from .losses import build_loss
-from .models import create_model
+from .models import build_model
 from .provenance import write_json
 
 
@@ -29,14 +29,14 @@ def lr_find(cfg: Config, out: str | Path | None = None, steps: int = 200, start_
     dict
         ``{"suggested_lr", "lrs", "losses"}``; with ``out``, lr_find.png and lr_find.json too.
     """
-    from .train import _prepare, resolve_device
+    from .devices import resolve_device
+    from .train import _prepare
 
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     _, train_s, _ = _prepare(cfg)
     ds = CropDataset(train_s, cfg.data, cfg.augment, seed=cfg.train.seed)
-    model = create_model(cfg.model.name, in_channels=cfg.data.channels,
-                         **cfg.model.model_dump(exclude={"name"})).to(device).train()
+    model = build_model(cfg.model, cfg.data.channels).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=cfg.optim.weight_decay)
     loss_fn = build_loss(cfg.loss)
     factor = (end_lr / start_lr) ** (1 / max(steps - 1, 1))

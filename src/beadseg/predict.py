@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, model_from_checkpoint, resolve_model_path
 from .config import InstanceConfig, PredictConfig
+from .devices import resolve_device
 from .errors import BeadsegError, InputError
 from .instances import bead_table, instances_from_mask
 from .io import (
@@ -36,8 +38,6 @@ from .io import (
 from .naming import parse_name
 from .provenance import write_json, write_provenance
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
 
 @dataclass
 class LoadedModel:
@@ -52,33 +52,13 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)
 
 
-def resolve_model_path(model: str | Path) -> Path:
-    """``default`` -> the shipped model; a run folder -> its best.pt; else the file itself."""
-    if str(model) == "default":
-        path = WEIGHTS_DIR / "default.pt"
-        if not path.is_file():
-            raise InputError("the shipped default model is missing from this installation "
-                             f"({path}); reinstall beadseg or give a checkpoint")
-        return path
-    path = Path(model)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise InputError(f"{path} holds no best.pt or last.pt; give a run folder of `beadseg train`")
-    if not path.exists():
-        raise InputError(f"model {path} does not exist; give a run folder, a checkpoint or default")
-    return path
-
-
 def load_model(model: str | Path, device: torch.device | None = None) -> LoadedModel:
     """Load a model for inference (see :func:`resolve_model_path`)."""
     from .models import fuse_for_inference
-    from .train import build_model_from_checkpoint, load_checkpoint
 
     path = resolve_model_path(model)
     state = load_checkpoint(path)
-    net = fuse_for_inference(build_model_from_checkpoint(state))
+    net = fuse_for_inference(model_from_checkpoint(state, path))
     meta = state["meta"]
     device = device or torch.device("cpu")
     net = net.to(device)
@@ -355,8 +335,6 @@ def predict_images(model: str | Path, inputs: list[str | Path], out: str | Path,
     import json
 
     cfg = cfg or PredictConfig()
-    from .train import resolve_device
-
     files = collect_inputs(inputs)
     if shard is not None:
         files = files[shard[0]::shard[1]]

@@ -15,38 +15,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    inference_weights,
+    load_checkpoint,
+    resolve_model_path,
+    save_checkpoint,
+)
 from .config import Config, save_config
 from .data.dataset import CropDataset, Sample, load_samples, to_tensor
 from .data.split import grouped_split
-from .errors import ConfigError, InputError
+from .devices import resolve_device
+from .errors import ConfigError
 from .instances import label_components
-from .io import atomic_path, find_pairs, write_csv
+from .io import find_pairs, write_csv
 from .losses import build_loss
 from .metrics import mean_dice, mean_iou, pixel_scores, pooled
-from .models import count_parameters, create_model
+from .models import build_model, count_parameters
 from .naming import source_frame
 from .provenance import write_json, write_provenance
 
-CHECKPOINT_FORMAT = "beadseg-checkpoint-1"
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a user error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
-        raise ConfigError("device 'mps' asked for but MPS is not available; use --device cpu")
-    return torch.device(name)
 
 
 def distributed_setup(device_name: str) -> tuple[int, int, torch.device | None]:
@@ -102,67 +91,10 @@ class EMA:
                 self.shadow[k].copy_(v)
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a beadseg checkpoint with ``weights_only=True``; a wrong file is a user error."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(
-            f"{path} is not a beadseg checkpoint ({type(exc).__name__}); give a run folder, a "
-            "best.pt/last.pt written by `beadseg train`, or `default`"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path} is not a beadseg checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
-    return state
-
-
-def export_model(run: str | Path, out: str | Path, threshold: float | None = None) -> Path:
-    """Write a slim inference checkpoint of a run (weights, settings, training record; no
-    optimizer state): what `beadseg predict` needs, a third of the size."""
-    run = Path(run)
-    state = load_checkpoint(run / "best.pt" if run.is_dir() else run)
-    meta = dict(state["meta"])
-    if threshold is not None:
-        meta["threshold"] = float(threshold)
-    slim = {
-        "format": CHECKPOINT_FORMAT,
-        "model_state": state.get("ema_state") or state["model_state"],
-        "ema_state": None,
-        "epoch": state["epoch"],
-        "config": state["config"],
-        "history": state["history"],
-        "best": state["best"],
-        "meta": meta,
-    }
-    save_checkpoint(Path(out), slim)
-    return Path(out)
-
-
-def build_model_from_checkpoint(state: dict) -> torch.nn.Module:
-    """Rebuild the network stored in a checkpoint, with its (EMA if any) weights, in eval mode."""
-    meta = state["meta"]
-    model = create_model(meta["model"]["name"], in_channels=meta["in_channels"],
-                         **{k: v for k, v in meta["model"].items() if k != "name"})
-    model.load_state_dict(state.get("ema_state") or state["model_state"])
-    return model.eval()
-
-
 def _init_from(model: torch.nn.Module, source: str) -> None:
     """Fine-tuning: copy weights from a checkpoint of the same architecture."""
-    from .predict import resolve_model_path
-
-    path = resolve_model_path(source)
-    state = load_checkpoint(path)
-    weights = state.get("ema_state") or state["model_state"]
+    state = load_checkpoint(resolve_model_path(source))
+    weights = inference_weights(state)
     try:
         model.load_state_dict(weights)
     except RuntimeError:
@@ -290,8 +222,7 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
         write_provenance(out, "train", seed=t.seed, device=str(device), world_size=world)
 
     torch.manual_seed(t.seed)
-    model = create_model(cfg.model.name, in_channels=cfg.data.channels,
-                         **cfg.model.model_dump(exclude={"name"})).to(device)
+    model = build_model(cfg.model, cfg.data.channels).to(device)
     if t.init_weights and state is None:
         _init_from(model, t.init_weights)
     if state is not None:
@@ -432,8 +363,7 @@ def train(cfg: Config, out: str | Path | None = None, resume: str | Path | None 
                 break
             eval_model = model
             if ema:
-                eval_model = create_model(cfg.model.name, in_channels=cfg.data.channels,
-                                          **cfg.model.model_dump(exclude={"name"})).to(device)
+                eval_model = build_model(cfg.model, cfg.data.channels).to(device)
                 eval_model.load_state_dict(ema.shadow)
             val = validate(eval_model, val_s, loss_fn, device, t.threshold)
             row = {"epoch": epoch + 1, "train_loss": run_loss / max(n_seen, 1), **val,

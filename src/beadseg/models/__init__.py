@@ -2,6 +2,7 @@
 
 from .registry import (
     MODELS,
+    build_model,
     count_parameters,
     create_model,
     flops_per_megapixel,
@@ -9,5 +10,5 @@ from .registry import (
     model_table,
 )
 
-__all__ = ["MODELS", "create_model", "count_parameters", "flops_per_megapixel",
+__all__ = ["MODELS", "build_model", "create_model", "count_parameters", "flops_per_megapixel",
            "fuse_for_inference", "model_table"]

@@ -41,6 +41,14 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
+def build_model(model_cfg, in_channels: int) -> nn.Module:
+    """The network described by a model config (a :class:`beadseg.config.ModelConfig` or the
+    dict of one, as stored in checkpoints): the one place a config becomes a network."""
+    cfg = model_cfg if isinstance(model_cfg, dict) else model_cfg.model_dump()
+    return create_model(cfg["name"], in_channels=in_channels,
+                        **{k: v for k, v in cfg.items() if k != "name"})
+
+
 def fuse_for_inference(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm that follows a convolution into that convolution (eval mode only).
 
