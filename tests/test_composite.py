@@ -208,3 +208,24 @@ def test_overlapping_discs_go_to_the_nearer_centre():
     labels = draw_labels((20, 20), np.array([[10.0, 6.0], [10.0, 11.0]]), radius_px=4.0)
     assert labels[10, 8] == 1 and labels[10, 9] == 2  # 8 is nearer to 6, 9 nearer to 11
     assert labels[10, 6] == 1 and labels[10, 11] == 2
+
+
+def test_touch_range_sets_centre_distances(tiles, tmp_path):
+    res = write_composites(
+        tmp_path / "o", tiles, [TruthLevel("pairs", 16 * 12, 1.0, 2)], size=128, touch=(0.7, 0.8)
+    )
+    rows, _ = _read(tmp_path / "o", "truth_pairs_000")
+    xy = {}
+    for r in rows:
+        xy.setdefault(r["group_id"], []).append((float(r["x"]), float(r["y"])))
+    d = np.array([np.hypot(a[0] - b[0], a[1] - b[1]) for a, b in xy.values()]) / (2 * res.radius_px)
+    assert len(d) == 6 and np.all((d >= 0.7) & (d <= 0.8))
+    with pytest.raises(InputError, match="touch range"):
+        layout_beads(np.random.default_rng(0), (64, 64), [2], 7.0, touch=(0.9, 0.9))
+
+
+def test_failed_run_leaves_nothing_half_written(tiles, tmp_path):
+    levels = [TruthLevel("ok", 16 * 4, 0.0), TruthLevel("too_many", 16 * 2000, 0.0)]
+    with pytest.raises(InputError, match="fewer beads"):
+        write_composites(tmp_path / "out", tiles, levels, n_per_level=1, size=128)
+    assert list(tmp_path.iterdir()) == [tmp_path / "data"]  # no output, no staging folder

@@ -69,6 +69,9 @@ def synth(
         None, help="With --from: only these tiles or source frames, comma-separated."
     ),
     prefix: str = typer.Option("truth", help="With --from: names are PREFIX_<level>_NNN."),
+    touch: str = typer.Option(
+        "0.9,1.0", help="With --from: centre distance of touching beads, LOW,HIGH diameters."
+    ),
 ) -> None:
     """Write synthetic bead images with exact masks and instance labels (--from: real appearances
     pasted at known centres, with centres/NAME.csv)."""
@@ -80,7 +83,7 @@ def synth(
 
         raise ConfigError("--levels, --counts and --frames need --from DATA (real sparse tiles)")
     if from_data is not None:
-        from .composite import parse_levels, write_composites
+        from .composite import parse_levels, parse_touch, write_composites
 
         if dilution_series:
             from .errors import ConfigError
@@ -89,7 +92,9 @@ def synth(
 
         lv = parse_levels(levels, counts, clump_fraction, max_group)
         names = frames.split(",") if frames else None
-        r = write_composites(out, from_data, lv, n or 3, size, seed, names, prefix)
+        r = write_composites(
+            out, from_data, lv, n or 3, size, seed, names, prefix, touch=parse_touch(touch)
+        )
         typer.echo(
             f"wrote {len(r.names)} exact-truth images to {out} from {r.n_sprites} "
             f"sprites ({len(r.sprite_tiles)} tiles) and {r.n_backgrounds} backgrounds "

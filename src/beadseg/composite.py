@@ -23,6 +23,7 @@ sprite; no appearance is resampled.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,27 +125,34 @@ def local_background(image: np.ndarray, holes: np.ndarray, sigma_px: float = 5.0
     """
     free = (~np.asarray(holes, bool)).astype(np.float32)
     image = np.asarray(image, np.float32)
-    out = None
+    out, ok = None, None
     for sigma in (sigma_px, 4 * sigma_px):
         weight = ndi.gaussian_filter(free, sigma)
         est = ndi.gaussian_filter(image * free[..., None], (sigma, sigma, 0))
         est /= np.maximum(weight, 1e-12)[..., None]
         if out is None:
             out, ok = est, weight >= 0.01
+            if ok.all():  # the usual case: no hole too large for sigma_px
+                break
         else:
             out = np.where(ok[..., None], out, est)
     return out
 
 
 def inpaint_beads(
-    image: np.ndarray, holes: np.ndarray, texture_sigma_px: float = 2.0, block_px: int = 8
+    image: np.ndarray,
+    holes: np.ndarray,
+    texture_sigma_px: float = 2.0,
+    block_px: int = 8,
+    smooth: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fill ``holes`` of an ``H x W x C`` image with a background that looks like the rest.
 
     The smooth part is :func:`local_background`. A smooth fill has no noise, so the fine
     texture (image minus its local mean) is copied in from the nearest bead-free place a whole
     number of ``block_px`` away, which keeps the 8 x 8 JPEG block pattern of the real tiles in
-    phase. Pixels outside ``holes`` are returned unchanged.
+    phase. Pixels outside ``holes`` are returned unchanged. ``smooth`` is the local background
+    when the caller already has it.
     """
     from .registration import shift_mask
 
@@ -152,7 +160,7 @@ def inpaint_beads(
     image = np.asarray(image, np.float32)
     if not holes.any():
         return image.copy()
-    smooth = local_background(image, holes)
+    smooth = local_background(image, holes) if smooth is None else smooth
     texture = image - local_background(image, holes, texture_sigma_px)
     fill = np.zeros_like(image)
     todo = holes.copy()
@@ -266,6 +274,26 @@ def _select_tiles(pairs, frames: list[str] | None, data: Path):
     return chosen
 
 
+def _read_tile(pair) -> tuple[str, np.ndarray, np.ndarray, tuple[int, int]]:
+    """Name, re-registered mask, bead pixels and the mask shift applied, of one tile."""
+    from .io import read_pair
+    from .registration import align_mask
+
+    image, info = read_pair(pair)
+    mask, reg = align_mask(image, info.mask)
+    shift = (reg.dy, reg.dx) if reg.flagged else (0, 0)
+    return pair.name, mask, bead_pixels(image, mask), shift
+
+
+def _source_tile(name, mask, fraction, shift, n_sprites, max_bead_fraction) -> SourceTile:
+    from .naming import source_frame
+
+    used = fraction <= max_bead_fraction
+    note = "" if used else f"bead fraction {fraction:.3f} > {max_bead_fraction}: not used"
+    n_beads = int(ndi.label(mask, structure=EIGHT)[1])
+    return SourceTile(name, source_frame(name), n_beads, round(fraction, 5), shift, n_sprites, used, note)
+
+
 def collect_sources(
     data: str | Path,
     frames: list[str] | None = None,
@@ -299,47 +327,28 @@ def collect_sources(
     InputError
         When no tile (of ``frames``) is sparse or none holds an isolated single bead.
     """
-    from .io import find_pairs, read_pair
-    from .naming import source_frame
-    from .registration import align_mask
+    from .io import find_pairs, read_image
 
     data = Path(data)
     pairs = _select_tiles(find_pairs(data), frames, data)
-    read = []
-    for p in pairs:
-        image, info = read_pair(p)
-        mask, reg = align_mask(image, info.mask)
-        beads = bead_pixels(image, mask)
-        read.append((p.name, image, mask, beads, (reg.dy, reg.dx) if reg.flagged else (0, 0)))
-    sparse = [r for r in read if r[3].mean() <= max_bead_fraction]
-    single_area = _single_area([r[2] for r in sparse])
+    # pass 1 keeps only masks (images are read again for the sparse tiles: memory stays small)
+    read = [_read_tile(p) for p in pairs]
+    sparse = [r for r in read if r[2].mean() <= max_bead_fraction]
+    single_area = _single_area([r[1] for r in sparse])
     sprites, backgrounds, tiles = [], [], []
-    for name, image, mask, beads, shift in read:
+    for pair, (name, mask, beads, shift) in zip(pairs, read):
         fraction = float(beads.mean())
-        n_beads = int(ndi.label(mask, structure=EIGHT)[1])
         cut: list[Sprite] = []
         if fraction <= max_bead_fraction and single_area > 0:
+            image = read_image(pair.image)
             holes = ndi.binary_dilation(beads, structure=EIGHT, iterations=halo_px)
-            backgrounds.append(Background(inpaint_beads(image, holes), name, int(ndi.label(beads, EIGHT)[1])))
-            # transmission against the smooth background: no copied texture divided in
             smooth = local_background(image, holes)
+            bg = inpaint_beads(image, holes, smooth=smooth)
+            backgrounds.append(Background(bg, name, int(ndi.label(beads, EIGHT)[1])))
+            # transmission against the smooth background: no copied texture divided in
             cut = cut_sprites(image, mask, beads, smooth, name, single_area, halo_px, isolation_px)
             sprites += cut
-            note = ""
-        else:
-            note = f"bead fraction {fraction:.3f} > {max_bead_fraction}: not used"
-        tiles.append(
-            SourceTile(
-                name,
-                source_frame(name),
-                n_beads,
-                round(fraction, 5),
-                shift,
-                len(cut),
-                fraction <= max_bead_fraction,
-                note,
-            )
-        )
+        tiles.append(_source_tile(name, mask, fraction, shift, len(cut), max_bead_fraction))
     if not sprites:
         raise InputError(
             f"{data} has no sparse labelled tile with isolated single beads ({len(read)} tiles "
@@ -479,7 +488,7 @@ def layout_beads(
         ``n x 2`` sub-pixel parts (row, col) the centres must have, one per bead in group
         order (the sub-pixel centres of their sprites); integers when None.
     touch : (float, float)
-        Centre distance of touching beads, in diameters.
+        Range of the centre distance of touching beads, in diameters (at least 0.05 wide).
     min_gap_px : float
         Free space between the discs of beads of different groups.
     chain_probability : float
@@ -496,6 +505,11 @@ def layout_beads(
     InputError
         When the groups do not fit (too many beads for the image).
     """
+    if not (0.5 <= touch[0] and touch[0] + 0.05 <= touch[1] <= 1.5):
+        # centres snap to their sprites' sub-pixel grids, so the range needs some width
+        raise InputError(
+            f"touch range {touch[0]}-{touch[1]} diameters: give 0.5 <= low, low + 0.05 <= high <= 1.5"
+        )
     n = int(sum(sizes))
     fractions = np.zeros((n, 2)) if fractions is None else np.asarray(fractions, float)
     radius = diameter_px / 2
@@ -655,6 +669,15 @@ def parse_levels(
     return out
 
 
+def parse_touch(text: str) -> tuple[float, float]:
+    """``"0.9,1.0"`` -> ``(0.9, 1.0)``: the touching-distance range in diameters."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--touch {text!r}: give two numbers LOW,HIGH, e.g. 0.9,1.0") from None
+    return low, high
+
+
 @dataclass(frozen=True)
 class CompositeSet:
     """What :func:`write_composites` wrote."""
@@ -784,7 +807,6 @@ def write_composites(
     import time
 
     from .io import write_csv
-    from .provenance import write_provenance
 
     t0 = time.perf_counter()
     out, data = Path(out), Path(data)
@@ -792,25 +814,73 @@ def write_composites(
         raise InputError(f"output folder {out} is the input folder; give another folder")
     levels = levels or parse_levels()
     sources = collect_sources(data, frames, max_bead_fraction)
-    rows = []
-    for level in levels:
-        for i in range(n_per_level):
-            name = f"{prefix}_{level.name}_{i:03d}"
-            c = make_composite(_image_seed(seed, level.name, i), sources, level, size, **layout_options)
-            rows.append(
-                {
-                    **_write_composite(out, name, c),
-                    "level": level.name,
-                    "clump_fraction": level.clump_fraction,
-                }
-            )
-    write_csv(out / "composites.csv", rows)
-    _write_source_tables(out, sources)
+    with _staged(out) as stage:
+        rows = []
+        for level in levels:
+            for i in range(n_per_level):
+                name = f"{prefix}_{level.name}_{i:03d}"
+                rng = _image_seed(seed, level.name, i)
+                c = make_composite(rng, sources, level, size, **layout_options)
+                row = _write_composite(stage, name, c)
+                rows.append({**row, "level": level.name, "clump_fraction": level.clump_fraction})
+        write_csv(stage / "composites.csv", rows)
+        _write_source_tables(stage, sources)
+        settings = dict(
+            data=str(data),
+            frames=frames,
+            levels=[vars(lv) for lv in levels],
+            n_per_level=n_per_level,
+            size=size,
+            max_bead_fraction=max_bead_fraction,
+            layout_options=layout_options,
+        )
+        result = _record(stage, out, sources, [r["name"] for r in rows], seed, settings, t0)
+    return result
+
+
+@contextmanager
+def _staged(out: Path):
+    """Yield a hidden folder beside ``out``; move its files into ``out`` only when the block
+    succeeds, so a failed run leaves nothing half-written."""
+    import os
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield stage
+        for f in sorted(p for p in stage.rglob("*") if p.is_file()):
+            dest = out / f.relative_to(stage)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _record(
+    stage: Path, out: Path, sources: Sources, names: list[str], seed: int, settings: dict, t0: float
+) -> CompositeSet:
+    """Write provenance.json (settings and which tiles fed what) and return the summary."""
+    import time
+
+    from .provenance import write_provenance
+
     sprite_tiles = sorted({s.source for s in sources.sprites})
     background_tiles = [b.source for b in sources.backgrounds]
-    result = CompositeSet(
+    write_provenance(
+        stage,
+        "synth --from",
+        seed=seed,
+        **settings,
+        radius_px=sources.radius_px,
+        n_sprites=len(sources.sprites),
+        sprite_tiles=sprite_tiles,
+        background_tiles=background_tiles,
+    )
+    return CompositeSet(
         out,
-        [r["name"] for r in rows],
+        names,
         len(sources.sprites),
         len(sources.backgrounds),
         sources.radius_px,
@@ -818,20 +888,3 @@ def write_composites(
         background_tiles,
         time.perf_counter() - t0,
     )
-    write_provenance(
-        out,
-        "synth --from",
-        seed=seed,
-        data=str(data),
-        frames=frames,
-        levels=[vars(lv) for lv in levels],
-        n_per_level=n_per_level,
-        size=size,
-        max_bead_fraction=max_bead_fraction,
-        layout_options=layout_options,
-        radius_px=sources.radius_px,
-        n_sprites=len(sources.sprites),
-        sprite_tiles=sprite_tiles,
-        background_tiles=background_tiles,
-    )
-    return result
