@@ -12,9 +12,11 @@ on the package's internals) and scores, per level:
 - recall of single beads and of beads in touching groups;
 - total count error (predicted - true) / true over the level, and median |count error| per tile.
 
-Writes bench-out/counting_<model>.json and prints a Markdown table.
+Writes bench-out/counting_<model>.json (seed 0; other seeds or --touch ranges add a tag) and
+prints a Markdown table.
 
     python benchmarks/bench_counting.py [MODEL] [--split SPLIT_JSON] [--seed 0] [--n 3]
+        [--touch 0.9,1.0] [--save-probabilities]
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from beadseg.metrics import count_summary, match_points  # noqa: E402
 
 LEVELS = ("sparse", "medium", "dense", "clumped")
 DEFAULT_SPLIT = ROOT / "src" / "beadseg" / "weights" / "default_split.json"
+DEFAULT_TOUCH = "0.9,1.0"
+
+
+def run_name(seed: int, touch: str = DEFAULT_TOUCH) -> str:
+    """Folder/file tag of one truth set: ``seed0``, or ``seed1_touch0.75-0.9``."""
+    return f"seed{seed}" + ("" if touch == DEFAULT_TOUCH else f"_touch{touch.replace(',', '-')}")
 
 
 def beadseg(*args: str) -> None:
@@ -134,12 +142,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=3, help="tiles per level")
     ap.add_argument("--max-dist", type=float, default=3.0, help="centroid match distance (px)")
+    ap.add_argument("--touch", default=DEFAULT_TOUCH, help="touching distance LOW,HIGH diameters")
     ap.add_argument("--save-probabilities", action="store_true")
     a = ap.parse_args()
     tag = "default" if a.model == "default" else Path(a.model).stem
     val = json.loads(a.split.read_text())["val"]
-    truth = OUT / "counting" / f"truth_seed{a.seed}"
-    pred = OUT / "counting" / f"pred_{tag}"
+    run = run_name(a.seed, a.touch)
+    truth = OUT / "counting" / f"truth_{run}"
+    pred = OUT / "counting" / f"pred_{tag}_{run}"
     t0 = time.perf_counter()
     beadseg(
         "synth",
@@ -154,6 +164,8 @@ def main() -> None:
         a.n,
         "--seed",
         a.seed,
+        "--touch",
+        a.touch,
     )
     t_synth = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -174,6 +186,7 @@ def main() -> None:
     prov = json.loads((truth / "provenance.json").read_text())
     result = {
         "model": a.model,
+        "touch_diameters": a.touch,
         "split": str(a.split),
         "seed": a.seed,
         "max_dist_px": a.max_dist,
@@ -187,7 +200,7 @@ def main() -> None:
         "levels": levels,
         "images": images,
     }
-    out = OUT / f"counting_{tag}.json"
+    out = OUT / (f"counting_{tag}.json" if run == "seed0" else f"counting_{tag}_{run}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(tag, levels))
