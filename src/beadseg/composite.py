@@ -11,11 +11,12 @@ exact by construction:
    exactly 1 outside a halo around the bead.
 2. :func:`layout_beads` places centres at a given density: single beads apart from everything,
    touching pairs, chains and clumps of 3-7 at centre distances of about one diameter.
-3. :func:`render_composite` multiplies sprites into a background at those centres (transmissions
-   multiply where halos overlap, as light through two beads does) and draws the instance labels:
-   a disc of the single-bead radius per centre, overlapping pixels going to the nearer centre.
+3. :func:`make_composite` multiplies sprites into a background at those centres
+   (:func:`paste_sprites`; transmissions multiply where halos overlap, as light through two
+   beads does) and draws the instance labels (:func:`draw_labels`): a disc of the single-bead
+   radius per centre, overlapping pixels going to the nearer centre.
 4. :func:`write_composites` writes ``images/``, ``masks/``, ``labels/``, ``centres/NAME.csv``,
-   ``composites.csv``, ``sources.csv`` and ``provenance.json``.
+   ``composites.csv``, ``sprites.csv``, ``sources.csv`` and ``provenance.json``.
 
 Each bead is pasted at an integer offset, so its centre lies on the sub-pixel grid of its
 sprite; no appearance is resampled.
