@@ -37,7 +37,9 @@ def _root(
 @app.command()
 def synth(
     out: Path = typer.Argument(..., help="Output folder (images/, masks/, labels/)."),
-    n: int = typer.Option(8, "--n", min=1, help="Number of images."),
+    n: int | None = typer.Option(
+        None, "--n", min=1, help="Number of images (default 8); with --from, per level (default 3)."
+    ),
     size: int = typer.Option(512, "--size", min=16, help="Image side in px."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     min_beads: int = typer.Option(3, help="Fewest beads per 512x512 image."),
@@ -45,16 +47,64 @@ def synth(
     dilution_series: bool = typer.Option(
         False, help="Write a synthetic dilution series (true slope -1) instead."
     ),
+    from_data: Path | None = typer.Option(
+        None,
+        "--from",
+        help="Exact truth from real appearances: cut isolated beads and "
+        "bead-free backgrounds out of the sparse labelled tiles of this folder (images/, masks/).",
+    ),
+    levels: str | None = typer.Option(
+        None,
+        help="With --from: density levels, comma-separated, of sparse, medium, dense, "
+        "clumped, crowded (default: the first four).",
+    ),
+    counts: str | None = typer.Option(
+        None, help="With --from: explicit bead counts per 512x512, comma-separated (levels n<COUNT>)."
+    ),
+    clump_fraction: float = typer.Option(
+        0.3, min=0.0, max=1.0, help="With --counts: fraction of beads in touching groups."
+    ),
+    max_group: int = typer.Option(7, min=2, help="With --counts: largest touching group."),
+    frames: str | None = typer.Option(
+        None, help="With --from: only these tiles or source frames, comma-separated."
+    ),
+    prefix: str = typer.Option("truth", help="With --from: names are PREFIX_<level>_NNN."),
+    touch: str = typer.Option(
+        "0.9,1.0", help="With --from: centre distance of touching beads, LOW,HIGH diameters."
+    ),
 ) -> None:
-    """Write synthetic brightfield bead images with exact masks and instance labels."""
+    """Write synthetic bead images with exact masks and instance labels (--from: real appearances
+    pasted at known centres, with centres/NAME.csv)."""
     from .provenance import write_provenance
     from .synth import synth_dataset, synth_dilution_series
 
+    if from_data is None and (levels or counts or frames):
+        from .errors import ConfigError
+
+        raise ConfigError("--levels, --counts and --frames need --from DATA (real sparse tiles)")
+    if from_data is not None:
+        from .composite import parse_levels, parse_touch, write_composites
+
+        if dilution_series:
+            from .errors import ConfigError
+
+            raise ConfigError("--dilution-series and --from do not go together; give one")
+
+        lv = parse_levels(levels, counts, clump_fraction, max_group)
+        names = frames.split(",") if frames else None
+        r = write_composites(
+            out, from_data, lv, n or 3, size, seed, names, prefix, touch=parse_touch(touch)
+        )
+        typer.echo(
+            f"wrote {len(r.names)} exact-truth images to {out} from {r.n_sprites} "
+            f"sprites ({len(r.sprite_tiles)} tiles) and {r.n_backgrounds} backgrounds "
+            f"in {r.seconds:.1f} s"
+        )
+        return
     if dilution_series:
         names = synth_dilution_series(out, size=size, seed=seed)
     else:
-        names = synth_dataset(out, n=n, size=size, seed=seed, min_beads=min_beads,
-                              max_beads=max_beads)
+        names = synth_dataset(out, n=n or 8, size=size, seed=seed, min_beads=min_beads, max_beads=max_beads)
     write_provenance(out, "synth", seed=seed)
     typer.echo(f"wrote {len(names)} synthetic pairs to {out}")
 

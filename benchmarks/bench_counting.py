@@ -1,0 +1,215 @@
+"""Counting benchmark on exact truth: do touching beads get counted?
+
+Builds exact-truth tiles (`beadseg synth --from`) from the held-out frames of a model only (the
+``val`` tiles of its split file: sprites and backgrounds never come from its training frames),
+at four levels: sparse (40 beads, none touching), medium (200, 20 % in touching groups), dense
+(450, 35 %), clumped (300, 70 % in groups of 2-7); 3 tiles of 512 px per level, seed fixed.
+Runs `beadseg predict MODEL` on them through the CLI (a subprocess, so the script does not depend
+on the package's internals) and scores, per level:
+
+- centroid F1: true centres (centres/NAME.csv) vs predicted bead centroids (OUT/beads/NAME.csv),
+  matched one-to-one within 3 px (`beadseg.metrics.match_points`), counts pooled over the tiles;
+- recall of single beads and of beads in touching groups;
+- total count error (predicted - true) / true over the level, and median |count error| per tile.
+
+Writes bench-out/counting_<model>.json (seed 0; other seeds or --touch ranges add a tag) and
+prints a Markdown table.
+
+    python benchmarks/bench_counting.py [MODEL] [--split SPLIT_JSON] [--seed 0] [--n 3]
+        [--touch 0.9,1.0] [--save-probabilities]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import DATA, OUT, ROOT, machine  # noqa: E402
+
+from beadseg.metrics import count_summary, match_points  # noqa: E402
+
+LEVELS = ("sparse", "medium", "dense", "clumped")
+DEFAULT_SPLIT = ROOT / "src" / "beadseg" / "weights" / "default_split.json"
+DEFAULT_TOUCH = "0.9,1.0"
+
+
+def run_name(seed: int, touch: str = DEFAULT_TOUCH) -> str:
+    """Folder/file tag of one truth set: ``seed0``, or ``seed1_touch0.75-0.9``."""
+    return f"seed{seed}" + ("" if touch == DEFAULT_TOUCH else f"_touch{touch.replace(',', '-')}")
+
+
+def beadseg(*args: str) -> None:
+    """Run the beadseg CLI in a subprocess; stop the benchmark if it fails."""
+    cmd = [sys.executable, "-m", "beadseg", *map(str, args)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    print(r.stdout.strip().splitlines()[-1], file=sys.stderr)
+
+
+def read_points(path: Path, xcol: str, ycol: str) -> tuple[np.ndarray, list[dict]]:
+    """``N x 2`` (row, col) points of a CSV and its rows."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    pts = np.array([[float(r[ycol]), float(r[xcol])] for r in rows]).reshape(-1, 2)
+    return pts, rows
+
+
+def score_image(truth: Path, pred: Path, name: str, max_dist_px: float) -> dict:
+    """Centroid matching of one tile, with recall split by group size."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    t, rows = read_points(truth / "centres" / f"{name}.csv", "x", "y")
+    p, _ = read_points(pred / "beads" / f"{name}.csv", "centroid_x", "centroid_y")
+    m = match_points(t, p, max_dist_px)
+    # which true beads were matched (same optimum as match_points: most pairs, then closest)
+    d = cdist(t, p) if len(t) and len(p) else np.zeros((len(t), len(p)))
+    cost = np.where(d <= max_dist_px, d / max_dist_px - 1e3, 0.0)
+    ri, ci = linear_sum_assignment(cost) if cost.size else ([], [])
+    hit = np.zeros(len(t), bool)
+    hit[[r for r, c in zip(ri, ci) if d[r, c] <= max_dist_px]] = True
+    single = np.array([int(r["group_size"]) == 1 for r in rows], bool)
+    assert hit.sum() == m.tp, (hit.sum(), m.tp)
+    return {
+        "name": name,
+        "n_true": m.n_true,
+        "n_pred": m.n_pred,
+        "tp": m.tp,
+        "fp": m.fp,
+        "fn": m.fn,
+        "f1": m.f1,
+        "single_true": int(single.sum()),
+        "single_hit": int(hit[single].sum()),
+        "grouped_true": int((~single).sum()),
+        "grouped_hit": int(hit[~single].sum()),
+    }
+
+
+def summarise(images: list[dict]) -> dict:
+    tp, fp, fn = (sum(r[k] for r in images) for k in ("tp", "fp", "fn"))
+    c = count_summary([r["n_pred"] for r in images], [r["n_true"] for r in images])
+    st, sh = sum(r["single_true"] for r in images), sum(r["single_hit"] for r in images)
+    gt, gh = sum(r["grouped_true"] for r in images), sum(r["grouped_hit"] for r in images)
+    return {
+        "n_images": len(images),
+        "n_true": c.true_total,
+        "n_pred": c.pred_total,
+        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+        "precision": tp / max(tp + fp, 1),
+        "recall": tp / max(tp + fn, 1),
+        "recall_single": sh / st if st else None,
+        "recall_grouped": gh / gt if gt else None,
+        "total_count_error": c.total_relative_error,
+        "median_abs_count_error": c.median_abs_error,
+    }
+
+
+def markdown(model: str, levels: dict) -> str:
+    lines = [
+        f"| level ({model}) | tiles | true | predicted | centroid F1 | recall single | "
+        "recall in groups | total count error | median abs count error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in levels.items():
+        rs = "-" if s["recall_single"] is None else f"{s['recall_single']:.3f}"
+        rg = "-" if s["recall_grouped"] is None else f"{s['recall_grouped']:.3f}"
+        lines.append(
+            f"| {name} | {s['n_images']} | {s['n_true']:.0f} | {s['n_pred']:.0f} | "
+            f"{s['f1']:.3f} | {rs} | {rg} | {100 * s['total_count_error']:+.1f} % | "
+            f"{100 * s['median_abs_count_error']:.1f} % |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", nargs="?", default="default", help="run folder, checkpoint or default")
+    ap.add_argument(
+        "--split",
+        type=Path,
+        default=DEFAULT_SPLIT,
+        help="split JSON whose val tiles feed sprites and backgrounds",
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=3, help="tiles per level")
+    ap.add_argument("--max-dist", type=float, default=3.0, help="centroid match distance (px)")
+    ap.add_argument("--touch", default=DEFAULT_TOUCH, help="touching distance LOW,HIGH diameters")
+    ap.add_argument("--save-probabilities", action="store_true")
+    a = ap.parse_args()
+    tag = "default" if a.model == "default" else Path(a.model).stem
+    val = json.loads(a.split.read_text())["val"]
+    run = run_name(a.seed, a.touch)
+    truth = OUT / "counting" / f"truth_{run}"
+    pred = OUT / "counting" / f"pred_{tag}_{run}"
+    t0 = time.perf_counter()
+    beadseg(
+        "synth",
+        truth,
+        "--from",
+        DATA,
+        "--frames",
+        ",".join(val),
+        "--levels",
+        ",".join(LEVELS),
+        "--n",
+        a.n,
+        "--seed",
+        a.seed,
+        "--touch",
+        a.touch,
+    )
+    t_synth = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    beadseg(
+        "predict",
+        a.model,
+        truth / "images",
+        "--out",
+        pred,
+        "--quiet",
+        *(["--save-probabilities"] if a.save_probabilities else []),
+    )
+    t_predict = time.perf_counter() - t0
+    with open(truth / "composites.csv") as f:
+        level_of = {r["name"]: r["level"] for r in csv.DictReader(f)}
+    images = [score_image(truth, pred, n, a.max_dist) | {"level": lv} for n, lv in level_of.items()]
+    levels = {lv: summarise([r for r in images if r["level"] == lv]) for lv in LEVELS}
+    prov = json.loads((truth / "provenance.json").read_text())
+    result = {
+        "model": a.model,
+        "touch_diameters": a.touch,
+        "split": str(a.split),
+        "seed": a.seed,
+        "max_dist_px": a.max_dist,
+        "sprite_tiles": prov["sprite_tiles"],
+        "background_tiles": prov["background_tiles"],
+        "n_sprites": prov["n_sprites"],
+        "radius_px": prov["radius_px"],
+        "synth_s": t_synth,
+        "predict_s": t_predict,
+        "machine": machine(),
+        "levels": levels,
+        "images": images,
+    }
+    out = OUT / (f"counting_{tag}.json" if run == "seed0" else f"counting_{tag}_{run}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(tag, levels))
+    print(
+        f"\n{prov['n_sprites']} sprites from {len(prov['sprite_tiles'])} tiles, "
+        f"{len(prov['background_tiles'])} backgrounds; synth {t_synth:.1f} s, predict "
+        f"{t_predict:.1f} s; {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
