@@ -153,7 +153,7 @@ def train(
 ) -> None:
     """Train a bead segmentation model (grouped split, early stopping, collapse guard)."""
     from .config import config_to_yaml
-    from .train import train as run_train
+    from .training import train as run_train
 
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
@@ -268,7 +268,7 @@ def lr_find_cmd(
     device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
 ) -> None:
     """Learning-rate range test: plot and suggested learning rate."""
-    from .lr_find import lr_find
+    from .training import lr_find
 
     cfg = _train_config(data, config, sets, model, None, device)
     res = lr_find(cfg, out, steps=steps)

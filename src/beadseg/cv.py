@@ -43,7 +43,7 @@ def _fold_metrics(run: Path) -> dict:
 def cross_validate(cfg: Config, folds: int, out: str | Path, only_fold: int | None = None,
                    report_only: bool = False, progress: bool = False, log=print) -> dict:
     """Train and evaluate the folds (or one of them), then summarise the finished ones."""
-    from .train import train
+    from .training import train
 
     out = Path(out)
     todo = [] if report_only else ([only_fold] if only_fold is not None else range(folds))

@@ -143,7 +143,7 @@ def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep"
         Best value, params and trial counts; writes trials.csv, best_config.yaml,
         history.png and importance.png into ``out``.
     """
-    from .train import train
+    from .training import train
 
     optuna = _optuna()
     space = load_space(space_file)
