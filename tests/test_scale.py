@@ -101,7 +101,7 @@ def _space(tmp_path, data, space="  optim.lr: {type: float, low: 1.0e-3, high: 1
 
 
 def test_sweep_runs_resumes_and_writes_best_config(tmp_path):
-    from beadseg.sweep import sweep
+    from beadseg.experiments.sweep import sweep
 
     data = tmp_path / "d"
     synth_dataset(data, n=6, size=48, seed=0, min_beads=5, max_beads=40)
@@ -124,14 +124,14 @@ def test_sweep_runs_resumes_and_writes_best_config(tmp_path):
     ("  model.name: {type: categorical, choices: []}\n", "no choices"),
 ])
 def test_sweep_bad_space(tmp_path, space, match):
-    from beadseg.sweep import load_space
+    from beadseg.experiments.sweep import load_space
 
     with pytest.raises(ConfigError, match=match):
         load_space(_space(tmp_path, tmp_path, space))
 
 
 def test_sweep_unreachable_storage(tmp_path):
-    from beadseg.sweep import sweep
+    from beadseg.experiments.sweep import sweep
 
     with pytest.raises(BeadsegError, match="cannot open the Optuna storage"):
         sweep(_space(tmp_path, tmp_path), 1, tmp_path / "o",

@@ -192,7 +192,7 @@ def cv(
     sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """K-fold cross-validation over source frames: mean +/- SD of every metric."""
-    from .cv import cross_validate
+    from .experiments.cv import cross_validate
 
     cfg = _train_config(data, config, sets, None, None, None)
     s = cross_validate(cfg, folds, out, fold, report_only, log=typer.echo)
@@ -207,7 +207,7 @@ def sweep(
     out: Path = typer.Option(Path("beadseg-sweep"), "--out", help="Output folder."),
 ) -> None:
     """Optuna hyperparameter search over config keys, resumable, shareable across workers."""
-    from .sweep import sweep as run_sweep
+    from .experiments.sweep import sweep as run_sweep
 
     r = run_sweep(space, trials, out, storage, log=typer.echo)
     typer.echo(f"{r['n_trials']} trials ({r['n_complete']} complete, {r['n_pruned']} pruned); "
@@ -236,7 +236,7 @@ def hpc(
     trials: int = typer.Option(10, min=1, help="Sweep: trials per worker."),
 ) -> None:
     """Print a PBS or SLURM job script (torchrun training, sweep workers, predict arrays)."""
-    from .hpc import JobSpec, render_job
+    from .experiments.hpc import JobSpec, render_job
 
     typer.echo(render_job(JobSpec(
         scheduler=scheduler, job=job, config=config, gpus=gpus, nodes=nodes, hours=hours,
@@ -251,7 +251,7 @@ def compare(
     out: Path | None = typer.Option(None, "--out", help="Write compare.csv/.md/.png here."),
 ) -> None:
     """Table of runs: best/final val IoU, epochs, status, time, parameters."""
-    from .compare import compare_runs, markdown_table
+    from .experiments.compare import compare_runs, markdown_table
 
     rows = compare_runs(runs, out)
     typer.echo(markdown_table(rows), nl=False)
