@@ -62,9 +62,11 @@ def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, epochs: int)
 
     Examples
     --------
+    First step, end of the warm-up, last step of a 5 x 10-step run:
+
     >>> cfg = ScheduleConfig(name="cosine", warmup_epochs=1, min_lr_ratio=0.1)
     >>> [round(lr_factor(cfg, s, 10, 5), 3) for s in (0, 9, 49)]
-    [0.1, 1.0, 0.1]
+    [0.1, 1.0, 0.101]
     """
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     return SCHEDULES[cfg.name](step, steps_per_epoch * epochs, warmup, cfg.min_lr_ratio)
