@@ -224,3 +224,45 @@ def test_every_rank_gets_a_batch_when_crops_do_not_divide():
 def test_batch_must_divide_among_processes():
     with pytest.raises(ConfigError, match="train.batch_size = 6 must be a multiple of the 4"):
         crop_loader(_Indices(16), 6, rank=0, world_size=4)
+
+
+# ----------------------------------------------------------------------------- process group
+
+
+@pytest.fixture
+def fake_group(monkeypatch):
+    """torch.distributed replaced by a recorder, as if launched by torchrun with 2 processes."""
+    import torch.distributed as dist
+
+    calls = []
+    state = {"up": False}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(dist, "is_initialized", lambda: state["up"])
+    monkeypatch.setattr(
+        dist, "init_process_group", lambda backend: (calls.append(backend), state.update(up=True))
+    )
+    monkeypatch.setattr(dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(
+        dist, "destroy_process_group", lambda: (calls.append("destroy"), state.update(up=False))
+    )
+    return calls
+
+
+def test_process_group_is_left_after_a_barrier(fake_group):
+    from beadseg.devices import distributed
+
+    with distributed("cpu") as d:
+        assert (d.rank, d.world_size, d.device.type, d.active) == (0, 2, "cpu", True)
+    assert fake_group == ["gloo", "barrier", "destroy"]
+
+
+def test_a_failing_rank_does_not_wait_at_the_barrier(fake_group):
+    """The other ranks are inside a collective: a barrier here would hang them all."""
+    from beadseg.devices import distributed
+
+    with pytest.raises(OSError), distributed("cpu"):
+        raise OSError("disk full")
+    assert fake_group == ["gloo"]
