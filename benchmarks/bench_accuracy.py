@@ -27,7 +27,7 @@ from beadseg.evaluate import _truth_labels, aggregate, evaluate, evaluate_image 
 from beadseg.io import find_pairs, read_pair  # noqa: E402
 from beadseg.naming import parse_name  # noqa: E402
 from beadseg.registration import fix_masks  # noqa: E402
-from beadseg.train import train  # noqa: E402
+from beadseg.training import train  # noqa: E402
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -36,9 +36,11 @@ def summarise(rows: list[dict]) -> dict:
     agg = aggregate(rows)
     return {
         "n_images": len(rows),
-        "iou_mean": agg["iou_mean"], "iou_pooled": agg["iou_pooled"],
+        "iou_mean": agg["iou_mean"],
+        "iou_pooled": agg["iou_pooled"],
         "iou_best_shift_mean": agg["iou_best_shift_mean"],
-        "object_f1": agg["object"]["f1"], "centroid_f1": agg["centroid"]["f1"],
+        "object_f1": agg["object"]["f1"],
+        "centroid_f1": agg["centroid"]["f1"],
         "median_abs_count_error": agg["counts"]["median_abs_error"],
         "total_count_error": agg["counts"]["total_relative_error"],
         "dilution_slope_pred": slope(rows, "pred_count"),
@@ -47,8 +49,11 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def slope(rows: list[dict], key: str):
-    pts = [(r["dilution"], r[key] / (r["px_tp"] + r["px_fp"] + r["px_fn"] + r["px_tn"]) * 1e6)
-           for r in rows if r["dilution"]]
+    pts = [
+        (r["dilution"], r[key] / (r["px_tp"] + r["px_fp"] + r["px_fn"] + r["px_tn"]) * 1e6)
+        for r in rows
+        if r["dilution"]
+    ]
     f = fit_dilution([p[0] for p in pts], [p[1] for p in pts]) if pts else None
     return f.slope if f else None
 
@@ -57,8 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=["real", "synthetic"], default="real")
     ap.add_argument("--folds", type=int, default=4)
-    ap.add_argument("--variants", default="unet:align",
-                    help="model:align|raw, comma-separated")
+    ap.add_argument("--variants", default="unet:align", help="model:align|raw, comma-separated")
     ap.add_argument("--minutes", type=float, default=6.0)
     ap.add_argument("--epochs", type=int, default=40)
     args = ap.parse_args()
@@ -69,8 +73,14 @@ def main():
     if not (fixed / "shifts.csv").exists():
         fix_masks(data, fixed)
     pairs = find_pairs(data)
-    result = {"machine": machine(), "set": args.set, "folds": args.folds,
-              "minutes_per_fold": args.minutes, "rows": {}, "table": {}}
+    result = {
+        "machine": machine(),
+        "set": args.set,
+        "folds": args.folds,
+        "minutes_per_fold": args.minutes,
+        "rows": {},
+        "table": {},
+    }
     inst = InstanceConfig()
     splits = []
     for variant in args.variants.split(","):
@@ -79,22 +89,42 @@ def main():
             result["rows"][f"{variant}@{target}"] = []
         for k in range(args.folds):
             run = out / f"{name}_{align}_fold{k}"
-            cfg = load_config(ROOT / "configs" / "default_model.yaml", [
-                f"data.path={data}", f"model.name={name}", f"data.align_masks={align == 'align'}",
-                f"split.folds={args.folds}", f"split.fold={k}",
-                f"train.max_minutes={args.minutes}", f"train.epochs={args.epochs}"])
+            cfg = load_config(
+                ROOT / "configs" / "default_model.yaml",
+                [
+                    f"data.path={data}",
+                    f"model.name={name}",
+                    f"data.align_masks={align == 'align'}",
+                    f"split.folds={args.folds}",
+                    f"split.fold={k}",
+                    f"train.max_minutes={args.minutes}",
+                    f"train.epochs={args.epochs}",
+                ],
+            )
             if not (run / "result.json").exists():
-                train(cfg, run, progress=False,
-                      log=lambda s, tag=f"[{variant} fold {k}]": print(tag, s, flush=True))
+                train(
+                    cfg,
+                    run,
+                    progress=False,
+                    log=lambda s, tag=f"[{variant} fold {k}]": print(tag, s, flush=True),
+                )
             split = json.loads((run / "split.json").read_text())
             if len(splits) < args.folds:
                 splits.append(split)
             val = set(split["val"])
             for target in ("raw", "fixed"):
-                val_data = subset(f"{args.set}_{target}_fold{k}_val", lambda s, v=val: s in v) \
-                    if target == "raw" else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
-                ev = evaluate(run, val_data, out / f"{name}_{align}_fold{k}_eval_{target}",
-                              PredictConfig(), gallery=target == "raw")
+                val_data = (
+                    subset(f"{args.set}_{target}_fold{k}_val", lambda s, v=val: s in v)
+                    if target == "raw"
+                    else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
+                )
+                ev = evaluate(
+                    run,
+                    val_data,
+                    out / f"{name}_{align}_fold{k}_eval_{target}",
+                    PredictConfig(),
+                    gallery=target == "raw",
+                )
                 result["rows"][f"{variant}@{target}"] += ev["per_image"]
     t0 = time.time()
     by_name = {p.name: p for p in pairs}
@@ -110,8 +140,9 @@ def main():
             thr = calibrate_threshold(imgs, labs)
             for n in split["val"]:
                 img, info = read_pair(src[n])
-                r = evaluate_image(classical_segment(img, thr), info.mask,
-                                   _truth_labels(data, src[n], info.mask, inst))
+                r = evaluate_image(
+                    classical_segment(img, thr), info.mask, _truth_labels(data, src[n], info.mask, inst)
+                )
                 r.update(image=n, threshold_sd=thr)
                 rows.append(r)
         result["rows"][f"classical@{target}"] = rows

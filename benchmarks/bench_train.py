@@ -18,10 +18,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine, real_subset  # noqa: E402
 
-from beadseg.compare import compare_runs, markdown_table  # noqa: E402
 from beadseg.config import load_config  # noqa: E402
-from beadseg.models.registry import create_model, fuse_for_inference  # noqa: E402
-from beadseg.train import train  # noqa: E402
+from beadseg.experiments.compare import compare_runs, markdown_table  # noqa: E402
+from beadseg.models import build_model, fuse_for_inference  # noqa: E402
+from beadseg.training import train  # noqa: E402
 
 
 def tile_ms(cfgs: dict, rounds: int = 5, repeats: int = 10) -> dict:
@@ -29,8 +29,7 @@ def tile_ms(cfgs: dict, rounds: int = 5, repeats: int = 10) -> dict:
     CPU; the models take turns in every round so that machine noise hits them alike."""
     nets = {}
     for name, cfg in cfgs.items():
-        model = create_model(cfg.model.name, in_channels=cfg.data.channels,
-                             **cfg.model.model_dump(exclude={"name"})).eval()
+        model = build_model(cfg.model, cfg.data.channels).eval()
         nets[name] = fuse_for_inference(model).to(memory_format=torch.channels_last)
     channels = next(iter(cfgs.values())).data.channels
     x = torch.randn(1, channels, 512, 512).contiguous(memory_format=torch.channels_last)
@@ -53,10 +52,13 @@ def main():
     args = ap.parse_args()
     data = real_subset()
     out = OUT / "train"
-    cfgs = {name: load_config(ROOT / "configs" / "default_model.yaml",
-                              [f"data.path={data}", f"model.name={name}",
-                               f"train.max_minutes={args.minutes}"])
-            for name in args.models.split(",")}
+    cfgs = {
+        name: load_config(
+            ROOT / "configs" / "default_model.yaml",
+            [f"data.path={data}", f"model.name={name}", f"train.max_minutes={args.minutes}"],
+        )
+        for name in args.models.split(",")
+    }
     runs = []
     for name, cfg in cfgs.items():
         run = out / name
@@ -65,10 +67,16 @@ def main():
         runs.append(run)
     infer_ms = tile_ms(cfgs)
     rows = compare_runs(runs, out / "compare")
-    res = {"machine": machine(), "minutes_per_model": args.minutes, "rows": rows,
-           "train_crops_per_s": {r.name: json.loads((r / "result.json").read_text())
-                                 ["train_crops_per_s"] for r in runs},
-           "inference_ms_per_512px_tile": infer_ms, "torch_threads": torch.get_num_threads()}
+    res = {
+        "machine": machine(),
+        "minutes_per_model": args.minutes,
+        "rows": rows,
+        "train_crops_per_s": {
+            r.name: json.loads((r / "result.json").read_text())["train_crops_per_s"] for r in runs
+        },
+        "inference_ms_per_512px_tile": infer_ms,
+        "torch_threads": torch.get_num_threads(),
+    }
     (out / "bench_train.json").write_text(json.dumps(res, indent=2))
     print(markdown_table(rows))
 

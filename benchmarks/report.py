@@ -101,7 +101,7 @@ def main():
                 f"{p['pipeline_count']} (truth {p['true_count']}).", ""]
     t = load("train/bench_train.json")
     if t:
-        from beadseg.compare import markdown_table
+        from beadseg.experiments.compare import markdown_table
 
         out += ["## training (real tiles, grouped split, same time budget)", "",
                 f"Machine: {t['machine']}; {t['minutes_per_model']} min per model", "",

@@ -18,7 +18,7 @@ from common import OUT, ROOT, real_subset  # noqa: E402
 from beadseg.checkpoint import export_checkpoint  # noqa: E402
 from beadseg.config import load_config  # noqa: E402
 from beadseg.evaluate import evaluate  # noqa: E402
-from beadseg.train import train  # noqa: E402
+from beadseg.training import train  # noqa: E402
 
 
 def main():
@@ -36,8 +36,12 @@ def main():
     dest = OUT / "default_export"
     dest.mkdir(exist_ok=True)
     export_checkpoint(run, dest / "default.pt")
-    for src, name in (("history.csv", "default_history.csv"), ("split.json", "default_split.json"),
-                      ("config.yaml", "default_config.yaml"), ("result.json", "default_result.json")):
+    for src, name in (
+        ("history.csv", "default_history.csv"),
+        ("split.json", "default_split.json"),
+        ("config.yaml", "default_config.yaml"),
+        ("result.json", "default_result.json"),
+    ):
         shutil.copy(run / src, dest / name)
     (dest / "default_heldout_metrics.json").write_text(json.dumps(ev, indent=1))
     print(json.dumps(ev["overall"], indent=1))

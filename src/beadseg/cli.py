@@ -10,6 +10,7 @@ import typer
 
 from . import __version__
 from .errors import BeadsegError, BeadsegWarning
+from .experiments.hpc import JobSpec
 
 app = typer.Typer(
     add_completion=False,
@@ -167,35 +168,40 @@ def _exit_torchrun_worker(code: int) -> None:
     os._exit(code)
 
 
-def _train_config(data, config, sets, model, epochs, device):
-    from .config import load_config
+def _config(config: Path | None, sets: list[str] | None, flags: dict | None = None):
+    """The Config of a command: defaults, then ``--config``, then ``--set``, then the command's
+    own flags (only those given: a flag left out keeps the config's value)."""
+    from .config import load_config, parse_overrides
 
-    overrides = list(sets or [])
-    if data is not None:
-        overrides.append(f"data.path={data}")
-    if model:
-        overrides.append(f"model.name={model}")
-    if epochs:
-        overrides.append(f"train.epochs={epochs}")
-    if device:
-        overrides.append(f"train.device={device}")
+    overrides = parse_overrides(sets)
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        node = overrides
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = str(value) if isinstance(value, Path) else value
     return load_config(config, overrides)
 
 
 SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 (repeatable)."
+DATA_HELP = "Folder with images/ and masks/ (config: data.path)."
 
 
 @app.command()
 def train(
-    data: Path | None = typer.Argument(None, help="Folder with images/ and masks/."),
+    data: Path | None = typer.Argument(None, help=DATA_HELP),
     out: Path | None = typer.Option(None, "--out", help="Run folder."),
     config: Path | None = typer.Option(None, help="YAML config (see --print-config)."),
     sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
-    model: str | None = typer.Option(None, help="unet, attention_unet, attention_resunet."),
-    epochs: int | None = typer.Option(None, min=1, help="Epochs."),
-    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N, mps."),
-    folds: int | None = typer.Option(None, min=2, help="K-fold cross-validation: K."),
-    fold: int | None = typer.Option(None, min=0, help="Which fold is validation."),
+    model: str | None = typer.Option(
+        None, help="unet, attention_unet, attention_resunet (config: model.name)."
+    ),
+    epochs: int | None = typer.Option(None, min=1, help="Epochs (config: train.epochs)."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N, mps (config: train.device)."),
+    folds: int | None = typer.Option(None, min=2, help="K-fold cross-validation: K (config: split.folds)."),
+    fold: int | None = typer.Option(None, min=0, help="Which fold is validation (config: split.fold)."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the config, exit."),
     nproc: int = typer.Option(1, min=1, help="Processes: > 1 launches torchrun (DDP)."),
@@ -203,16 +209,22 @@ def train(
 ) -> None:
     """Train a bead segmentation model (grouped split, early stopping, collapse guard)."""
     from .config import config_to_yaml
-    from .train import train as run_train
+    from .training import train as run_train
 
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
-    extra = list(sets or [])
-    if folds is not None:
-        extra.append(f"split.folds={folds}")
-    if fold is not None:
-        extra.append(f"split.fold={fold}")
-    cfg = _train_config(data, config, extra, model, epochs, device)
+    cfg = _config(
+        config,
+        sets,
+        {
+            "data.path": data,
+            "model.name": model,
+            "train.epochs": epochs,
+            "train.device": device,
+            "split.folds": folds,
+            "split.fold": fold,
+        },
+    )
     if print_config:
         typer.echo(config_to_yaml(cfg), nl=False)
         return
@@ -223,8 +235,10 @@ def train(
     res = run_train(cfg, out, resume=resume, progress=not quiet, log=typer.echo)
     code = 3 if res["status"] == "collapsed" else 0
     if res["rank"] == 0:
-        typer.echo(f"{res['status']}: best val IoU {res['best_val_iou'] or 0:.3f} at epoch "
-                   f"{res['best_epoch']}; run folder {resume or out}")
+        typer.echo(
+            f"{res['status']}: best val IoU {res['best_val_iou'] or 0:.3f} at epoch "
+            f"{res['best_epoch']}; run folder {resume or out}"
+        )
     if res["world_size"] > 1:
         _exit_torchrun_worker(code)
     if code:
@@ -233,19 +247,21 @@ def train(
 
 @app.command()
 def cv(
-    data: Path | None = typer.Argument(None, help="Folder with images/ and masks/."),
+    data: Path | None = typer.Argument(None, help=DATA_HELP),
     out: Path = typer.Option(Path("beadseg-cv"), "--out", help="Folder of the fold runs."),
-    folds: int = typer.Option(5, min=2, help="K."),
+    folds: int | None = typer.Option(
+        None, min=2, help="K (config: split.folds, else 1 / split.val_fraction)."
+    ),
     fold: int | None = typer.Option(None, min=0, help="Run only this fold (job arrays)."),
     report_only: bool = typer.Option(False, help="Only summarise finished folds."),
     config: Path | None = typer.Option(None, help="YAML config."),
     sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """K-fold cross-validation over source frames: mean +/- SD of every metric."""
-    from .cv import cross_validate
+    from .experiments.cv import cross_validate
 
-    cfg = _train_config(data, config, sets, None, None, None)
-    s = cross_validate(cfg, folds, out, fold, report_only, log=typer.echo)
+    cfg = _config(config, sets, {"data.path": data, "split.folds": folds})
+    s = cross_validate(cfg, out=out, only_fold=fold, report_only=report_only, log=typer.echo)
     typer.echo(s["markdown"])
 
 
@@ -257,42 +273,80 @@ def sweep(
     out: Path = typer.Option(Path("beadseg-sweep"), "--out", help="Output folder."),
 ) -> None:
     """Optuna hyperparameter search over config keys, resumable, shareable across workers."""
-    from .sweep import sweep as run_sweep
+    from .experiments.sweep import sweep as run_sweep
 
     r = run_sweep(space, trials, out, storage, log=typer.echo)
-    typer.echo(f"{r['n_trials']} trials ({r['n_complete']} complete, {r['n_pruned']} pruned); "
-               f"results in {out}")
+    typer.echo(
+        f"{r['n_trials']} trials ({r['n_complete']} complete, {r['n_pruned']} pruned); results in {out}"
+    )
+
+
+_JOB = JobSpec()
 
 
 @app.command()
 def hpc(
     scheduler: str = typer.Argument(..., help="pbs or slurm."),
-    config: str = typer.Option("config.yaml", help="Training config or sweep space."),
-    job: str = typer.Option("train", help="train, predict or sweep."),
-    gpus: int = typer.Option(1, min=0, help="GPUs per node."),
-    nodes: int = typer.Option(1, min=1, help="Nodes."),
-    hours: float = typer.Option(4.0, min=0.1, help="Wall time in hours."),
-    array: int | None = typer.Option(None, min=1, help="Job-array size (predict shards, sweep workers)."),
-    cpus: int = typer.Option(8, min=1, help="CPUs per node."),
-    mem_gb: int = typer.Option(32, min=1, help="Memory per node (GB)."),
+    config: str | None = typer.Option(
+        None, help=f"Training config or sweep space (default: {_JOB.config!r})."
+    ),
+    job: str | None = typer.Option(None, help=f"train, predict or sweep (default: {_JOB.job!r})."),
+    gpus: int | None = typer.Option(None, min=0, help=f"GPUs per node (default: {_JOB.gpus})."),
+    nodes: int | None = typer.Option(None, min=1, help=f"Nodes (default: {_JOB.nodes})."),
+    hours: float | None = typer.Option(None, min=0.1, help=f"Wall time in hours (default: {_JOB.hours})."),
+    array: int | None = typer.Option(
+        None, min=1, help="Job-array size: predict shards (default: 1), sweep workers (default: none)."
+    ),
+    cpus: int | None = typer.Option(None, min=1, help=f"CPUs per node (default: {_JOB.cpus})."),
+    mem_gb: int | None = typer.Option(None, min=1, help=f"Memory per node, GB (default: {_JOB.mem_gb})."),
     queue: str | None = typer.Option(None, help="Queue / partition."),
     account: str | None = typer.Option(None, help="Project / account."),
     venv: str | None = typer.Option(None, help="Virtual environment to activate."),
     module: list[str] | None = typer.Option(None, help="Module to load (repeatable)."),
-    out_dir: str = typer.Option("runs", help="Output folder on the cluster."),
-    inputs: str = typer.Option("frames/", help="Predict: input folder or glob."),
-    model: str = typer.Option("default", help="Predict: model."),
-    storage: str | None = typer.Option(None, help="Sweep: shared Optuna storage URL."),
-    trials: int = typer.Option(10, min=1, help="Sweep: trials per worker."),
+    out_dir: str | None = typer.Option(
+        None, help=f"Output folder on the cluster (default: {_JOB.out_dir!r})."
+    ),
+    inputs: str | None = typer.Option(
+        None, help=f"Predict: input folder or glob (default: {_JOB.inputs!r})."
+    ),
+    model: str | None = typer.Option(None, help=f"Predict: model (default: {_JOB.model!r})."),
+    storage: str | None = typer.Option(
+        None, help="Sweep: shared Optuna storage URL (default: SQLite in --out-dir)."
+    ),
+    trials: int | None = typer.Option(
+        None,
+        min=1,
+        help="Sweep: finished trials wanted in the shared study; every worker "
+        f"takes new trials until it has that many (default: {_JOB.trials}).",
+    ),
 ) -> None:
     """Print a PBS or SLURM job script (torchrun training, sweep workers, predict arrays)."""
-    from .hpc import JobSpec, render_job
+    from dataclasses import replace
 
-    typer.echo(render_job(JobSpec(
-        scheduler=scheduler, job=job, config=config, gpus=gpus, nodes=nodes, hours=hours,
-        array=array, cpus=cpus, mem_gb=mem_gb, queue=queue, account=account, venv=venv,
-        modules=tuple(module or ()), out_dir=out_dir, inputs=inputs, model=model,
-        storage=storage, trials=trials)), nl=False)
+    from .experiments.hpc import render_job
+
+    given = {
+        "scheduler": scheduler,
+        "config": config,
+        "job": job,
+        "gpus": gpus,
+        "nodes": nodes,
+        "hours": hours,
+        "array": array,
+        "cpus": cpus,
+        "mem_gb": mem_gb,
+        "queue": queue,
+        "account": account,
+        "venv": venv,
+        "modules": tuple(module) if module else None,
+        "out_dir": out_dir,
+        "inputs": inputs,
+        "model": model,
+        "storage": storage,
+        "trials": trials,
+    }
+    spec = replace(_JOB, **{k: v for k, v in given.items() if v is not None})
+    typer.echo(render_job(spec), nl=False)
 
 
 @app.command()
@@ -301,7 +355,7 @@ def compare(
     out: Path | None = typer.Option(None, "--out", help="Write compare.csv/.md/.png here."),
 ) -> None:
     """Table of runs: best/final val IoU, epochs, status, time, parameters."""
-    from .compare import compare_runs, markdown_table
+    from .experiments.compare import compare_runs, markdown_table
 
     rows = compare_runs(runs, out)
     typer.echo(markdown_table(rows), nl=False)
@@ -309,38 +363,49 @@ def compare(
 
 @app.command("lr-find")
 def lr_find_cmd(
-    data: Path | None = typer.Argument(None, help="Folder with images/ and masks/."),
+    data: Path | None = typer.Argument(None, help=DATA_HELP),
     out: Path = typer.Option(Path("beadseg-lr-find"), "--out", help="Output folder."),
     config: Path | None = typer.Option(None, help="YAML config."),
     sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
-    model: str | None = typer.Option(None, help="Model name."),
-    steps: int = typer.Option(200, min=10, help="Sweep steps."),
-    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
+    model: str | None = typer.Option(None, help="Model name (config: model.name)."),
+    steps: int | None = typer.Option(None, min=10, help="Most sweep steps (default: 200)."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps (config: train.device)."),
 ) -> None:
     """Learning-rate range test: plot and suggested learning rate."""
-    from .lr_find import lr_find
+    from .training import lr_find
 
-    cfg = _train_config(data, config, sets, model, None, device)
-    res = lr_find(cfg, out, steps=steps)
+    cfg = _config(config, sets, {"data.path": data, "model.name": model, "train.device": device})
+    res = lr_find(cfg, out, **({"steps": steps} if steps else {}))
     lr = res["suggested_lr"]
-    typer.echo(f"suggested learning rate: {lr:.3g} (use --set optim.lr={lr:.3g}); plot: "
-               f"{out / 'lr_find.png'}" if lr else "no clear minimum; see the plot")
+    typer.echo(
+        f"suggested learning rate: {lr:.3g} (use --set optim.lr={lr:.3g}); plot: {out / 'lr_find.png'}"
+        if lr
+        else "no clear minimum; see the plot"
+    )
 
 
 @app.command()
 def models(
-    base_channels: int = typer.Option(8, min=1, help="Width of the first level."),
-    depth: int = typer.Option(3, min=1, max=6, help="Down-sampling steps."),
+    base_channels: int | None = typer.Option(
+        None, min=1, help="Width of the first level (config: model.base_channels)."
+    ),
+    depth: int | None = typer.Option(None, min=1, max=6, help="Down-sampling steps (config: model.depth)."),
 ) -> None:
     """Table of the model registry: parameters and GFLOPs per megapixel."""
+    from .config import ModelConfig, load_config
     from .models import model_table
 
+    m = load_config(
+        None,
+        {k: v for k, v in {"base_channels": base_channels, "depth": depth}.items() if v is not None},
+        model=ModelConfig,
+    )
     typer.echo("| model | base | depth | parameters | GFLOP/MP | description |\n|---|---|---|---|---|---|")
-    for r in model_table(base_channels, depth):
-        typer.echo(f"| {r['model']} | {r['base_channels']} | {r['depth']} | {r['parameters']:,} | "
-                   f"{r['gflops_per_mp']:.1f} | {r['description']} |")
-
-
+    for r in model_table(m.base_channels, m.depth):
+        typer.echo(
+            f"| {r['model']} | {r['base_channels']} | {r['depth']} | {r['parameters']:,} | "
+            f"{r['gflops_per_mp']:.1f} | {r['description']} |"
+        )
 @app.command()
 def predict(
     model: str = typer.Argument(..., help="Run folder, checkpoint, or 'default'."),

@@ -77,11 +77,22 @@ class OptimConfig(_Strict):
 
 
 class ScheduleConfig(_Strict):
-    """Learning-rate schedule, stepped per batch."""
+    """Learning-rate schedule, stepped per batch (see :mod:`beadseg.training.schedules`).
 
-    name: Literal["cosine", "onecycle", "constant"] = "cosine"
+    ``cosine``: linear warm-up over ``warmup_epochs``, then cosine decay to ``min_lr_ratio`` x
+    the peak; ``cosine_long_warmup``: the same with a warm-up of at least 30 % of the run
+    (older configs call it ``onecycle``, which still loads); ``constant``: warm-up, then flat.
+    """
+
+    name: Literal["cosine", "cosine_long_warmup", "constant"] = "cosine"
     warmup_epochs: float = Field(1.0, ge=0)
     min_lr_ratio: float = Field(0.02, ge=0, le=1)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _old_name(cls, v):
+        # "onecycle" was never Smith's one-cycle policy (no momentum cycle, no low start)
+        return "cosine_long_warmup" if v == "onecycle" else v
 
 
 class AugmentConfig(_Strict):
@@ -116,6 +127,9 @@ class TrainConfig(_Strict):
     seed: int = 0
     max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    num_workers: int = Field(
+        0, ge=0, description="processes preparing training crops (0: the training process)"
+    )
     init_weights: str | None = Field(
         None, description="start from these weights (run folder, checkpoint or 'default')"
     )

@@ -38,7 +38,7 @@ def run_demo(out: str | Path = "beadseg-demo", quick: bool = False, seed: int = 
     from .evaluate import evaluate
     from .predict import predict_images
     from .synth import synth_dataset, synth_dilution_series
-    from .train import train
+    from .training import train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

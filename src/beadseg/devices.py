@@ -102,8 +102,9 @@ def world_size_from_env() -> int:
 def distributed(device_name: str = "auto") -> Iterator[Distributed]:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1), else do nothing.
 
-    NCCL on CUDA, gloo on the CPU; each rank uses ``cuda:LOCAL_RANK``. On leaving, every rank
-    meets at a barrier and the group is destroyed (when this context created it).
+    NCCL on CUDA, gloo on the CPU; each rank uses ``cuda:LOCAL_RANK``. On leaving normally,
+    every rank meets at a barrier and the group is destroyed (when this context created it);
+    on an exception the group is left alone so that the other ranks fail instead of waiting.
 
     Yields
     ------
@@ -124,9 +125,10 @@ def distributed(device_name: str = "auto") -> Iterator[Distributed]:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    try:
-        yield Distributed(dist.get_rank(), dist.get_world_size(), device)
-    finally:
-        if created and dist.is_initialized():
-            dist.barrier()  # every rank is done with its collectives before any leaves
-            dist.destroy_process_group()
+    # No try/finally: a rank that raises must not wait at a barrier that the others, still
+    # inside a collective, never reach (that hung until gloo's 30-minute timeout); it leaves
+    # with its exception and the others fail fast ("connection closed by peer").
+    yield Distributed(dist.get_rank(), dist.get_world_size(), device)
+    if created and dist.is_initialized():
+        dist.barrier()  # every rank is done with its collectives before any leaves
+        dist.destroy_process_group()

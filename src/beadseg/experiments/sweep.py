@@ -25,10 +25,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import Config, _keys, load_config, save_config
-from .errors import ConfigError, InputError
-from .io import write_csv
-from .provenance import write_json
+from ..config import Config, _keys, load_config, save_config
+from ..errors import ConfigError, InputError
+from ..io import write_csv
+from ..provenance import write_json
 
 
 class Param(BaseModel):
@@ -80,8 +80,10 @@ def load_space(path: str | Path) -> SearchSpace:
             import difflib
 
             close = difflib.get_close_matches(key, valid, n=1)
-            raise ConfigError(f"{path}: unknown config key {key!r} in space"
-                              + (f"; did you mean {close[0]!r}?" if close else ""))
+            raise ConfigError(
+                f"{path}: unknown config key {key!r} in space"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+            )
         if p.type == "categorical":
             if not p.choices:
                 raise ConfigError(f"{path}: {key} has no choices")
@@ -90,8 +92,9 @@ def load_space(path: str | Path) -> SearchSpace:
         elif p.log and p.low <= 0:
             raise ConfigError(f"{path}: {key} is log-scaled, so low must be > 0 (got {p.low})")
     if space.metric not in ("val_iou", "val_iou_pooled", "val_dice", "val_loss"):
-        raise ConfigError(f"{path}: metric {space.metric!r} is not val_iou, val_iou_pooled, "
-                          "val_dice or val_loss")
+        raise ConfigError(
+            f"{path}: metric {space.metric!r} is not val_iou, val_iou_pooled, val_dice or val_loss"
+        )
     return space
 
 
@@ -117,9 +120,11 @@ def _storage(url: str):
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:
-        raise InputError(f"cannot open the Optuna storage {url}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]} (check the URL, the server and its "
-                         "driver)") from None
+        raise InputError(
+            f"cannot open the Optuna storage {url}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]} (check the URL, the server and its "
+            "driver)"
+        ) from None
 
 
 def _flatten(d: dict, prefix: str = "") -> list[str]:
@@ -133,9 +138,18 @@ def _flatten(d: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep",
-          storage: str | None = None, log=print) -> dict:
+def sweep(
+    space_file: str | Path,
+    trials: int,
+    out: str | Path = "beadseg-sweep",
+    storage: str | None = None,
+    log=print,
+) -> dict:
     """Run (or continue) a study until it has ``trials`` finished trials.
+
+    Finished means complete or pruned. Several workers may share one study (``storage``): each
+    stops after its current trial once the study has ``trials`` finished, so the total
+    overshoots by at most the trials still running elsewhere.
 
     Returns
     -------
@@ -143,7 +157,7 @@ def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep"
         Best value, params and trial counts; writes trials.csv, best_config.yaml,
         history.png and importance.png into ``out``.
     """
-    from .train import train
+    from ..training import train
 
     optuna = _optuna()
     space = load_space(space_file)
@@ -153,17 +167,20 @@ def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep"
     store = _storage(storage)
     direction = "minimize" if space.metric == "val_loss" else "maximize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=space.study_name, storage=store, direction=direction,
-                                load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=space.seed),
-                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=2))
+    study = optuna.create_study(
+        study_name=space.study_name,
+        storage=store,
+        direction=direction,
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=space.seed),
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=2),
+    )
     base_overrides = _flatten(space.base) + [f"train.monitor={space.metric}"]
     load_config(space.base_config, base_overrides)  # fail early on a bad base
 
     def objective(trial):
         params = {k: _suggest(trial, k, p) for k, p in space.space.items()}
-        cfg = load_config(space.base_config, base_overrides + [
-            f"{k}={v}" for k, v in params.items()])
+        cfg = load_config(space.base_config, base_overrides + [f"{k}={v}" for k, v in params.items()])
         run = out / f"trial_{trial.number:04d}"
 
         def report(epoch: int, row: dict) -> None:
@@ -178,11 +195,12 @@ def sweep(space_file: str | Path, trials: int, out: str | Path = "beadseg-sweep"
         best = res.get("best_monitor")
         return best if best is not None else float("nan")
 
-    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
-                                                   optuna.trial.TrialState.PRUNED)]
-    todo = max(0, trials - len(done))
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    todo = max(0, trials - len([t for t in study.trials if t.state in finished]))
     if todo:
-        study.optimize(objective, n_trials=todo, catch=())
+        # other workers of the same study count too: stop once the study has `trials` finished
+        enough = optuna.study.MaxTrialsCallback(trials, states=finished)
+        study.optimize(objective, n_trials=todo, catch=(), callbacks=[enough])
     return _report(study, out, space, log)
 
 
@@ -191,21 +209,29 @@ def _report(study, out: Path, space: SearchSpace, log) -> dict:
 
     rows = []
     for t in study.trials:
-        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
-                     **{f"param:{k}": v for k, v in t.params.items()},
-                     "run": t.user_attrs.get("run", "")})
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                **{f"param:{k}": v for k, v in t.params.items()},
+                "run": t.user_attrs.get("run", ""),
+            }
+        )
     fields = sorted({k for r in rows for k in r}, key=lambda k: (not k == "number", k))
     write_csv(out / "trials.csv", rows, fields)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    result = {"n_trials": len(study.trials), "n_complete": len(complete),
-              "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}
+    result = {
+        "n_trials": len(study.trials),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+    }
     if complete:
         best = study.best_trial
-        result.update(best_value=best.value, best_params=best.params,
-                      best_run=best.user_attrs.get("run"))
+        result.update(best_value=best.value, best_params=best.params, best_run=best.user_attrs.get("run"))
         cfg = load_config(Path(best.user_attrs["run"]) / "config.yaml")
         save_config(cfg, out / "best_config.yaml")
-        from .plots import plot_sweep
+        from ..plots import plot_sweep
 
         importance = {}
         if len(complete) >= 2 and len(space.space) >= 1:
@@ -214,9 +240,12 @@ def _report(study, out: Path, space: SearchSpace, log) -> dict:
             except (RuntimeError, ValueError, ZeroDivisionError):
                 importance = {}
         result["importance"] = importance
-        plot_sweep([(t.number, t.value) for t in complete], importance, out,
-                   maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
-        log(f"best {space.metric} {best.value:.4f} with {best.params}; "
-            f"config: {out / 'best_config.yaml'}")
+        plot_sweep(
+            [(t.number, t.value) for t in complete],
+            importance,
+            out,
+            maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE,
+        )
+        log(f"best {space.metric} {best.value:.4f} with {best.params}; config: {out / 'best_config.yaml'}")
     write_json(out / "sweep.json", result)
     return result

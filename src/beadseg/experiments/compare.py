@@ -6,11 +6,22 @@ import csv
 import json
 from pathlib import Path
 
-from .errors import InputError
-from .io import write_csv, write_text
+from ..errors import InputError
+from ..io import write_csv, write_text
 
-COLUMNS = ["run", "model", "status", "best_val_iou", "best_epoch", "final_val_iou",
-           "final_over_best", "epochs_run", "minutes", "parameters", "time_to_iou_075_min"]
+COLUMNS = [
+    "run",
+    "model",
+    "status",
+    "best_val_iou",
+    "best_epoch",
+    "final_val_iou",
+    "final_over_best",
+    "epochs_run",
+    "minutes",
+    "parameters",
+    "time_to_iou_075_min",
+]
 
 
 def _read_history(run: Path) -> list[dict]:
@@ -22,8 +33,10 @@ def run_row(run: str | Path) -> tuple[dict, list[dict]]:
     """One table row (and the history) of a run folder."""
     run = Path(run)
     if not (run / "result.json").is_file() or not (run / "history.csv").is_file():
-        raise InputError(f"{run} is not a finished run folder (no result.json/history.csv); "
-                         "give folders written by `beadseg train`")
+        raise InputError(
+            f"{run} is not a finished run folder (no result.json/history.csv); "
+            "give folders written by `beadseg train`"
+        )
     res = json.loads((run / "result.json").read_text())
     hist = _read_history(run)
     elapsed, t075 = 0.0, None
@@ -68,7 +81,7 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> list[
         rows.append(row)
         hists.append((row["run"], hist))
     if out is not None:
-        from .plots import plot_compare
+        from ..plots import plot_compare
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -8,17 +8,27 @@ prediction workers uses ``beadseg predict --shard i/N`` (no coordination needed)
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .errors import InputError
+from ..errors import InputError
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobSpec:
-    """What a job needs; rendered by :func:`render_job`."""
+    """What a job needs; rendered by :func:`render_job` (the ``beadseg hpc`` defaults).
 
-    scheduler: str = "slurm"  # or "pbs"
-    job: str = "train"  # train | predict | sweep
+    Attributes
+    ----------
+    scheduler : ``slurm`` or ``pbs``.
+    job : ``train`` (torchrun over ``gpus`` x ``nodes`` processes), ``predict`` (a job array of
+        ``array`` shards, 1 when not given) or ``sweep`` (``array`` workers of one study).
+    config : the training config (train) or the search-space file (sweep).
+    trials : sweep: finished trials wanted in the shared study; each worker keeps taking new
+        trials until the study has that many (see :func:`beadseg.experiments.sweep.sweep`).
+    """
+
+    scheduler: str = "slurm"
+    job: str = "train"
     config: str = "config.yaml"
     name: str = "beadseg"
     gpus: int = 1
@@ -45,10 +55,15 @@ def _walltime(hours: float) -> str:
 
 def _header(s: JobSpec) -> list[str]:
     if s.scheduler == "slurm":
-        lines = [f"#SBATCH --job-name={s.name}", f"#SBATCH --nodes={s.nodes}",
-                 "#SBATCH --ntasks-per-node=1", f"#SBATCH --cpus-per-task={s.cpus}",
-                 f"#SBATCH --mem={s.mem_gb}G", f"#SBATCH --time={_walltime(s.hours)}",
-                 f"#SBATCH --output={s.out_dir}/logs/%x-%A_%a.out"]
+        lines = [
+            f"#SBATCH --job-name={s.name}",
+            f"#SBATCH --nodes={s.nodes}",
+            "#SBATCH --ntasks-per-node=1",
+            f"#SBATCH --cpus-per-task={s.cpus}",
+            f"#SBATCH --mem={s.mem_gb}G",
+            f"#SBATCH --time={_walltime(s.hours)}",
+            f"#SBATCH --output={s.out_dir}/logs/%x-%A_%a.out",
+        ]
         if s.gpus:
             lines.append(f"#SBATCH --gpus-per-node={s.gpus}")
         if s.array:
@@ -59,8 +74,13 @@ def _header(s: JobSpec) -> list[str]:
             lines.append(f"#SBATCH --account={s.account}")
         return lines
     select = f"select={s.nodes}:ncpus={s.cpus}:mem={s.mem_gb}gb" + (f":ngpus={s.gpus}" if s.gpus else "")
-    lines = [f"#PBS -N {s.name}", f"#PBS -l {select}", f"#PBS -l walltime={_walltime(s.hours)}",
-             "#PBS -j oe", f"#PBS -o {s.out_dir}/logs/"]
+    lines = [
+        f"#PBS -N {s.name}",
+        f"#PBS -l {select}",
+        f"#PBS -l walltime={_walltime(s.hours)}",
+        "#PBS -j oe",
+        f"#PBS -o {s.out_dir}/logs/",
+    ]
     if s.array:
         lines.append(f"#PBS -J 0-{s.array - 1}")
     if s.queue:
@@ -77,7 +97,7 @@ def render_job(s: JobSpec) -> str:
     if s.job not in ("train", "predict", "sweep"):
         raise InputError(f"job {s.job!r} is not train, predict or sweep")
     if s.job == "predict" and not s.array:
-        s.array = 1
+        s = replace(s, array=1)  # a copy: the caller's spec stays as given
     q = shlex.quote
     lines = ["#!/usr/bin/env bash", *_header(s), "set -euo pipefail"]
     if s.scheduler == "pbs":
@@ -88,34 +108,43 @@ def render_job(s: JobSpec) -> str:
         lines.append(f"source {q(s.venv)}/bin/activate")
     idx = "${SLURM_ARRAY_TASK_ID:-0}" if s.scheduler == "slurm" else "${PBS_ARRAY_INDEX:-0}"
     if s.job == "train":
-        train = (f"-m beadseg train --config {q(s.config)} --out {q(s.out_dir)}/train --quiet")
+        train = f"-m beadseg train --config {q(s.config)} --out {q(s.out_dir)}/train --quiet"
         nproc = max(s.gpus, 1)
-        rdzv = ("--rdzv-backend=c10d --rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT")
+        rdzv = "--rdzv-backend=c10d --rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT"
         if s.nodes > 1 and s.scheduler == "slurm":
-            lines += ['MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-                      "export MASTER_ADDR MASTER_PORT=29500",
-                      f"srun torchrun --nnodes={s.nodes} --nproc-per-node={nproc} {rdzv} "
-                      f"--rdzv-id=$SLURM_JOB_ID {train}"]
+            lines += [
+                'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+                "export MASTER_ADDR MASTER_PORT=29500",
+                f"srun torchrun --nnodes={s.nodes} --nproc-per-node={nproc} {rdzv} "
+                f"--rdzv-id=$SLURM_JOB_ID {train}",
+            ]
         elif s.nodes > 1:
             # pbsdsh starts one shell per node; it inherits nothing, so set the environment there
-            setup = " && ".join([f"module load {q(m)}" for m in s.modules]
-                                + ([f"source {q(s.venv)}/bin/activate"] if s.venv else []))
-            lines += ['MASTER_ADDR=$(head -n 1 "$PBS_NODEFILE")',
-                      "export MASTER_ADDR MASTER_PORT=29500",
-                      f'pbsdsh -u bash -lc "cd $PBS_O_WORKDIR && {setup + " && " if setup else ""}'
-                      f"torchrun --nnodes={s.nodes} --nproc-per-node={nproc} "
-                      f'--rdzv-backend=c10d --rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT '
-                      f'--rdzv-id=$PBS_JOBID {train}"']
+            setup = " && ".join(
+                [f"module load {q(m)}" for m in s.modules]
+                + ([f"source {q(s.venv)}/bin/activate"] if s.venv else [])
+            )
+            lines += [
+                'MASTER_ADDR=$(head -n 1 "$PBS_NODEFILE")',
+                "export MASTER_ADDR MASTER_PORT=29500",
+                f'pbsdsh -u bash -lc "cd $PBS_O_WORKDIR && {setup + " && " if setup else ""}'
+                f"torchrun --nnodes={s.nodes} --nproc-per-node={nproc} "
+                f"--rdzv-backend=c10d --rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT "
+                f'--rdzv-id=$PBS_JOBID {train}"',
+            ]
         else:
             lines.append(f"torchrun --standalone --nproc-per-node={nproc} {train}")
     elif s.job == "predict":
-        lines += [f"beadseg predict {q(s.model)} {q(s.inputs)} --out {q(s.out_dir)}/shard-{idx} "
-                  f"--shard {idx}/{s.array} --quiet",
-                  f"# after the array: beadseg merge {q(s.out_dir)}/shard-* --out "
-                  f"{q(s.out_dir)}/merged"]
+        lines += [
+            f"beadseg predict {q(s.model)} {q(s.inputs)} --out {q(s.out_dir)}/shard-{idx} "
+            f"--shard {idx}/{s.array} --quiet",
+            f"# after the array: beadseg merge {q(s.out_dir)}/shard-* --out {q(s.out_dir)}/merged",
+        ]
     else:
         storage = s.storage or f"sqlite:///{s.out_dir}/study.db"
-        lines.append(f"beadseg sweep {q(s.config)} --trials {s.trials} --storage {q(storage)} "
-                     f"--out {q(s.out_dir)}/sweep-{idx}")
+        lines.append(
+            f"beadseg sweep {q(s.config)} --trials {s.trials} --storage {q(storage)} "
+            f"--out {q(s.out_dir)}/sweep-{idx}"
+        )
         lines.append("# every array task is one worker of the same study (shared storage)")
     return "\n".join(lines) + "\n"

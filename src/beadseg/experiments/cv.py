@@ -1,0 +1,129 @@
+"""`beadseg cv`: K-fold cross-validation over source frames, mean +/- SD of every metric.
+
+Each fold trains with ``split.folds = K`` and ``split.fold = k`` (grouped by source frame,
+stratified by density) into ``OUT/fold_k``, then evaluates its best checkpoint on its own
+held-out frames. Folds can run in one process or as separate jobs (``--fold k``), and
+``--report-only`` gathers finished folds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, PredictConfig, load_config
+from ..errors import InputError
+from ..io import write_text
+from ..provenance import write_json
+
+METRICS = [
+    "best_val_iou",
+    "best_val_iou_pooled",
+    "iou_pooled",
+    "iou_best_shift_mean",
+    "object_f1",
+    "centroid_f1",
+    "median_abs_count_error",
+    "total_count_error",
+]
+
+
+def _fold_metrics(run: Path) -> dict:
+    from ..evaluate import evaluate
+
+    res = json.loads((run / "result.json").read_text())
+    split = json.loads((run / "split.json").read_text())
+    cfg = load_config(run / "config.yaml")
+    ev = evaluate(
+        run, cfg.data.path, run / "evaluation", PredictConfig(device=cfg.train.device), only=set(split["val"])
+    )
+    o = ev["overall"]
+    return {
+        "fold": split["fold"],
+        "status": res["status"],
+        "val_groups": split["val_groups"],
+        "best_val_iou": res.get("best_val_iou"),
+        "best_val_iou_pooled": res.get("best_val_iou_pooled"),
+        "iou_pooled": o["iou_pooled"],
+        "iou_best_shift_mean": o["iou_best_shift_mean"],
+        "object_f1": o["object"]["f1"],
+        "centroid_f1": o["centroid"]["f1"],
+        "median_abs_count_error": o["counts"]["median_abs_error"],
+        "total_count_error": o["counts"]["total_relative_error"],
+    }
+
+
+def cross_validate(
+    cfg: Config,
+    folds: int | None = None,
+    out: str | Path = "beadseg-cv",
+    only_fold: int | None = None,
+    report_only: bool = False,
+    progress: bool = False,
+    log=print,
+) -> dict:
+    """Train and evaluate the folds (or one of them), then summarise the finished ones.
+
+    Parameters
+    ----------
+    cfg : Config
+        The training config of every fold (``split.folds`` / ``split.fold`` are set per fold).
+    folds : int, optional
+        K; default ``cfg.split.folds``, else ``round(1 / split.val_fraction)`` (5 by default).
+    out : path
+        Folder of the fold runs ``fold_k``; ``cv.json`` and ``cv.md`` go here.
+    only_fold : int, optional
+        Train only this fold (one job of an array), then summarise what is finished.
+    report_only : bool
+        Train nothing; summarise the finished folds.
+
+    Returns
+    -------
+    dict
+        ``folds``, ``finished``, ``per_fold`` (one row per finished fold), ``mean`` and ``sd``
+        (sample SD, None below two folds) of every metric, ``markdown``.
+
+    Raises
+    ------
+    InputError
+        No fold is finished.
+    """
+    from ..training import train
+
+    folds = folds or cfg.split.folds or max(2, int(round(1 / cfg.split.val_fraction)))
+    out = Path(out)
+    todo = [] if report_only else ([only_fold] if only_fold is not None else range(folds))
+    for k in todo:
+        run = out / f"fold_{k}"
+        if (run / "result.json").exists():
+            log(f"fold {k}: already done")
+            continue
+        fcfg = cfg.model_copy(deep=True)
+        fcfg.split.folds, fcfg.split.fold = folds, k
+        train(
+            fcfg,
+            run,
+            resume=run if (run / "last.pt").exists() else None,
+            progress=progress,
+            log=lambda s, k=k: log(f"[fold {k}] {s}"),
+        )
+    rows = [
+        _fold_metrics(out / f"fold_{k}") for k in range(folds) if (out / f"fold_{k}" / "result.json").exists()
+    ]
+    if not rows:
+        raise InputError(f"no finished fold in {out}")
+    summary = {"folds": folds, "finished": len(rows), "per_fold": rows, "mean": {}, "sd": {}}
+    for m in METRICS:
+        vals = np.array([r[m] for r in rows if r[m] is not None], float)
+        summary["mean"][m] = float(vals.mean()) if len(vals) else None
+        summary["sd"][m] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+    write_json(out / "cv.json", summary)
+    lines = ["| metric | mean | SD |", "|---|---|---|"]
+    for m in METRICS:
+        mu, sd = summary["mean"][m], summary["sd"][m]
+        lines.append(f"| {m} | {'-' if mu is None else f'{mu:.3f}'} | {'-' if sd is None else f'{sd:.3f}'} |")
+    write_text(out / "cv.md", "\n".join(lines) + "\n")
+    summary["markdown"] = "\n".join(lines)
+    return summary

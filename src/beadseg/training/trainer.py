@@ -1,0 +1,344 @@
+"""`beadseg train`: build a run, loop over epochs, write the run folder.
+
+A run folder holds: ``config.yaml`` (resolved), ``split.json``, ``history.csv``, ``curves.png``,
+``best.pt`` and ``last.pt`` (atomic, loadable with ``weights_only=True``), ``result.json``
+(status ok / early-stopped / collapsed / time-limit) and ``provenance.json``. The loop itself
+is a few functions over a :class:`~beadseg.training.state.TrainState`; stopping rules, weight
+averaging and checkpoints are :mod:`~beadseg.training.callbacks`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..checkpoint import inference_weights, load_checkpoint, resolve_model_path
+from ..config import Config, save_config
+from ..data.dataset import CropDataset
+from ..devices import Distributed, distributed, torch_threads
+from ..errors import ConfigError
+from ..losses import build_loss
+from ..models import build_model, count_parameters
+from ..provenance import write_json, write_provenance
+from .callbacks import Callback, build_ema, default_callbacks
+from .data import TrainingData, bead_area_stats, crop_loader, prepare_data
+from .schedules import build_scheduler
+from .state import TrainState
+from .validation import validate
+
+
+def train(
+    cfg: Config,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Train a segmentation model.
+
+    Parameters
+    ----------
+    cfg : Config
+        The resolved configuration (ignored when resuming: the run's own config is used).
+    out : path
+        Run folder (created). Required unless ``resume`` is given.
+    resume : path, optional
+        A run folder with ``last.pt``: continue exactly where it stopped.
+    progress : bool
+        Show a progress bar.
+    log : callable
+        Receives one line per epoch.
+    on_epoch : callable, optional
+        Called with (epoch, history row) after each validation, e.g. to prune a sweep trial
+        (it may raise to stop the run).
+
+    Returns
+    -------
+    dict
+        The content of ``result.json`` (plus ``rank``; only rank 0 writes files).
+
+    Notes
+    -----
+    Under torchrun (``WORLD_SIZE`` > 1) this joins the process group and destroys it before
+    returning. A script of yours that calls ``train`` under torchrun should end with
+    ``os._exit(0)``, as ``beadseg train`` does: gloo's threads can abort a normal interpreter
+    shutdown (see ``cli._exit_torchrun_worker``).
+    """
+    ckpt = None
+    if resume is not None:
+        out = Path(resume)
+        ckpt = load_checkpoint(out / "last.pt")
+        cfg = Config.model_validate(ckpt["config"])
+        if ckpt.get("finished"):
+            log(f"{out} already finished ({ckpt['status']}); nothing to resume")
+            return {**ckpt["result"]}
+    if out is None:
+        raise ConfigError("give an output folder (--out RUN_DIR)")
+    out = Path(out)
+    with torch_threads(cfg.train.num_threads), distributed(cfg.train.device) as dist:
+        data, loader = _prepare_run(cfg, out, dist)
+        state = _build_state(cfg, out, dist, data, ckpt, len(loader))
+        if ckpt is not None:
+            log(f"resuming {out} at epoch {state.epoch + 1}")
+        callbacks = default_callbacks(cfg.train, out, on_epoch)
+        _fit(state, data, loader, callbacks, progress, log)
+        result = _result(state, data, len(loader.dataset))
+    if dist.is_main:
+        _finish(state, result, callbacks, log)
+    return result
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _fit(
+    state: TrainState,
+    data: TrainingData,
+    loader: DataLoader,
+    callbacks: list[Callback],
+    progress: bool,
+    log: Callable[[str], None],
+) -> None:
+    """Epochs from ``state.epoch`` until the last one or until a callback stops the run."""
+    t = state.cfg.train
+    with _progress_bar(progress) as bar:
+        for epoch in range(state.epoch, t.epochs):
+            state.epoch = epoch
+            e0 = time.time()
+            task = bar.add_task(f"epoch {epoch + 1}/{t.epochs}", total=len(loader)) if bar else None
+            advance = partial(bar.update, task, advance=1) if bar else None
+            train_loss, train_s = _train_epoch(state, loader, callbacks, advance)
+            if bar:
+                bar.remove_task(task)
+            if state.status != "ok":  # the training loss collapsed
+                break
+            scores = validate(state.eval_model, data.val, state.loss_fn, state.device, t.threshold)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **scores.as_dict(),
+                "lr": state.lr,
+                "train_seconds": train_s,
+                "seconds": time.time() - e0,
+            }
+            state.history.append(row)
+            if state.dist.is_main:
+                log(
+                    f"epoch {epoch + 1}/{t.epochs}  train {train_loss:.4f}  "
+                    f"val {scores.val_loss:.4f}  IoU {scores.val_iou:.3f} (pooled "
+                    f"{scores.val_iou_pooled:.3f})  fg {scores.val_pred_fg:.4f}/"
+                    f"{scores.val_true_fg:.4f}  {row['seconds']:.1f}s"
+                )
+            for cb in callbacks:
+                cb.on_epoch_end(state, row, scores)
+            if state.status != "ok":
+                break
+
+
+def _train_epoch(
+    state: TrainState, loader: DataLoader, callbacks: list[Callback], advance: Callable[[], None] | None
+) -> tuple[float, float]:
+    """One pass over the epoch's crops: (mean training loss over all processes, seconds)."""
+    t = state.cfg.train
+    # every epoch reseeds from (seed, epoch): a resumed run continues identically
+    torch.manual_seed(t.seed * 100003 + state.epoch)
+    loader.dataset.set_epoch(state.epoch)
+    state.model.train()
+    run_loss, n_seen, t0 = 0.0, 0, time.time()
+    for step, (x, y) in enumerate(loader):
+        state.step = step
+        loss = _train_step(
+            state, x.to(state.device, non_blocking=True), y.to(state.device, non_blocking=True), callbacks
+        )
+        if loss is None:
+            break
+        run_loss += float(loss.detach()) * len(x)
+        n_seen += len(x)
+        if advance:
+            advance()
+    seconds = time.time() - t0
+    if state.dist.active:
+        import torch.distributed as dist
+
+        sums = torch.tensor([run_loss, float(n_seen)], dtype=torch.float64, device=state.device)
+        dist.all_reduce(sums)
+        run_loss, n_seen = float(sums[0]), int(sums[1])
+    return run_loss / max(n_seen, 1), seconds
+
+
+def _train_step(
+    state: TrainState, x: torch.Tensor, y: torch.Tensor, callbacks: list[Callback]
+) -> torch.Tensor | None:
+    """Forward, backward, clip, optimizer and scheduler step; None when the run was stopped."""
+    opt, scaler = state.optimizer, state.scaler
+    state.lr = opt.param_groups[0]["lr"]
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(
+        state.device.type, dtype=state.amp_dtype or torch.bfloat16, enabled=state.amp_dtype is not None
+    ):
+        logits = state.net(x)
+    loss = state.loss_fn(logits.float(), y)
+    for cb in callbacks:
+        cb.on_loss(state, loss)
+    if state.status != "ok":
+        return None
+    scaler.scale(loss).backward()
+    if state.cfg.train.grad_clip:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.cfg.train.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    state.scheduler.step()
+    for cb in callbacks:
+        cb.on_step_end(state)
+    return loss
+
+
+@contextmanager
+def _progress_bar(show: bool):
+    if not show:
+        yield None
+        return
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    bar.start()
+    try:
+        yield bar
+    finally:
+        bar.stop()
+
+
+# ----------------------------------------------------------------------------- setup and results
+
+
+def _prepare_run(cfg: Config, out: Path, dist: Distributed) -> tuple[TrainingData, DataLoader]:
+    """Data, split and batches; the run folder's config, split and provenance (main process)."""
+    t = cfg.train
+    data = prepare_data(cfg)
+    dataset = CropDataset(data.train, cfg.data, cfg.augment, seed=t.seed)
+    loader = crop_loader(
+        dataset,
+        t.batch_size,
+        dist.rank,
+        dist.world_size,
+        t.num_workers,
+        pin_memory=dist.device.type == "cuda",
+    )
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        write_json(out / "split.json", data.split.as_dict())
+        write_provenance(out, "train", seed=t.seed, device=str(dist.device), world_size=dist.world_size)
+    return data, loader
+
+
+def _build_state(
+    cfg: Config, out: Path, dist: Distributed, data: TrainingData, ckpt: dict | None, steps_per_epoch: int
+) -> TrainState:
+    """Model (resumed, fine-tuned or fresh), optimizer, schedule, scaler and EMA of a run."""
+    t = cfg.train
+    torch.manual_seed(t.seed)
+    model = build_model(cfg.model, cfg.data.channels).to(dist.device)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model_state"])
+    elif t.init_weights:
+        _init_from(model, t.init_weights)
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dist.device] if dist.device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    amp_dtype = None
+    if t.amp and dist.device.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    meta = {
+        "model": cfg.model.model_dump(),
+        "in_channels": cfg.data.channels,
+        "threshold": t.threshold,
+        "instances": cfg.instances.model_dump(),
+        "bead_area_px": bead_area_stats(data.train),
+        "parameters": count_parameters(model),
+        "trained_on": str(cfg.data.path),
+    }
+    state = TrainState(
+        cfg=cfg,
+        out=out,
+        dist=dist,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, cfg.schedule, steps_per_epoch, t.epochs),
+        scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
+        ema=build_ema(model, t.ema_decay) if t.ema_decay else None,
+        loss_fn=build_loss(cfg.loss),
+        meta=meta,
+        amp_dtype=amp_dtype,
+    )
+    if ckpt is not None:
+        state.restore(ckpt, steps_per_epoch)
+    return state
+
+
+def _init_from(model: torch.nn.Module, source: str) -> None:
+    """Fine-tuning: copy weights from a checkpoint of the same architecture."""
+    state = load_checkpoint(resolve_model_path(source))
+    try:
+        model.load_state_dict(inference_weights(state))
+    except RuntimeError:
+        raise ConfigError(
+            f"train.init_weights = {source}: its architecture ({state['meta']['model']}) differs "
+            "from model.*; set model.* to match it"
+        ) from None
+
+
+def _result(state: TrainState, data: TrainingData, crops_per_epoch: int) -> dict:
+    """The content of ``result.json``."""
+    history, best = state.history, state.best
+    final = history[-1] if history else {}
+    train_s = sum(h["train_seconds"] for h in history)
+    return {
+        "status": state.status,
+        "reason": state.reason,
+        "model": state.cfg.model.name,
+        "parameters": state.meta["parameters"],
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "best_val_iou": best.get("val_iou"),
+        "best_val_iou_pooled": best.get("val_iou_pooled"),
+        "monitor": state.cfg.train.monitor,
+        "best_monitor": best["value"] if best["epoch"] > 0 else None,
+        "final_val_iou": final.get("val_iou"),
+        "final_over_best": (final.get("val_iou", 0) / best["val_iou"]) if best.get("val_iou") else None,
+        "seconds": state.elapsed_s(),
+        "train_crops_per_s": len(history) * crops_per_epoch / max(train_s, 1e-9) if history else None,
+        "device": str(state.device),
+        "n_train_images": len(data.train),
+        "n_val_images": len(data.val),
+        "val_groups": data.split.as_dict()["val_groups"],
+        "world_size": state.dist.world_size,
+        "rank": state.dist.rank,
+    }
+
+
+def _finish(state: TrainState, result: dict, callbacks: list[Callback], log: Callable[[str], None]) -> None:
+    """Main process, after the process group is gone: result.json, final checkpoints, curves."""
+    if state.status == "collapsed":
+        log(f"COLLAPSED: {state.reason}")
+    elif state.reason:
+        log(state.reason)
+    write_json(state.out / "result.json", result)
+    for cb in callbacks:
+        cb.on_train_end(state, result)
+    if state.history:
+        from ..plots import plot_curves
+
+        plot_curves(state.history, state.out / "curves.png", title=f"{state.cfg.model.name} ({state.status})")
