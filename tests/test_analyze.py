@@ -299,3 +299,24 @@ def test_cli_analyze_prints_domains_and_where_outputs_went(tmp_path, synth_data,
     with pytest.raises(SystemExit):
         main(["analyze", str(synth_data), "--out", str(tmp_path / "an2"), "--quiet", "--no-plots"])
     assert capsys.readouterr().out == ""
+
+
+def test_mask_drawn_at_another_scale_is_found(tmp_path):
+    # a mask drawn on a copy of the image resized by 3 %: right at the centre, 8 px off at the
+    # corners of a 384-px tile; no shift fixes it
+    for i in range(4):
+        s = synth_image(384, 300, seed=60 + i, cluster_fraction=0.0, min_gap_px=2)
+        mask = s.mask
+        if i == 1:
+            c = np.array([191.5, 191.5])
+            inv = np.eye(2) / 1.03
+            mask = ndi.affine_transform(mask.astype(np.uint8), inv, c - inv @ c, order=0) > 0
+        _write(tmp_path, f"640x_f{i}_grid_r0_c0", s.image, mask)
+    summary = analyze_dataset(tmp_path, None, workers=2)
+    found = {x["name"]: x for x in summary["checks"]["mask_scale"]}
+    assert list(found) == ["640x_f1_grid_r0_c0"]
+    # the mask is 3 % too large: it fits when magnified by 1 / 1.03
+    assert found["640x_f1_grid_r0_c0"]["scale"] == pytest.approx(1 / 1.03, abs=0.011)
+    row = {r["name"]: r for r in summary["per_image"]}["640x_f1_grid_r0_c0"]
+    assert row["grade"] == "unusable" and "drawn at another scale" in row["grade_reasons"]
+    assert row["mask_belongs_to"] == ""

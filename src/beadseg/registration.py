@@ -220,3 +220,32 @@ def fix_masks(data, out, radius_px: int = 5, min_shift_px: float = 2.0, min_gain
         )
     write_csv(out / "shifts.csv", rows)
     return rows
+
+
+def scaled_about_centre(values: np.ndarray, scale: float) -> np.ndarray:
+    """``values`` magnified by ``scale`` about the array centre (linear interpolation).
+
+    For the reduced (block-mean) copies of the mask-scale search only; masks themselves are
+    never interpolated.
+    """
+    from scipy import ndimage as ndi
+
+    c = (np.array(values.shape, float) - 1) / 2
+    inverse = np.diag([1 / scale, 1 / scale])
+    return ndi.affine_transform(np.asarray(values, np.float32), inverse, c - inverse @ c, order=1)
+
+
+def best_scale(
+    mask_small: np.ndarray, evidence_small: np.ndarray, scales, radius: int
+) -> tuple[float, float]:
+    """The scale (about the centre) at which a reduced mask correlates best with the reduced
+    evidence, shifts up to ``radius`` allowed; returns (scale, correlation)."""
+    best = (1.0, -np.inf)
+    for s in scales:
+        c = correlation_by_shift(
+            scaled_about_centre(mask_small, s) if s != 1 else mask_small, evidence_small, radius
+        )
+        v = float(np.nanmax(c)) if np.isfinite(c).any() else -np.inf
+        if v > best[1]:
+            best = (float(s), v)
+    return best

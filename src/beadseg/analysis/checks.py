@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..registration import correlation_by_shift
+from ..registration import best_scale, correlation_by_shift
 from .domains import REAL
 
 # ----------------------------------------------------------------------------- missing labels
@@ -196,6 +196,49 @@ def mask_fits(measurements, fit_ratio: float = 0.4, search_radius_px: int = 8) -
         owner, owner_fit = _find_owner(m, measurements, small[name], ref_small, fit_ratio, radius[name])
         out[name] = MaskFit(name, f.fit, f.reference, f.reference_of, False, owner, owner_fit, small[name])
     return MaskFits(fit_ratio, out)
+
+
+# ----------------------------------------------------------------------------- mask scale
+
+
+@dataclass(frozen=True)
+class MaskScale:
+    """A mask drawn at another scale than its image (e.g. on a resized copy).
+
+    ``corr_unscaled`` and ``corr_scaled`` are the correlations of the reduced mask with the
+    reduced evidence (best shift) at scale 1 and at ``scale`` (about the image centre);
+    ``corner_px`` is how far the mask sits off at the image corners at that scale.
+    """
+
+    name: str
+    scale: float
+    corr_unscaled: float
+    corr_scaled: float
+    corner_px: float
+
+
+def mask_scales(
+    measurements,
+    names,
+    search_radius_px: int = 8,
+    min_gain: float = 0.05,
+    scales=tuple(np.round(np.arange(0.96, 1.0401, 0.01), 2)),
+) -> dict[str, MaskScale]:
+    """Among the masks ``names`` (those that do not fit or are misregistered: searching every
+    mask would cost ~5 ms each), the ones that fit clearly better (correlation + ``min_gain``)
+    at a scale other than 1."""
+    out = {}
+    for m in measurements:
+        if m.name not in names:
+            continue
+        a = m.arrays
+        radius = max(1, int(np.ceil(search_radius_px / a.small_factor)))
+        base = _small_fit(a.mask_small, a.evidence_small, radius)
+        scale, corr = best_scale(a.mask_small, a.evidence_small, scales, radius)
+        if scale != 1.0 and np.isfinite(base) and corr >= base + min_gain:
+            corner = abs(scale - 1) * float(np.hypot(m.height, m.width)) / 2
+            out[m.name] = MaskScale(m.name, scale, base, corr, corner)
+    return out
 
 
 # ----------------------------------------------------------------------------- leakage
@@ -459,6 +502,7 @@ class Checks:
     fits: MaskFits
     quality: LabelQuality
     registration: RegistrationSummary
+    scales: dict[str, MaskScale]
     overlaps: dict | None
     leakage: Leakage | None
 
@@ -470,6 +514,11 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
     neither).
     """
     agree = overlap_agreement(measurements, cfg.min_overlap_px, cfg.overlap_match_tol) if overlaps else None
+    fits = mask_fits(measurements, cfg.mask_fit_ratio, cfg.owner_search_radius_px)
+    # masks that fit worse than most of their frame (and belong to no other image) or sit
+    # shifted: a scale may explain it
+    odd = {n for n, f in fits.per_image.items() if not f.belongs_to and f.fit < 0.85 * f.reference}
+    odd |= {m.name for m in measurements if m.registration.flagged}
     return Checks(
         missing=missing_labels(
             measurements,
@@ -478,9 +527,10 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
             cfg.missing_max_fraction,
             cfg.missing_min_count,
         ),
-        fits=mask_fits(measurements, cfg.mask_fit_ratio, cfg.owner_search_radius_px),
+        fits=fits,
         quality=label_quality(measurements, single_area, cfg.speck_area_px, cfg.clump_factor),
         registration=registration_summary(measurements),
+        scales=mask_scales(measurements, odd, cfg.owner_search_radius_px),
         overlaps=agree,
         leakage=leakage_groups(measurements, agree["pairs"]) if agree else None,
     )

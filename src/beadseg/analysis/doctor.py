@@ -63,6 +63,7 @@ def _per_image(ms, checks: Checks, grades: dict, looks: dict, beads_area: dict) 
             "mask_fit_reference": fit.reference,
             "mask_fits_image": fit.fits_image,
             "mask_belongs_to": fit.belongs_to,
+            "mask_scale": checks.scales[m.name].scale if m.name in checks.scales else 1.0,
             "grade": g.grade,
             "grade_reasons": "; ".join(g.reasons),
         }
@@ -89,6 +90,7 @@ def _checks_block(ms, checks: Checks, domain_check) -> dict:
             "not_fitting": [asdict(fits.per_image[n]) for n in fits.not_fitting],
             "misfiled": fits.misfiled,
         },
+        "mask_scale": [asdict(v) for v in checks.scales.values()],
         "leakage": {
             "n_groups": checks.leakage.n_groups,
             "groups": checks.leakage.groups,

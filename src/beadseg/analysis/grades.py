@@ -1,11 +1,13 @@
 """A grade per label: good, fixable or unusable, with the reasons.
 
 * **unusable**: the mask does not describe its image: it fits the image's beads far worse than
-  its neighbours' masks fit theirs (often it belongs to another image, which is named); most bead
-  candidates are unlabelled; or the mask is empty while the image shows beads.
+  its neighbours' masks fit theirs (often it belongs to another image, which is named); it was
+  drawn at another scale (e.g. on a resized copy) and sits more than twice the label tolerance
+  off at the image corners; most bead candidates are unlabelled; or the mask is empty while the
+  image shows beads.
 * **fixable**: usable after an automatic fix or with a known caveat: shifted by N px
-  (re-register by ``dy, dx``), partly unlabelled, soft (thresholded at half its maximum),
-  clumps drawn as blobs (components count clumps, not beads).
+  (re-register by ``dy, dx``), drawn at a slightly different scale, partly unlabelled, soft
+  (thresholded at half its maximum), clumps drawn as blobs (components count clumps, not beads).
 * **good**: none of the above.
 
 :func:`grade_labels` is the entry point for training and evaluation (it runs at every
@@ -71,6 +73,14 @@ def grade_one(m, checks, cfg: AnalyzeConfig) -> LabelGrade:
         unusable.append(f"most beads unlabelled: {frac:.0%} of bead candidates ({unl}) have no mask")
     elif m.name in checks.missing.flagged:
         fixable.append(f"partly unlabelled: {frac:.0%} of bead candidates ({unl}) have no mask")
+    sc = checks.scales.get(m.name)
+    if sc is not None:
+        text = (
+            f"drawn at another scale: fits best magnified {sc.scale:.2f}x about the centre "
+            f"(correlation {sc.corr_unscaled:.2f} -> {sc.corr_scaled:.2f}), {sc.corner_px:.1f} px "
+            "off at the corners; a shift cannot fix that"
+        )
+        (unusable if sc.corner_px > 2 * cfg.label_tolerance_px else fixable).append(text)
     reg = m.registration
     shift = (0, 0)
     if reg.flagged and not unusable:

@@ -150,8 +150,6 @@ def _panel_density(ax, p):
 
 
 def _panel_areas(ax, p):
-    from matplotlib.ticker import MaxNLocator
-
     top = max((a.max(initial=0) for a in p["areas"].values()), default=0)
     bins = np.arange(0, min(top, 400) + 5, 4)
     for d, a in p["areas"].items():
@@ -165,7 +163,6 @@ def _panel_areas(ax, p):
             )
     ax.set_yscale("log")
     ax.set(title="Object area", xlabel="area (px)", ylabel="objects")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7)
 
 

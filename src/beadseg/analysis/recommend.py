@@ -139,6 +139,20 @@ def _labels(s: dict) -> list[dict]:
                     f"correlation {f['fit']:.2f} vs {f['reference']:.2f} (median of its {f['reference_of']})",
                 )
             )
+    scaled = s["checks"]["mask_scale"]
+    if scaled:
+        out.append(
+            _rec(
+                "scaled_masks",
+                "all",
+                "Redraw (or rescale) the masks drawn at another scale than their image, "
+                "e.g. on a resized copy; re-registering them by a shift only helps near "
+                "the centre.",
+                "; ".join(
+                    f"{x['name']} {x['scale']:.2f}x ({x['corner_px']:.0f} px at the corners)" for x in scaled
+                ),
+            )
+        )
     unusable = [g for g in s["label_grades"] if g["grade"] == "unusable"]
     if unusable:
         out.append(

@@ -174,6 +174,12 @@ def _grades(s: dict) -> list[str]:
             f"  - {f['name']}: correlation {_f(f['fit'])} vs {_f(f['reference'])} "
             f"({f['reference_of']} median); {where}"
         )
+    for sc in s["checks"]["mask_scale"]:
+        out.append(
+            f"- {sc['name']} was drawn at another scale: its mask fits best magnified "
+            f"{_f(sc['scale'])}x about the centre (correlation {_f(sc['corr_unscaled'])} -> "
+            f"{_f(sc['corr_scaled'])}), {_f(sc['corner_px'], 1)} px off at the corners."
+        )
     for grade in ("unusable", "fixable"):
         rows = [g for g in s["label_grades"] if g["grade"] == grade]
         out.append(f"- {grade}: {len(rows)}")
