@@ -123,7 +123,7 @@ def _domains_block(ms, cfg: AnalyzeConfig, single, beads_area, per_image, grades
         bins = h["density_bins"]
         for m, b in zip(dm, bins.pop("bin_of_image")):
             per_image[m.name]["density_bin"] = bins["labels"][b]
-        h["label_grades"] = {
+        h["grade_counts"] = {
             g: sum(grades[m.name].grade == g for m in dm) for g in ("good", "fixable", "unusable")
         }
         h["n_misregistered"] = sum(m.registration.flagged for m in dm)

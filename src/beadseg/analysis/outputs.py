@@ -55,7 +55,7 @@ def console_lines(s: dict, out, plots: bool = True) -> list[str]:
         )
     ]
     for d, h in s["domains"].items():
-        g = h["label_grades"]
+        g = h["grade_counts"]
         lines.append(
             f"{d}: {h['mean_beads_per_image']:.1f} beads/image, foreground "
             f"{h['mean_foreground_fraction']:.3f}, median bead area "

@@ -240,7 +240,7 @@ def _panel_grades(ax, p):
     doms = list(p["domains"])
     bottom = np.zeros(len(doms))
     for grade, colour in (("good", "tab:green"), ("fixable", "gold"), ("unusable", "tab:red")):
-        v = np.array([p["domains"][d]["label_grades"][grade] for d in doms], float)
+        v = np.array([p["domains"][d]["grade_counts"][grade] for d in doms], float)
         ax.bar(doms, v, bottom=bottom, color=colour, label=grade)
         bottom += v
     for tick, d in zip(ax.get_xticklabels(), doms):

@@ -64,7 +64,7 @@ def _headlines(s: dict) -> list[str]:
     out.append(
         "| label grades (good / fixable / unusable) | "
         + " | ".join(
-            "{good} / {fixable} / {unusable}".format(**s["domains"][d]["label_grades"]) for d in doms
+            "{good} / {fixable} / {unusable}".format(**s["domains"][d]["grade_counts"]) for d in doms
         )
         + " |\n"
     )
@@ -139,9 +139,9 @@ def _density(s: dict) -> list[str]:
                     ("foreground_fraction_mean", "fg fraction"),
                     ("brightness_mean", "brightness"),
                     ("contrast_mean", "contrast"),
-                    ("misregistered", "misregistered"),
-                    ("missing_labels", "missing labels"),
-                    ("unusable_labels", "unusable labels"),
+                    ("n_misregistered", "misregistered"),
+                    ("n_missing_labels", "missing labels"),
+                    ("n_unusable_labels", "unusable labels"),
                 ],
             )
         )
@@ -275,7 +275,7 @@ def _closing(s: dict) -> list[str]:
         out += [f"- {r['sentence']}" for r in s["reference"]["comparisons"]] + [""]
     out.append("## Findings\n")
     for d, h in s["domains"].items():
-        g = h["label_grades"]
+        g = h["grade_counts"]
         out.append(
             f"- {d}: {h['n_images']} images from {h['n_source_frames']} source frames, "
             f"{_f(h['mean_beads_per_image'], 1)} beads per image, foreground "
