@@ -553,9 +553,7 @@ def _draw_stock(ax, result: dict) -> None:
         v, lo, hi = st["without_outliers"]
         ax.axhline(v, color="tab:green", ls="--", label=f"without outlier frames {v:.3g} ({lo:.3g}-{hi:.3g})")
     ax.set_yscale("log")
-    ax.set_xticks(
-        x, [f"{f['dilution']}x\n{f['source_frame'][-12:]}" for f in fr], fontsize=6, rotation=45, ha="right"
-    )
+    ax.set_xticks(x, [f["source_frame"] for f in fr], fontsize=6, rotation=30, ha="right")
     ax.set(ylabel=f"implied stock ({st['unit']})", title="Stock implied by each source frame")
     ax.legend(fontsize=7)
 
