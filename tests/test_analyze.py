@@ -127,6 +127,8 @@ def test_registration_finds_known_shifts(tmp_path):
         assert (rows[name]["registration_dy"], rows[name]["registration_dx"]) == (-dy, -dx)
         assert rows[name]["misregistered"] == ((dy, dx) != (0, 0))
         assert rows[name]["mask_fits_image"]
+    frame = {r["source_frame"]: r for r in summary["per_source_frame"]}
+    assert frame["b"]["n_misregistered"] == 1 and frame["a"]["n_misregistered"] == 0
 
 
 def _six_tiles(root, size=128):
@@ -152,6 +154,9 @@ def test_swapped_masks_are_flagged_and_each_named(tmp_path):
         if n not in (a, b):
             assert rows[n]["mask_fits_image"] and rows[n]["mask_belongs_to"] == ""
     assert summary["checks"]["mask_fit"]["misfiled"] == {a: b, b: a}
+    # a mask of another image is not reported as "shifted by N px"
+    assert not rows[a]["misregistered"] and not rows[b]["misregistered"]
+    assert not {a, b} & {f["name"] for f in summary["checks"]["registration"]["flagged"]}
     assert rows[a]["grade"] == "unusable" and f"belongs to {b}" in rows[a]["grade_reasons"]
     grades = {g.name: g for g in grade_labels(find_pairs(tmp_path), workers=1)}
     assert grades[a].belongs_to == b and not grades[a].usable

@@ -375,9 +375,11 @@ class RegistrationSummary:
         return len(self.flagged)
 
 
-def registration_summary(measurements) -> RegistrationSummary:
+def registration_summary(measurements, exclude=()) -> RegistrationSummary:
+    """Misregistered masks, leaving out ``exclude`` (masks that do not fit their image at all:
+    a mask of another image is not "shifted by 3 px")."""
     flagged = sorted(
-        (m for m in measurements if m.registration.flagged),
+        (m for m in measurements if m.registration.flagged and m.name not in exclude),
         key=lambda m: (m.domain != REAL, -m.registration.gain),
     )
     shifts = [m.registration.shift_px for m in measurements]
@@ -518,7 +520,7 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
     # masks that fit worse than most of their frame (and belong to no other image) or sit
     # shifted: a scale may explain it
     odd = {n for n, f in fits.per_image.items() if not f.belongs_to and f.fit < 0.85 * f.reference}
-    odd |= {m.name for m in measurements if m.registration.flagged}
+    odd |= {m.name for m in measurements if m.registration.flagged and m.name not in fits.not_fitting}
     return Checks(
         missing=missing_labels(
             measurements,
@@ -529,7 +531,7 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
         ),
         fits=fits,
         quality=label_quality(measurements, single_area, cfg.speck_area_px, cfg.clump_factor),
-        registration=registration_summary(measurements),
+        registration=registration_summary(measurements, set(fits.not_fitting)),
         scales=mask_scales(measurements, odd, cfg.owner_search_radius_px),
         overlaps=agree,
         leakage=leakage_groups(measurements, agree["pairs"]) if agree else None,

@@ -62,6 +62,8 @@ def _per_image(ms, checks: Checks, grades: dict, looks: dict, beads_area: dict) 
             "clump_fraction": checks.quality.clump_fraction[m.name],
             "mask_fit_reference": fit.reference,
             "mask_fits_image": fit.fits_image,
+            # a mask that does not fit its image at all is not "shifted by N px"
+            "misregistered": m.registration.flagged and fit.fits_image,
             "mask_belongs_to": fit.belongs_to,
             "mask_scale": checks.scales[m.name].scale if m.name in checks.scales else 1.0,
             "grade": g.grade,
@@ -126,7 +128,7 @@ def _domains_block(ms, cfg: AnalyzeConfig, single, beads_area, per_image, grades
         h["grade_counts"] = {
             g: sum(grades[m.name].grade == g for m in dm) for g in ("good", "fixable", "unusable")
         }
-        h["n_misregistered"] = sum(m.registration.flagged for m in dm)
+        h["n_misregistered"] = sum(per_image[m.name]["misregistered"] for m in dm)
         h["n_missing_labels"] = sum(per_image[m.name]["missing_labels"] for m in dm)
         h["n_masks_not_fitting"] = sum(not per_image[m.name]["mask_fits_image"] for m in dm)
         h["n_soft_masks"] = sum(m.soft_mask for m in dm)

@@ -158,9 +158,9 @@ def aggregate(ms, key: str, per_image: dict[str, dict]) -> list[dict]:
                 "foreground_fraction_mean": _mean([m.foreground_fraction for m in rs]),
                 "brightness_mean": _mean([m.brightness for m in rs]),
                 "contrast_mean": _mean([m.contrast for m in rs]),
-                "misregistered": int(sum(m.registration.flagged for m in rs)),
-                "missing_labels": int(sum(per_image[m.name]["missing_labels"] for m in rs)),
-                "unusable_labels": int(sum(per_image[m.name]["grade"] == "unusable" for m in rs)),
+                "n_misregistered": int(sum(per_image[m.name]["misregistered"] for m in rs)),
+                "n_missing_labels": int(sum(per_image[m.name]["missing_labels"] for m in rs)),
+                "n_unusable_labels": int(sum(per_image[m.name]["grade"] == "unusable" for m in rs)),
             }
         )
     return sorted(out, key=lambda g: (g["dilution"] is None, g["dilution"] or 0, str(g[key])))
