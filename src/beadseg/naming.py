@@ -17,8 +17,8 @@ from pathlib import Path
 _DILUTION = re.compile(r"^(\d+)[xX](?=_|$)")
 
 DILUTION_RULE = (
-    "the dilution is the leading <number>x token of the file name, x or X, then _ or "
-    "the end: 160x_... and 160X_... are 160, 320x is 320; names without it have none"
+    "the leading <number>x token of the file name, x or X, then _ or the end: 160x_... and "
+    "160X_... are 160, 320x is 320; names without it have none"
 )
 _GRID = re.compile(r"_grid_r(\d+)_c(\d+)$")
 
