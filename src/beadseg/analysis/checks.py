@@ -456,7 +456,30 @@ def _pair_entry(a, b, frame, sides, axis, min_overlap_px, match_tol) -> dict:
     return entry
 
 
-def overlap_agreement(measurements, min_overlap_px: int, match_tol: float) -> dict:
+@dataclass
+class OverlapAgreement:
+    """Agreement of the masks of grid neighbours on the strips they share.
+
+    ``pairs``: one dict per neighbour pair (``a``, ``b``, ``source_frame``, ``direction``,
+    ``overlap_px`` (0: no shared strip found), ``image_mad``, ``mask_iou``); ``n_empty_pairs``:
+    shared strips where neither mask has a bead (they score IoU 1); ``mean_iou_nonempty`` leaves
+    them out.
+    """
+
+    neighbour_pairs: int
+    overlapping_pairs: int
+    overlap_px: list[int]
+    mean_iou: float
+    n_empty_pairs: int
+    mean_iou_nonempty: float
+    median_iou: float
+    min_iou: float
+    max_iou: float
+    per_source_frame: dict[str, float]
+    pairs: list[dict]
+
+
+def overlap_agreement(measurements, min_overlap_px: int, match_tol: float) -> OverlapAgreement:
     """IoU of the masks of neighbouring tiles on the strip they share.
 
     Neighbours are found from the grid names (same source frame, next column or next row); the
@@ -480,20 +503,19 @@ def overlap_agreement(measurements, min_overlap_px: int, match_tol: float) -> di
     def stat(fn, v):
         return float(fn(v)) if v else float("nan")
 
-    return {
-        "neighbour_pairs": len(pairs),
-        "overlapping_pairs": len(matched),
-        "overlap_px": sorted({p["overlap_px"] for p in matched}),
-        "mean_iou": stat(np.mean, ious),
-        # strips where neither mask has a bead score 1 above; without them:
-        "n_empty_pairs": len(ious) - len(nonempty),
-        "mean_iou_nonempty": stat(np.mean, nonempty),
-        "median_iou": stat(np.median, ious),
-        "min_iou": stat(np.min, ious),
-        "max_iou": stat(np.max, ious),
-        "per_source_frame": {k: float(np.mean(v)) for k, v in sorted(per_frame.items())},
-        "pairs": pairs,
-    }
+    return OverlapAgreement(
+        neighbour_pairs=len(pairs),
+        overlapping_pairs=len(matched),
+        overlap_px=sorted({p["overlap_px"] for p in matched}),
+        mean_iou=stat(np.mean, ious),
+        n_empty_pairs=len(ious) - len(nonempty),
+        mean_iou_nonempty=stat(np.mean, nonempty),
+        median_iou=stat(np.median, ious),
+        min_iou=stat(np.min, ious),
+        max_iou=stat(np.max, ious),
+        per_source_frame={k: float(np.mean(v)) for k, v in sorted(per_frame.items())},
+        pairs=pairs,
+    )
 
 
 @dataclass
@@ -505,7 +527,7 @@ class Checks:
     quality: LabelQuality
     registration: RegistrationSummary
     scales: dict[str, MaskScale]
-    overlaps: dict | None
+    overlaps: OverlapAgreement | None
     leakage: Leakage | None
 
 
@@ -534,5 +556,5 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
         registration=registration_summary(measurements, set(fits.not_fitting)),
         scales=mask_scales(measurements, odd, cfg.owner_search_radius_px),
         overlaps=agree,
-        leakage=leakage_groups(measurements, agree["pairs"]) if agree else None,
+        leakage=leakage_groups(measurements, agree.pairs) if agree else None,
     )

@@ -111,7 +111,7 @@ def _checks_block(ms, checks: Checks, domain_check) -> dict:
             "border_object_fraction": q.border_object_fraction,
         },
         "registration": {**asdict(checks.registration), "n_flagged": checks.registration.n_flagged},
-        "overlap_agreement": checks.overlaps,
+        "overlap_agreement": asdict(checks.overlaps),
     }
 
 
