@@ -1,9 +1,6 @@
-import csv
-
 import numpy as np
 import pytest
 
-from beadseg.dilution import dilution_report, fit_dilution
 from beadseg.evaluate import evaluate
 from beadseg.io import write_image, write_labels, write_mask
 from beadseg.registration import fix_masks, shift_mask
@@ -34,30 +31,6 @@ def test_evaluate_prediction_folder_matches_stardist(tmp_path):
     assert set(r["per_dilution"]) == {"320", "640", "960"}
     for f in ("metrics.json", "metrics.csv", "worst_cases.png"):
         assert (tmp_path / "ev" / f).is_file()
-
-
-def test_dilution_slope_recovered(tmp_path):
-    rng = np.random.default_rng(1)
-    rows = []
-    for d in (160, 320, 640, 1280, 2560, 5120):
-        for k in range(4):
-            rows.append({"image": f"{d}x_f{k}", "source_frame": f"{d}x_f{k}", "dilution": d,
-                         "count": rng.poisson(2e6 / d), "area_mp": 1.0})
-    with open(tmp_path / "counts.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    r = dilution_report(tmp_path / "counts.csv", tmp_path / "dil", pixel_size_um=0.5, depth_um=100)
-    lo, hi = r["fit"]["slope_ci95"]
-    assert lo <= -1 <= hi and r["fit"]["slope"] == pytest.approx(-1, abs=0.05)
-    assert r["stock_beads_per_mp_median"] == pytest.approx(2e6, rel=0.1)
-    assert r["units"] == "beads per microlitre"
-    assert (tmp_path / "dil" / "dilution.png").is_file()
-
-
-def test_fit_dilution_exact():
-    f = fit_dilution([100, 200, 400, None], [80, 40, 20, 5])
-    assert f.slope == pytest.approx(-1) and f.r2 == pytest.approx(1) and f.n_points == 3
 
 
 def test_fix_masks_restores_known_shifts(tmp_path):

@@ -11,6 +11,7 @@ import typer
 from . import __version__
 from .errors import BeadsegError, BeadsegWarning
 from .experiments.hpc import JobSpec
+from .naming import DILUTION_RULE
 
 app = typer.Typer(
     add_completion=False,
@@ -110,29 +111,36 @@ def synth(
     typer.echo(f"wrote {len(names)} synthetic pairs to {out}")
 
 
-@app.command()
+_DILUTION_HELP = f"Dilution: {DILUTION_RULE}."
+
+
+@app.command(help=(
+    "Dataset doctor: headlines per domain (real tiles / synthetic_* tiles, never pooled), a grade "
+    "per label (good / fixable / unusable), masks filed under the wrong image, missing labels, "
+    "misregistered masks, leakage, overlap agreement, dilution fit over source frames, "
+    "recommendations. " + _DILUTION_HELP
+))
 def analyze(
     data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-analysis"), "--out", help="Output folder."),
     reference: Path | None = typer.Option(
         None, help="Another data folder or summary.json to compare with."
     ),
-    workers: int | None = typer.Option(None, min=1, help="Processes (default: CPUs, max 4)."),
+    workers: int | None = typer.Option(None, min=1, help="Threads (default: CPUs, max 4)."),
     config: Path | None = typer.Option(None, help="YAML with analyze settings."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary lines."),
 ) -> None:
-    """Dataset doctor: fingerprint, missing-label/leakage/registration checks, recommendations."""
     from .analysis import analyze_dataset
+    from .analysis.outputs import console_lines
     from .config import AnalyzeConfig, load_config
 
     cfg = load_config(config, model=AnalyzeConfig)
     s = analyze_dataset(data, out, reference=reference, workers=workers, cfg=cfg,
-                        plots=not no_plots)
-    o = s["overall"]
-    typer.echo(f"{o['n_images']} images, {o['mean_beads_per_image']:.1f} beads/image, "
-               f"foreground {o['mean_foreground_fraction']:.4f}; report: {out / 'report.md'}")
-    for r in s["recommendations"]:
-        typer.echo(f"- {r['text']} [{r['measurement']}]")
+                        plots=not no_plots, progress=not quiet)
+    if not quiet:
+        for line in console_lines(s, out, plots=not no_plots):
+            typer.echo(line)
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -472,21 +480,30 @@ def evaluate(
                    f"{r['calibration']['model']}")
 
 
-@app.command()
+@app.command(help=(
+    "Density vs dilution on log-log axes, fitted over source frames (tiles of one frame are not "
+    "independent): slope with its 95 % CI, stock concentration with its 95 % interval, frames whose "
+    "implied stock is an outlier. " + _DILUTION_HELP + " Or give --samples SHEET.csv: a "
+    "dilution column and one of image / source_frame / prefix / sample."
+))
 def dilution(
     counts_csv: Path = typer.Argument(..., help="counts.csv from beadseg predict."),
     out: Path = typer.Option(Path("beadseg-dilution"), "--out", help="Output folder."),
-    pixel_size_um: float | None = typer.Option(None, help="Pixel size in micrometres."),
-    depth_um: float | None = typer.Option(None, help="Chamber depth in micrometres."),
+    samples: Path | None = typer.Option(
+        None, "--samples", help="CSV mapping image / source_frame / prefix / sample to dilution."
+    ),
+    pixel_size_um: float | None = typer.Option(
+        None, help="Pixel size in micrometres (needs --depth-um)."
+    ),
+    depth_um: float | None = typer.Option(
+        None, help="Chamber depth in micrometres (needs --pixel-size-um)."
+    ),
 ) -> None:
-    """Density vs dilution on log-log axes: slope, 95 % CI, R2, outliers, stock concentration."""
-    from .dilution import dilution_report
+    from .dilution import console_lines, dilution_report
 
-    r = dilution_report(counts_csv, out, pixel_size_um, depth_um)
-    f = r["fit"]
-    typer.echo(f"slope {f['slope']:.3f} (95 % CI {f['slope_ci95'][0]:.3f} to "
-               f"{f['slope_ci95'][1]:.3f}, ideal -1), R2 {f['r2']:.3f}, {r['n_images']} images; "
-               f"outliers: {', '.join(r['outliers']) or 'none'}; plot: {out / 'dilution.png'}")
+    r = dilution_report(counts_csv, out, pixel_size_um, depth_um, samples=samples)
+    for line in console_lines(r, out):
+        typer.echo(line)
 
 
 @app.command("fix-masks")

@@ -33,6 +33,10 @@ class DataConfig(_Strict):
         False, description="re-register masks that sit off their beads (see `beadseg fix-masks`)"
     )
     align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
+    use_all_labels: bool = Field(
+        False, description="train on every label; by default labels graded unusable by "
+        "`beadseg.analysis.grade_labels` are left out (listed in split.json)"
+    )
     channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
 
 
@@ -173,7 +177,7 @@ class PredictConfig(_Strict):
 
 
 class AnalyzeConfig(_Strict):
-    """Settings of the dataset doctor (`beadseg analyze`)."""
+    """Settings of the dataset doctor (`beadseg analyze`) and of :func:`beadseg.analysis.grade_labels`."""
 
     min_distance_px: int = Field(3, ge=1, description="closest bead centres, for splitting")
     peak_floor: float = Field(3.0, ge=0, description="evidence (noise SDs) of a candidate peak")
@@ -182,11 +186,30 @@ class AnalyzeConfig(_Strict):
         0.5, gt=0, le=1, description="threshold as a share of the labelled beads' median evidence"
     )
     label_tolerance_px: int = Field(3, ge=0, description="candidate counts as labelled this close")
-    missing_max_fraction: float = Field(0.15, gt=0, lt=1)
+    missing_max_fraction: float = Field(
+        0.15, gt=0, lt=1, description="unlabelled-candidate share that flags a partial mask"
+    )
     missing_min_count: int = Field(3, ge=1)
-    registration_radius_px: int = Field(5, ge=1)
+    unusable_unlabelled_fraction: float = Field(
+        0.5, gt=0, le=1, description="unlabelled-candidate share that makes a label unusable"
+    )
+    registration_radius_px: int = Field(8, ge=1, description="largest mask shift searched")
     registration_min_shift_px: float = Field(2.0, gt=0)
     registration_min_gain: float = Field(0.15, ge=0)
+    mask_fit_ratio: float = Field(
+        0.4, gt=0, lt=1,
+        description="a mask fits its image when its correlation with the bead evidence is at "
+        "least this share of its source frame's (or domain's) median",
+    )
+    owner_search_radius_px: int = Field(
+        8, ge=0, description="shifts searched when matching a mask against every image"
+    )
+    clump_factor: float = Field(
+        4.0, gt=1, description="objects larger than this many single beads are clumps"
+    )
+    clump_max_fraction: float = Field(
+        0.3, gt=0, le=1, description="share of mask area in clumps that is reported"
+    )
     min_overlap_px: int = Field(8, ge=1)
     max_overlap_px: int = Field(128, ge=8)
     overlap_match_tol: float = Field(1.0, ge=0, description="grey levels, mean abs difference")
