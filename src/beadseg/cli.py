@@ -291,31 +291,66 @@ def models(
                    f"{r['gflops_per_mp']:.1f} | {r['description']} |")
 
 
+def _predict_config(config: Path | None, sets: list[str] | None, **given):
+    """PredictConfig from a YAML file, ``--set key=value`` and the options given (not None)."""
+    from .config import PredictConfig, load_config, parse_overrides
+
+    overrides = {**parse_overrides(sets), **{k: v for k, v in given.items() if v is not None}}
+    return load_config(config, overrides, model=PredictConfig)
+
+
+PREDICT_CONFIG_HELP = "YAML with predict settings (PredictConfig keys: mode, tile_size, ...)."
+PREDICT_SET_HELP = "Override a predict setting, e.g. --set overlap=128 (repeatable)."
+
+
 @app.command()
 def predict(
     model: str = typer.Argument(..., help="Run folder, checkpoint, or 'default'."),
     inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
     out: Path = typer.Option(Path("beadseg-predictions"), "--out", help="Output folder."),
-    mode: str = typer.Option("auto", help="auto, tiled or full (whole frame in one call)."),
-    tile_size: int = typer.Option(512, min=32, help="Tile side in px."),
-    overlap: int = typer.Option(96, min=0, help="Tile overlap in px."),
-    batch_size: int | None = typer.Option(None, min=1, help="Tiles per call (default: auto)."),
+    config: Path | None = typer.Option(None, help=PREDICT_CONFIG_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=PREDICT_SET_HELP),
+    mode: str | None = typer.Option(None, help="auto, tiled or full (whole frame in one call)."),
+    tile_size: int | None = typer.Option(None, min=32, help="Tile side in px."),
+    overlap: int | None = typer.Option(None, min=0, help="Tile overlap in px."),
+    batch_size: int | None = typer.Option(None, min=1, help="Tiles per call."),
     threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
-    save_probabilities: bool = typer.Option(False, help="Also write probability TIFFs."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
+    save_probabilities: bool | None = typer.Option(
+        None, "--save-probabilities/--no-save-probabilities", help="Also write probability TIFFs."
+    ),
     shard: str | None = typer.Option(None, help="i/N: process every N-th input from i."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv."""
-    from .config import PredictConfig
-    from .predict import parse_shard, predict_images
+    """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv.
 
-    cfg = PredictConfig(mode=mode, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                        device=device, save_probabilities=save_probabilities)
-    s = predict_images(model, [str(i) for i in inputs], out, cfg, threshold,
-                       progress=not quiet, log=typer.echo, shard=parse_shard(shard))
-    typer.echo(f"{s['n_images']} images, {sum(r['count'] for r in s['counts'])} beads "
-               f"({s['n_errors']} skipped); counts: {out / 'counts.csv'}")
+    Settings not given take the values of --config, else the PredictConfig defaults.
+    """
+    from .inference import parse_shard, predict_images
+
+    cfg = _predict_config(
+        config,
+        sets,
+        mode=mode,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        save_probabilities=save_probabilities,
+    )
+    s = predict_images(
+        model,
+        [str(i) for i in inputs],
+        out,
+        cfg,
+        threshold,
+        progress=not quiet,
+        log=typer.echo,
+        shard=parse_shard(shard),
+    )
+    typer.echo(
+        f"{s.n_images} images, {s.total_count} beads ({s.n_errors} skipped); counts: {out / 'counts.csv'}"
+    )
 
 
 @app.command()
@@ -324,10 +359,10 @@ def merge(
     out: Path = typer.Option(..., "--out", help="Merged folder."),
 ) -> None:
     """Join the counts.csv/errors.csv of prediction runs made with the same model and settings."""
-    from .predict import merge_runs
+    from .inference import merge_runs
 
     r = merge_runs(runs, out)
-    typer.echo(f"merged {r['n_images']} images ({r['n_errors']} errors) into {out / 'counts.csv'}")
+    typer.echo(f"merged {r.n_images} images ({r.n_errors} errors) into {out / 'counts.csv'}")
 
 
 @app.command()

@@ -36,7 +36,7 @@ def run_demo(out: str | Path = "beadseg-demo", quick: bool = False, seed: int = 
     from .config import PredictConfig, load_config
     from .dilution import dilution_report
     from .evaluate import evaluate
-    from .predict import predict_images
+    from .inference import predict_images
     from .synth import synth_dataset, synth_dilution_series
     from .train import train
 

@@ -113,7 +113,7 @@ def _predictions(source: str | Path, pairs: list[Pair], cfg: PredictConfig,
     model = None
     if not is_pred_dir:
         from .devices import resolve_device
-        from .predict import load_model
+        from .inference import load_model
 
         model = load_model(source, resolve_device(cfg.device))
     for pair in pairs:
@@ -121,7 +121,7 @@ def _predictions(source: str | Path, pairs: list[Pair], cfg: PredictConfig,
         if model is None:
             yield pair, image, info, _find_prediction(src, pair.name), None, None
         else:
-            from .predict import segment_image
+            from .inference import segment_image
 
             prob, labels, _ = segment_image(model, image, cfg, threshold)
             yield pair, image, info, labels, prob, model
