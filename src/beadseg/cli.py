@@ -370,26 +370,43 @@ def evaluate(
     source: str = typer.Argument(..., help="Prediction folder, run folder, checkpoint or default."),
     data: Path = typer.Argument(..., help="Labelled data: images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-evaluation"), "--out", help="Output folder."),
-    threshold: float | None = typer.Option(None, help="Probability threshold."),
-    shift_radius: int = typer.Option(3, min=0, help="Shift-tolerant IoU search radius (px)."),
-    centroid_px: float = typer.Option(3.0, min=0.5, help="Centroid matching distance (px)."),
-    calibrate: bool = typer.Option(False, help="Pick and store the F1-best threshold."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    config: Path | None = typer.Option(None, help=PREDICT_CONFIG_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=PREDICT_SET_HELP),
+    threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
+    shift_radius: int | None = typer.Option(None, min=0, help="Shift-tolerant IoU search radius (px)."),
+    centroid_px: float | None = typer.Option(None, min=0.5, help="Centroid matching distance (px)."),
+    calibrate: bool = typer.Option(
+        False, help="Pick the F1-best threshold; write a copy of the model with it to OUT/calibrated.pt."
+    ),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
 ) -> None:
     """Pixel, object and count metrics per image, source frame, dilution and overall."""
-    from .config import PredictConfig
     from .evaluate import evaluate as run_eval
 
-    r = run_eval(source, data, out, PredictConfig(device=device), threshold, shift_radius,
-                 centroid_px, calibrate)
-    o = r["overall"]
-    typer.echo(f"pixel IoU mean {o['iou_mean']:.3f} / pooled {o['iou_pooled']:.3f}, "
-               f"best-shift IoU {o['iou_best_shift_mean']:.3f}; object F1 (IoU 0.5) "
-               f"{o['object']['f1']:.3f}, centroid F1 {o['centroid']['f1']:.3f}; median |count "
-               f"error| {o['counts']['median_abs_error']:.3f}; metrics: {out / 'metrics.json'}")
-    if "calibration" in r:
-        typer.echo(f"calibrated threshold {r['calibration']['best_threshold']} stored in "
-                   f"{r['calibration']['model']}")
+    cfg = _predict_config(config, sets, device=device)
+    given = {"shift_radius_px": shift_radius, "centroid_px": centroid_px}
+    r = run_eval(
+        source,
+        data,
+        out,
+        cfg,
+        threshold,
+        calibrate=calibrate,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    o = r.overall
+    typer.echo(
+        f"pixel IoU mean {o.iou_mean:.3f} / pooled {o.pixels.iou:.3f}, best-shift IoU "
+        f"{o.iou_best_shift_mean:.3f}; object F1 (IoU 0.5) {o.objects.f1:.3f}, centroid "
+        f"F1 {o.centroids.f1:.3f}; median |count error| {o.counts.median_abs_error:.3f}; "
+        f"metrics: {out / 'metrics.json'}"
+    )
+    if r.calibration is not None:
+        typer.echo(
+            f"calibrated threshold {r.calibration.best_threshold}; the model with it: "
+            f"{r.calibration.checkpoint} (use it as the model; {r.calibration.model} is "
+            "unchanged)"
+        )
 
 
 @app.command()

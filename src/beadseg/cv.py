@@ -30,7 +30,7 @@ def _fold_metrics(run: Path) -> dict:
     cfg = load_config(run / "config.yaml")
     ev = evaluate(run, cfg.data.path, run / "evaluation", PredictConfig(device=cfg.train.device),
                   only=set(split["val"]))
-    o = ev["overall"]
+    o = ev.overall.as_dict()
     return {"fold": split["fold"], "status": res["status"], "val_groups": split["val_groups"],
             "best_val_iou": res.get("best_val_iou"),
             "best_val_iou_pooled": res.get("best_val_iou_pooled"),

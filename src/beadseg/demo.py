@@ -76,8 +76,8 @@ def run_demo(out: str | Path = "beadseg-demo", quick: bool = False, seed: int = 
     predict_images("default", [series / "images"], out / "predict-series", pcfg, progress=False)
     dil = dilution_report(out / "predict-series" / "counts.csv", out / "dilution")
     lap("predict + dilution")
-    result = {"analysis": summary["overall"], "evaluate_default": ev_default["overall"],
-              "finetune": res, "evaluate_finetuned": ev_tuned["overall"],
+    result = {"analysis": summary["overall"], "evaluate_default": ev_default.overall.as_dict(),
+              "finetune": res, "evaluate_finetuned": ev_tuned.overall.as_dict(),
               "dilution": dil["fit"], "seconds": times, "quick": quick}
     _write_report(out, result, summary)
     log(f"[demo] report: {out / 'index.html'}")
