@@ -148,3 +148,20 @@ def test_classical_calibration_picks_the_pooled_f1_best_threshold():
     assert classical_segment(images[0], 1e6).max() == 0  # finds nothing: F1 0
     assert match_centroids(labels[0], classical_segment(images[0], 4.0)).f1 > 0.5
     assert calibrate_threshold(images, labels, candidates=(1e6, 4.0)) == 4.0
+
+
+def test_cli_fix_masks_searches_as_far_as_training_aligns(tmp_path):
+    """The default radius is DataConfig.align_radius_px (6), the one `train` aligns with: a
+    mask 6 px off is found (the old CLI default, 5, missed it)."""
+    from beadseg.cli import main
+    from beadseg.config import DataConfig
+    from beadseg.io import read_mask
+
+    s = synth_image(160, 120, seed=30)
+    write_image(tmp_path / "d" / "images" / "t.png", s.image)
+    write_mask(tmp_path / "d" / "masks" / "t.png", shift_mask(s.mask, DataConfig().align_radius_px, 0))
+    with pytest.raises(SystemExit) as exit_:
+        main(["fix-masks", str(tmp_path / "d"), "--out", str(tmp_path / "fixed")])
+    assert exit_.value.code == 0
+    fixed = read_mask(tmp_path / "fixed" / "masks" / "t.png").mask
+    np.testing.assert_array_equal(fixed[8:-8, 8:-8], s.mask[8:-8, 8:-8])

@@ -430,12 +430,15 @@ def dilution(
 def fix_masks_cmd(
     data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
     out: Path = typer.Option(..., "--out", help="Output folder (never the input)."),
-    radius: int = typer.Option(5, min=1, help="Largest shift searched (px)."),
+    radius: int | None = typer.Option(
+        None, min=1, help="Largest shift searched (px; default: the config's data.align_radius_px)."
+    ),
 ) -> None:
     """Write re-registered masks for masks that sit off their beads, plus shifts.csv."""
+    from .config import DataConfig
     from .registration import fix_masks
 
-    rows = fix_masks(data, out, radius)
+    rows = fix_masks(data, out, DataConfig().align_radius_px if radius is None else radius)
     n = sum(r["fixed"] for r in rows)
     typer.echo(f"{n} of {len(rows)} masks shifted onto their beads; see {out / 'shifts.csv'}")
 
