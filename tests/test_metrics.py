@@ -205,3 +205,14 @@ def test_count_error():
     cs = count_summary([11, 9, 0], [10, 10, 0])
     assert cs.median_abs_error == pytest.approx(0.1)
     assert cs.total_relative_error == pytest.approx(0.0)
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    import beadseg.inference.tiling
+    import beadseg.instances
+    import beadseg.metrics
+
+    for module in (beadseg.metrics, beadseg.instances, beadseg.inference.tiling):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -373,14 +373,14 @@ def evaluate(
         )
     inst = model.instances if model else InstanceConfig()
     scan = _ThresholdScan(model, centroid_px) if calibrate else None
+    if model is not None:
+        from .inference import segment_image  # torch only when there is a model to run
     images, worst = [], []
     for pair in pairs:
         image, info = read_pair(pair)
         if model is None:
             pred, prob = _find_prediction(Path(str(source)), pair.name), None
         else:
-            from .inference import segment_image
-
             prob, pred, _ = segment_image(model, image, cfg, threshold)
         if pred.shape != info.mask.shape:
             raise InputError(

@@ -41,7 +41,7 @@ def tile_starts(size: int, tile: int, overlap: int, align: int) -> list[int]:
     Examples
     --------
     >>> tile_starts(1000, 512, 96, 8)
-    [0, 488]
+    [0, 240, 488]
     >>> tile_starts(256, 512, 96, 8)
     [0]
     """
