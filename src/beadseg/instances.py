@@ -152,9 +152,10 @@ def relabel(labels: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndar
     Notes
     -----
     A lookup table indexed by id (``np.bincount`` finds the ids present), the same result as
-    ``skimage.segmentation.relabel_sequential``: 16 ms against 117 ms for scikit-image (and
-    108 ms for ``np.unique``) on a 3840x2160 int64 label image with 8,000 beads here. Ids far
-    larger than the image (the table would not fit in memory) go to scikit-image.
+    ``skimage.segmentation.relabel_sequential`` (tested): 20 ms against 118 ms for scikit-image
+    (and 110 ms for ``np.unique``) on a 3840x2160 int64 label image with 8,000 beads and gaps in
+    the ids, 29 ms against 67 ms on int32 labels (one core, quiet machine). Ids far larger than
+    the image (the table would not fit in memory) go to scikit-image.
 
     Examples
     --------
