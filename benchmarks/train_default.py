@@ -31,7 +31,7 @@ def main():
         cfg = load_config(ROOT / "configs" / "default_model.yaml", [f"data.path={data}"])
         train(cfg, run, progress=False, log=lambda s: print(s, flush=True))
     split = json.loads((run / "split.json").read_text())
-    ev = evaluate(run, data, OUT / "default_eval", only=set(split["val"]))
+    ev = evaluate(run, data, OUT / "default_eval", only=set(split["val"])).as_dict()
     ev.pop("per_image")
     dest = OUT / "default_export"
     dest.mkdir(exist_ok=True)

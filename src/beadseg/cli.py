@@ -414,31 +414,68 @@ def models(
             f"| {r['model']} | {r['base_channels']} | {r['depth']} | {r['parameters']:,} | "
             f"{r['gflops_per_mp']:.1f} | {r['description']} |"
         )
+
+
+def _predict_config(config: Path | None, sets: list[str] | None, **given):
+    """PredictConfig from a YAML file, ``--set key=value`` and the options given (not None)."""
+    from .config import PredictConfig, load_config, parse_overrides
+
+    overrides = {**parse_overrides(sets), **{k: v for k, v in given.items() if v is not None}}
+    return load_config(config, overrides, model=PredictConfig)
+
+
+PREDICT_CONFIG_HELP = "YAML with predict settings (PredictConfig keys: mode, tile_size, ...)."
+PREDICT_SET_HELP = "Override a predict setting, e.g. --set overlap=128 (repeatable)."
+
+
 @app.command()
 def predict(
     model: str = typer.Argument(..., help="Run folder, checkpoint, or 'default'."),
     inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
     out: Path = typer.Option(Path("beadseg-predictions"), "--out", help="Output folder."),
-    mode: str = typer.Option("auto", help="auto, tiled or full (whole frame in one call)."),
-    tile_size: int = typer.Option(512, min=32, help="Tile side in px."),
-    overlap: int = typer.Option(96, min=0, help="Tile overlap in px."),
-    batch_size: int | None = typer.Option(None, min=1, help="Tiles per call (default: auto)."),
+    config: Path | None = typer.Option(None, help=PREDICT_CONFIG_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=PREDICT_SET_HELP),
+    mode: str | None = typer.Option(None, help="auto, tiled or full (whole frame in one call)."),
+    tile_size: int | None = typer.Option(None, min=32, help="Tile side in px."),
+    overlap: int | None = typer.Option(None, min=0, help="Tile overlap in px."),
+    batch_size: int | None = typer.Option(None, min=1, help="Tiles per call."),
     threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
-    save_probabilities: bool = typer.Option(False, help="Also write probability TIFFs."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
+    save_probabilities: bool | None = typer.Option(
+        None, "--save-probabilities/--no-save-probabilities", help="Also write probability TIFFs."
+    ),
     shard: str | None = typer.Option(None, help="i/N: process every N-th input from i."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv."""
-    from .config import PredictConfig
-    from .predict import parse_shard, predict_images
+    """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv.
 
-    cfg = PredictConfig(mode=mode, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                        device=device, save_probabilities=save_probabilities)
-    s = predict_images(model, [str(i) for i in inputs], out, cfg, threshold,
-                       progress=not quiet, log=typer.echo, shard=parse_shard(shard))
-    typer.echo(f"{s['n_images']} images, {sum(r['count'] for r in s['counts'])} beads "
-               f"({s['n_errors']} skipped); counts: {out / 'counts.csv'}")
+    Settings not given take the values of --config, else the PredictConfig defaults.
+    """
+    from .inference import parse_shard, predict_images
+
+    cfg = _predict_config(
+        config,
+        sets,
+        mode=mode,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        save_probabilities=save_probabilities,
+    )
+    s = predict_images(
+        model,
+        [str(i) for i in inputs],
+        out,
+        cfg,
+        threshold,
+        progress=not quiet,
+        log=typer.echo,
+        shard=parse_shard(shard),
+    )
+    typer.echo(
+        f"{s.n_images} images, {s.total_count} beads ({s.n_errors} skipped); counts: {out / 'counts.csv'}"
+    )
 
 
 @app.command()
@@ -447,10 +484,10 @@ def merge(
     out: Path = typer.Option(..., "--out", help="Merged folder."),
 ) -> None:
     """Join the counts.csv/errors.csv of prediction runs made with the same model and settings."""
-    from .predict import merge_runs
+    from .inference import merge_runs
 
     r = merge_runs(runs, out)
-    typer.echo(f"merged {r['n_images']} images ({r['n_errors']} errors) into {out / 'counts.csv'}")
+    typer.echo(f"merged {r.n_images} images ({r.n_errors} errors) into {out / 'counts.csv'}")
 
 
 @app.command()
@@ -458,26 +495,43 @@ def evaluate(
     source: str = typer.Argument(..., help="Prediction folder, run folder, checkpoint or default."),
     data: Path = typer.Argument(..., help="Labelled data: images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-evaluation"), "--out", help="Output folder."),
-    threshold: float | None = typer.Option(None, help="Probability threshold."),
-    shift_radius: int = typer.Option(3, min=0, help="Shift-tolerant IoU search radius (px)."),
-    centroid_px: float = typer.Option(3.0, min=0.5, help="Centroid matching distance (px)."),
-    calibrate: bool = typer.Option(False, help="Pick and store the F1-best threshold."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    config: Path | None = typer.Option(None, help=PREDICT_CONFIG_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=PREDICT_SET_HELP),
+    threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
+    shift_radius: int | None = typer.Option(None, min=0, help="Shift-tolerant IoU search radius (px)."),
+    centroid_px: float | None = typer.Option(None, min=0.5, help="Centroid matching distance (px)."),
+    calibrate: bool = typer.Option(
+        False, help="Pick the F1-best threshold; write a copy of the model with it to OUT/calibrated.pt."
+    ),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
 ) -> None:
     """Pixel, object and count metrics per image, source frame, dilution and overall."""
-    from .config import PredictConfig
     from .evaluate import evaluate as run_eval
 
-    r = run_eval(source, data, out, PredictConfig(device=device), threshold, shift_radius,
-                 centroid_px, calibrate)
-    o = r["overall"]
-    typer.echo(f"pixel IoU mean {o['iou_mean']:.3f} / pooled {o['iou_pooled']:.3f}, "
-               f"best-shift IoU {o['iou_best_shift_mean']:.3f}; object F1 (IoU 0.5) "
-               f"{o['object']['f1']:.3f}, centroid F1 {o['centroid']['f1']:.3f}; median |count "
-               f"error| {o['counts']['median_abs_error']:.3f}; metrics: {out / 'metrics.json'}")
-    if "calibration" in r:
-        typer.echo(f"calibrated threshold {r['calibration']['best_threshold']} stored in "
-                   f"{r['calibration']['model']}")
+    cfg = _predict_config(config, sets, device=device)
+    given = {"shift_radius_px": shift_radius, "centroid_px": centroid_px}
+    r = run_eval(
+        source,
+        data,
+        out,
+        cfg,
+        threshold,
+        calibrate=calibrate,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    o = r.overall
+    typer.echo(
+        f"pixel IoU mean {o.iou_mean:.3f} / pooled {o.pixels.iou:.3f}, best-shift IoU "
+        f"{o.iou_best_shift_mean:.3f}; object F1 (IoU 0.5) {o.objects.f1:.3f}, centroid "
+        f"F1 {o.centroids.f1:.3f}; median |count error| {o.counts.median_abs_error:.3f}; "
+        f"metrics: {out / 'metrics.json'}"
+    )
+    if r.calibration is not None:
+        typer.echo(
+            f"calibrated threshold {r.calibration.best_threshold}; the model with it: "
+            f"{r.calibration.checkpoint} (use it as the model; {r.calibration.model} is "
+            "unchanged)"
+        )
 
 
 @app.command(help=(
@@ -510,12 +564,15 @@ def dilution(
 def fix_masks_cmd(
     data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
     out: Path = typer.Option(..., "--out", help="Output folder (never the input)."),
-    radius: int = typer.Option(5, min=1, help="Largest shift searched (px)."),
+    radius: int | None = typer.Option(
+        None, min=1, help="Largest shift searched (px; default: the config's data.align_radius_px)."
+    ),
 ) -> None:
     """Write re-registered masks for masks that sit off their beads, plus shifts.csv."""
+    from .config import DataConfig
     from .registration import fix_masks
 
-    rows = fix_masks(data, out, radius)
+    rows = fix_masks(data, out, DataConfig().align_radius_px if radius is None else radius)
     n = sum(r["fixed"] for r in rows)
     typer.echo(f"{n} of {len(rows)} masks shifted onto their beads; see {out / 'shifts.csv'}")
 

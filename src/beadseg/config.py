@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .io import write_text
@@ -147,14 +147,27 @@ class TrainConfig(_Strict):
 
 
 class InstanceConfig(_Strict):
-    """How a probability map becomes separate beads."""
+    """How a mask becomes separate beads.
 
-    threshold: float = Field(0.5, gt=0, lt=1)
+    The probability threshold that makes the mask is the model's (``meta["threshold"]`` of its
+    checkpoint: ``train.threshold``, or the one ``beadseg evaluate --calibrate`` chose), unless
+    ``--threshold`` overrides it.
+    """
+
     min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
     max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
     split_touching: bool = True
     min_distance_px: int = Field(3, ge=1, description="closest two bead centres can be")
     fill_holes: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unused_threshold(cls, data: Any) -> Any:
+        # older versions had an `instances.threshold` that nothing read; checkpoints and
+        # config.yaml files of those versions still load
+        if isinstance(data, dict) and "threshold" in data:
+            data = {k: v for k, v in data.items() if k != "threshold"}
+        return data
 
 
 class PredictConfig(_Strict):
@@ -168,12 +181,19 @@ class PredictConfig(_Strict):
     batch_size: int | None = Field(
         None, ge=1, description="tiles per call; default: ~0.26 MP per call on CPU (cache-sized), 8 on GPU"
     )
-    blend: Literal["gaussian", "constant"] = "gaussian"
+    blend: Literal["cosine", "constant"] = Field(
+        "cosine", description="cosine: raised-cosine ramp, zero near inner tile edges (exact); constant"
+    )
     full_frame_max_mp: float = Field(
         1.0, gt=0, description="auto mode runs the whole frame in one call up to this size (MP)"
     )
     device: str = "auto"
     save_probabilities: bool = False
+
+    @field_validator("blend", mode="before")
+    @classmethod
+    def _old_blend_name(cls, v: Any) -> Any:
+        return "cosine" if v == "gaussian" else v  # the old name (it never was a Gaussian)
 
 
 class AnalyzeConfig(_Strict):
