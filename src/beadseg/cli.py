@@ -589,18 +589,23 @@ def demo(
     run_demo(out, quick=quick, seed=seed, log=typer.echo)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    if issubclass(category, BeadsegWarning):
-        print(f"warning: {message}", file=sys.stderr)
-    else:
-        warnings._showwarnmsg_impl(  # type: ignore[attr-defined]
-            warnings.WarningMessage(message, category, filename, lineno, file, line)
-        )
+def _warning_printer(fallback):
+    """A ``warnings.showwarning`` that prints beadseg's warnings as one plain line and hands
+    every other warning to ``fallback`` (the function it replaces)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, BeadsegWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (no traceback)."""
-    warnings.showwarning = _show_warning
+    previous = warnings.showwarning
+    warnings.showwarning = _warning_printer(previous)  # for this call only; restored below
     try:
         app(args=argv)  # standalone: usage errors exit 2, --help/--version exit 0
     except BeadsegError as exc:
@@ -609,3 +614,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        warnings.showwarning = previous

@@ -9,7 +9,7 @@ Canonical in-memory forms used everywhere in beadseg:
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -394,25 +394,21 @@ def to_channels(image: np.ndarray, channels: int, name: str = "image") -> np.nda
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The temporary name is unique (uuid4), so concurrent writers never share one; the writer
+    creates the file itself, so it gets the usual mode from the umask (no umask juggling,
+    which is not thread-safe).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}{path.suffix}"
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text(path: str | Path, text: str) -> Path:
