@@ -560,7 +560,7 @@ def predict(
     )
     shards = parse_shard(shard)
     settings = predict_settings(model, cfg, threshold, [str(i) for i in inputs], shards)
-    with _claim(out, "predict", settings, overwrite, inputs=[*inputs, model]):
+    with _claim(out, "predict", settings, overwrite, inputs=[*inputs, None if model == "default" else model]):
         s = predict_images(
             model,
             [str(i) for i in inputs],
@@ -624,15 +624,13 @@ def evaluate(
     a prediction folder covering part of the data is scored on the images it holds.
     """
     from .evaluate import evaluate as run_eval
-    from .inference.pipeline import check_threshold
 
-    check_threshold(threshold)
     cfg = _predict_config(config, sets, device=device)
     given = {"shift_radius_px": shift_radius, "centroid_px": centroid_px}
     settings = {"source": source if source == "default" else _abs(source), "data": _abs(data),
                 "predict": cfg.model_dump(exclude={"device"}), "threshold": threshold,
                 **given, "calibrate": calibrate, "all_labels": all_labels}
-    with _claim(out, "evaluate", settings, overwrite, inputs=[data, source]):
+    with _claim(out, "evaluate", settings, overwrite, inputs=[data, None if source == "default" else source]):
         r = run_eval(
             source,
             data,
