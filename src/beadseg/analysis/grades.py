@@ -177,7 +177,7 @@ class LabelSelection:
         return "; ".join(parts) + " (set data.use_all_labels=true to use every label as it is)"
 
 
-def select_labels(pairs, use_all: bool = False, cfg: AnalyzeConfig | None = None):
+def select_labels(pairs, use_all: bool = False, cfg: AnalyzeConfig | None = None, reregister: bool = True):
     """The usable pairs of a data set and what was left out or shifted, from the grades.
 
     Parameters
@@ -186,6 +186,8 @@ def select_labels(pairs, use_all: bool = False, cfg: AnalyzeConfig | None = None
         The whole data set (grading compares each label with the rest).
     use_all : bool
         Use every label as it is (``data.use_all_labels``): nothing graded, nothing left out.
+    reregister : bool
+        Report the shifts of fixable masks (False: the caller aligns masks its own way).
 
     Returns
     -------
@@ -204,7 +206,7 @@ def select_labels(pairs, use_all: bool = False, cfg: AnalyzeConfig | None = None
         return pairs, LabelSelection({}, {}, graded=False)
     grades = grade_labels(pairs, cfg)
     left_out = {g.name: g.reasons for g in grades if not g.usable}
-    shifts = {g.name: (g.dy, g.dx) for g in grades if g.usable and g.shifted}
+    shifts = {g.name: (g.dy, g.dx) for g in grades if reregister and g.usable and g.shifted}
     kept = [p for p in pairs if p.name not in left_out]
     if not kept:
         name, reasons = next(iter(sorted(left_out.items())))

@@ -13,7 +13,7 @@ import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..analysis.grades import LabelSelection, select_labels
-from ..config import Config, DataConfig
+from ..config import Config
 from ..data.dataset import CropDataset, Sample, load_samples
 from ..data.split import Split, grouped_split
 from ..errors import ConfigError
@@ -48,11 +48,14 @@ def prepare_data(cfg: Config) -> TrainingData:
     """
     if not cfg.data.path:
         raise ConfigError("data.path is not set; give the data folder (beadseg train DATA)")
-    pairs, labels = select_labels(find_pairs(cfg.data.path), cfg.data.use_all_labels)
+    # masks aligned when read (data.align_masks) take no shift from the grades
+    pairs, labels = select_labels(
+        find_pairs(cfg.data.path), cfg.data.use_all_labels, reregister=not cfg.data.align_masks
+    )
     samples = load_samples(
         pairs, cfg.data.channels, cfg.data.align_radius_px if cfg.data.align_masks else None
     )
-    samples = reregister(samples, labels, cfg.data)
+    samples = reregister(samples, labels)
     groups = {s.name: source_frame(s.name) for s in samples}
     density = {s.name: label_components(s.mask)[1] for s in samples}
     split = grouped_split(
@@ -62,12 +65,9 @@ def prepare_data(cfg: Config) -> TrainingData:
     return TrainingData(split, [by_name[n] for n in split.train], [by_name[n] for n in split.val], labels)
 
 
-def reregister(samples: list[Sample], labels: LabelSelection, data: DataConfig) -> list[Sample]:
-    """Shift the masks the grades found shifted onto their beads (by the grade's ``dy, dx``).
-
-    With ``data.align_masks`` the masks were already aligned when read, so they are left alone.
-    """
-    if data.align_masks or not labels.shifts:
+def reregister(samples: list[Sample], labels: LabelSelection) -> list[Sample]:
+    """Shift the masks the grades found shifted onto their beads (by the grade's ``dy, dx``)."""
+    if not labels.shifts:
         return samples
     from ..registration import shift_mask
 
