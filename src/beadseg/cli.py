@@ -583,7 +583,7 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer epochs (< 60 s)."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
-    """The whole pipeline on generated data with the shipped model; writes index.html."""
+    """The whole pipeline on generated data with the shipped model; writes report.html."""
     from .demo import run_demo
 
     run_demo(out, quick=quick, seed=seed, log=typer.echo)
