@@ -37,6 +37,24 @@ def _steps(quick: bool) -> dict:
     }
 
 
+def _finetune_config(data: Path, p: dict, seed: int):
+    """Brief fine-tuning of the shipped model on the demo's synthetic set."""
+    from .config import load_config
+
+    sets = {
+        "data.path": data,
+        "data.crop_size": p["crop"],
+        "data.crops_per_epoch": p["crops"],
+        "train.epochs": p["epochs"],
+        "train.init_weights": "default",
+        "optim.lr": 0.001,
+        "schedule.warmup_epochs": 0,
+        "train.seed": seed,
+        "split.val_fraction": 0.34,
+    }
+    return load_config(None, [f"{k}={v}" for k, v in sets.items()])
+
+
 def run_demo(
     out: str | Path = "beadseg-demo", quick: bool = False, seed: int = 0, log: Callable[[str], None] = print
 ) -> dict:
@@ -48,7 +66,7 @@ def run_demo(
         Headline numbers of every step and the seconds each took.
     """
     from .analysis import analyze_dataset
-    from .config import PredictConfig, load_config
+    from .config import PredictConfig
     from .dilution import dilution_report
     from .evaluate import evaluate
     from .inference import predict_images
@@ -76,20 +94,7 @@ def run_demo(
     pcfg = PredictConfig(mode="auto", tile_size=256)
     ev_default = evaluate("default", data, out / "evaluate-default", pcfg)
     lap("evaluate shipped model")
-    cfg = load_config(
-        None,
-        [
-            f"data.path={data}",
-            f"data.crop_size={p['crop']}",
-            f"data.crops_per_epoch={p['crops']}",
-            f"train.epochs={p['epochs']}",
-            "train.init_weights=default",
-            "optim.lr=0.001",
-            "schedule.warmup_epochs=0",
-            f"train.seed={seed}",
-            "split.val_fraction=0.34",
-        ],
-    )
+    cfg = _finetune_config(data, p, seed)
     res = train(cfg, out / "finetune", progress=False, log=lambda s: None)
     lap("fine-tune")
     ev_tuned = evaluate(out / "finetune", data, out / "evaluate-finetuned", pcfg)

@@ -3,13 +3,11 @@ frame, the worst images, the threshold scan; every term defined under Terms."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .document import escape, markdown_table
 from .terms import EVALUATION_NAMES, named_terms
 
-if TYPE_CHECKING:  # evaluate imports this module to write its report
-    from ..evaluate import Evaluation, SetSummary
+# The results are beadseg.evaluate's Evaluation and SetSummary; not imported (not even for type
+# checking), because evaluate imports this module to write its report.
 
 #: rows of the worst-images table
 N_WORST = 10
@@ -26,7 +24,7 @@ _GROUP_HEADER = [
 ]
 
 
-def _overall(o: SetSummary) -> str:
+def _overall(o) -> str:
     c = o.counts
     rows = [
         ["pixel IoU (mean / pooled)", f"{o.iou_mean:.3f} / {o.pixels.iou:.3f}"],
@@ -54,7 +52,7 @@ def _natural(key: str) -> tuple:
     return (0, int(key), "") if key.isdigit() else (1, 0, key)
 
 
-def _group_rows(groups: dict[str, SetSummary]) -> list[list]:
+def _group_rows(groups: dict) -> list[list]:
     return [
         [
             key,
@@ -71,7 +69,7 @@ def _group_rows(groups: dict[str, SetSummary]) -> list[list]:
     ]
 
 
-def _worst(result: Evaluation) -> list[str]:
+def _worst(result) -> list[str]:
     imperfect = [e for e in result.images if e.centroids.f1 < 1.0]
     if not imperfect:
         return ["Every image has centroid F1 1.000.\n"]
@@ -99,7 +97,7 @@ def _worst(result: Evaluation) -> list[str]:
     ]
 
 
-def _calibration(result: Evaluation) -> list[str]:
+def _calibration(result) -> list[str]:
     cal = result.calibration
     if cal is None:
         return []
@@ -118,12 +116,12 @@ def _calibration(result: Evaluation) -> list[str]:
     ]
 
 
-def render_evaluation(result: Evaluation, figure: str | None = None) -> str:
+def render_evaluation(result, figure: str | None = None) -> str:
     """The report body (Markdown) of an evaluation.
 
     Parameters
     ----------
-    result : Evaluation
+    result : beadseg.evaluate.Evaluation
     figure : str, optional
         Path (relative to the report) of the worst-cases figure, when one was drawn.
     """
@@ -159,7 +157,7 @@ def render_evaluation(result: Evaluation, figure: str | None = None) -> str:
     return "\n".join(out)
 
 
-def evaluation_terms(result: Evaluation) -> dict[str, str]:
+def evaluation_terms(result) -> dict[str, str]:
     """The terms of the report: the evaluation's own definitions and the general ones it uses."""
     general = ["pixel IoU", "precision, recall, F1", "Dice", "source frame", "dilution"]
     return named_terms(result.definitions, EVALUATION_NAMES, general)
