@@ -10,10 +10,10 @@ import pytest
 REQUIRE_ENV = "BEADSEG_TEST_REQUIRE"
 
 
-def require(feature: str, reason: str) -> None:
-    """Skip the calling test because ``feature`` is missing (``reason`` says what and how to
-    get it), unless :data:`REQUIRE_ENV` lists ``feature``: then fail, so a CI machine that lost
-    the tool cannot pass by skipping."""
+def require(feature: str, reason: str, module: bool = False) -> None:
+    """Skip the calling test (``module``: the whole test module) because ``feature`` is missing
+    (``reason`` says what and how to get it), unless :data:`REQUIRE_ENV` lists ``feature``: then
+    fail, so a CI machine that lost the tool cannot pass by skipping."""
     if feature in {f.strip() for f in os.environ.get(REQUIRE_ENV, "").split(",")}:
-        pytest.fail(f"{reason} ({REQUIRE_ENV} requires {feature!r})")
-    pytest.skip(reason)
+        pytest.fail(f"{reason} ({REQUIRE_ENV} requires {feature!r})", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
