@@ -35,7 +35,7 @@ def test_bead_layers_carry_the_table_and_sit_over_the_image():
     labels = np.zeros((10, 12), np.int32)
     labels[1:3, 1:3], labels[6:9, 7:10] = 1, 2
     beads = {"id": np.array([1, 2]), "centroid_x": np.array([1.5, 8.0]), "centroid_y": np.array([1.5, 7.0]),
-             "area_px": np.array([4.0, 9.0]), "equivalent_diameter_px": np.array([2.26, 3.39])}  # fmt: skip
+             "area_px": np.array([4.0, 9.0]), "equivalent_diameter_px": np.array([6.0, 9.0])}  # fmt: skip
     (lab, lab_kw, lab_type), (pts, pts_kw, pts_type) = bead_layers(
         labels, beads, "tile", {"count": 2}, scale=(3, 0.5, 0.5), translate=(0, 10, 20)
     )
@@ -44,7 +44,7 @@ def test_bead_layers_carry_the_table_and_sit_over_the_image():
     assert lab_kw["features"]["index"].tolist() == [1, 2]  # napari maps label value -> row by it
     assert pts.tolist() == [[1.5, 1.5], [7.0, 8.0]]  # (y, x): napari's axis order
     assert lab_kw["scale"] == (0.5, 0.5) and pts_kw["translate"] == (10, 20)  # the last two axes
-    assert pts_kw["size"] == pytest.approx(np.median([2.26, 3.39]))
+    assert pts_kw["size"] == pytest.approx(2.5)  # a third of the median diameter
     empty = {k: np.zeros(0) for k in beads}
     assert bead_layers(np.zeros((4, 4), np.int32), empty, "e")[1][0].shape == (0, 2)
 

@@ -125,9 +125,11 @@ def segment_array(model, image: np.ndarray, cfg=None, threshold: float | None = 
 
 
 def _points_size(beads: dict[str, np.ndarray]) -> float:
-    """Marker size: the median bead diameter (5 px when there are no beads)."""
+    """Marker size: a third of the median bead diameter (at least 2 px), so the bead under it
+    stays visible."""
     d = beads.get("equivalent_diameter_px")
-    return float(np.median(d)) if d is not None and len(d) else 5.0
+    median = float(np.median(d)) if d is not None and len(d) else 6.0
+    return max(2.0, median / 3)
 
 
 def bead_layers(
