@@ -46,7 +46,9 @@ def test_cli_pipeline(tmp_path):
     assert "attention_unet" in r.stdout and (tmp_path / "cmp" / "compare.csv").is_file()
     cli("predict", tmp_path / "run", series / "images", "--out", tmp_path / "pred", "--quiet")
     assert (tmp_path / "pred" / "counts.csv").is_file()
-    cli("evaluate", tmp_path / "pred", series, "--out", tmp_path / "ev")
+    r = cli("evaluate", tmp_path / "pred", series, "--out", tmp_path / "ev")
+    assert f"read {tmp_path / 'ev' / 'report.html'}" in r.stdout
+    assert (tmp_path / "ev" / "report.html").is_file()
     r = cli("evaluate", tmp_path / "run", data, "--out", tmp_path / "ev2", "--calibrate")
     from beadseg.checkpoint import load_checkpoint
 
