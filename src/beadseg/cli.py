@@ -653,7 +653,7 @@ def evaluate(
         f"pixel IoU mean {o.iou_mean:.3f} / pooled {o.pixels.iou:.3f}, best-shift IoU "
         f"{o.iou_best_shift_mean:.3f}; object F1 (IoU 0.5) {o.objects.f1:.3f}, centroid "
         f"F1 {o.centroids.f1:.3f}; median |count error| {o.counts.median_abs_error:.3f}; "
-        f"metrics: {out / 'metrics.json'}"
+        f"metrics: {out / 'metrics.json'}; read {out / 'report.html'}"
     )
     if r.calibration is not None:
         typer.echo(
@@ -721,7 +721,7 @@ def demo(
     seed: int = typer.Option(0, min=0, help="Random seed."),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """The whole pipeline on generated data with the shipped model; writes index.html."""
+    """The whole pipeline on generated data with the shipped model; writes report.html."""
     from .demo import run_demo
 
     with _claim(out, "demo", {"quick": quick, "seed": seed}, overwrite):

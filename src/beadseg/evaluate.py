@@ -340,6 +340,11 @@ def _write(out: Path, result: Evaluation, cfg: PredictConfig, worst: list) -> No
         from .plots import plot_worst_cases
 
         plot_worst_cases(worst, out / "worst_cases.png")
+    from .reporting import write_report
+    from .reporting.evaluation import evaluation_terms, render_evaluation
+
+    body = render_evaluation(result, "worst_cases.png" if worst else None)
+    write_report(out, body, evaluation_terms(result))
     write_provenance(out, "evaluate")
 
 
@@ -405,7 +410,8 @@ def evaluate(
     data : path
         Folder with images/ and masks/ (and optionally labels/).
     out : path, optional
-        Writes metrics.csv, metrics.json, config.yaml, worst_cases.png (and calibrated.pt).
+        Writes metrics.csv, metrics.json, config.yaml, worst_cases.png, report.md and the
+        self-contained report.html (and calibrated.pt).
     calibrate : bool
         With a model: choose the probability threshold that maximises pooled object F1
         (centroid matching) on this set; with ``out``, write a copy of the model carrying it
