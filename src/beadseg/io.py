@@ -236,6 +236,14 @@ def read_image_meta(path: str | Path) -> tuple[np.ndarray, dict]:
     return to_unit_float(raw), meta
 
 
+def read_raw_image(path: str | Path) -> np.ndarray:
+    """Read an image as stored, ``H x W x C`` in its own dtype (alpha dropped), for
+    :func:`beadseg.normalization.normalize_image`: models normalise by the image's own
+    statistics, so the dtype's maximum must not be imposed first."""
+    path = Path(path)
+    return _to_hwc(_read_raw(path), path)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as float32 ``H x W x C`` in [0, 1].
 
