@@ -117,9 +117,9 @@ class TrainConfig(_Strict):
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, e.g. 0.99")
     early_stop_patience: int | None = Field(10, ge=1)
     monitor: Literal["val_iou", "val_iou_pooled", "val_dice", "val_loss"] = "val_iou"
-    collapse_patience: int = Field(3, ge=1, description="collapsed val epochs in a row to stop")
+    collapse_patience: int = Field(2, ge=1, description="collapsed val epochs in a row to stop")
     collapse_min_epoch: int = Field(
-        3, ge=0, description="epochs before the foreground-ratio collapse check starts"
+        1, ge=0, description="epochs before the foreground-ratio collapse check starts"
     )
     threshold: float = Field(0.5, gt=0, lt=1)
     device: str = "auto"

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..losses import build_loss
 from ..models import build_model, count_parameters
 from ..provenance import write_json, write_provenance
-from .callbacks import Callback, build_ema, default_callbacks
+from .callbacks import Callback, build_ema, check_best_model, default_callbacks
 from .data import TrainingData, bead_area_stats, crop_loader, prepare_data
 from .schedules import build_scheduler
 from .state import TrainState
@@ -90,6 +90,7 @@ def train(
         callbacks = default_callbacks(cfg.train, out, on_epoch)
         _fit(state, data, loader, callbacks, progress, log)
         result = _result(state, data, len(loader.dataset))
+        check_best_model(state)
     if dist.is_main:
         _finish(state, result, callbacks, log)
     return result
