@@ -23,7 +23,16 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the training data is and how crops are drawn from it."""
 
-    path: str | None = Field(None, description="folder with images/ and masks/")
+    path: str | list[str] | None = Field(
+        None,
+        description="folder(s) with images/ and masks/ (labels/ and centres/ used when present)",
+    )
+    val_path: str | list[str] | None = Field(
+        None, description="validation folder(s); when set, all of data.path trains (no split)"
+    )
+    normalization: Literal["background", "percentile", "dtype_max"] = Field(
+        "background", description="input scaling, stored in the checkpoint (see normalization.py)"
+    )
     crop_size: int = Field(256, gt=0, description="training crop size in px, at native resolution")
     crops_per_epoch: int = Field(512, gt=0, description="random crops drawn per training epoch")
     bead_crop_fraction: float = Field(
@@ -34,6 +43,23 @@ class DataConfig(_Strict):
     )
     align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
     channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
+    centre_target: Literal["heatmap", "distance"] = Field(
+        "heatmap", description="centre head target: Gaussians at centres, or distance to edge"
+    )
+    centre_sigma_px: float = Field(1.5, gt=0, description="SD of the centre heatmap's Gaussians")
+    single_bead_area_px: float | None = Field(
+        None, gt=0, description="area of one bead; default: median object area of the masks"
+    )
+    clump_area_ratio: float = Field(
+        1.5, gt=1, description="objects above this many bead areas are clumps (no centre loss)"
+    )
+
+    @field_validator("path", "val_path")
+    @classmethod
+    def _one_or_many(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one folder")
+        return v
 
 
 class SplitConfig(_Strict):
@@ -54,6 +80,9 @@ class ModelConfig(_Strict):
     norm: Literal["batch", "group", "instance", "none"] = "batch"
     dropout: float = Field(0.0, ge=0, lt=1)
     upsample: Literal["transpose", "bilinear"] = "transpose"
+    centre_head: bool = Field(
+        False, description="a second output channel predicting bead centres (counts touching beads)"
+    )
 
 
 class LossConfig(_Strict):
@@ -67,6 +96,7 @@ class LossConfig(_Strict):
     tversky_alpha: float = Field(0.3, ge=0)
     tversky_beta: float = Field(0.7, ge=0)
     pos_weight: float | None = Field(None, gt=0, description="BCE weight of bead pixels")
+    centre_weight: float = Field(1.0, ge=0, description="weight of the centre head's BCE")
 
 
 class OptimConfig(_Strict):
@@ -143,14 +173,31 @@ class TrainConfig(_Strict):
 
 
 class InstanceConfig(_Strict):
-    """How a probability map becomes separate beads."""
+    """How a probability map becomes separate beads.
 
+    ``method`` (see :mod:`beadseg.instances`): ``distance`` seeds the watershed at maxima of
+    the mask's distance transform; ``probability_peaks`` at local maxima of the smoothed
+    probability; ``centre_peaks`` at peaks of the centre head (models trained with
+    ``model.centre_head``); ``auto`` takes ``centre_peaks`` when the model has the head, else
+    ``distance``.
+    """
+
+    method: Literal["auto", "distance", "probability_peaks", "centre_peaks"] = "auto"
     threshold: float = Field(0.5, gt=0, lt=1)
     min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
     max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
     split_touching: bool = True
     min_distance_px: int = Field(3, ge=1, description="closest two bead centres can be")
     fill_holes: bool = True
+    peak_distance_px: int = Field(
+        2, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window"
+    )
+    peak_sigma_px: float = Field(
+        0.7, ge=0, description="peak methods: Gaussian smoothing of the map before peak finding"
+    )
+    centre_threshold: float = Field(
+        0.3, gt=0, lt=1, description="centre_peaks: lowest centre-head value of a bead centre"
+    )
 
 
 class PredictConfig(_Strict):

@@ -12,47 +12,103 @@ from dataclasses import dataclass
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..config import Config
+from ..config import Config, DataConfig
 from ..data.dataset import CropDataset, Sample, load_samples
-from ..data.split import Split, grouped_split
+from ..data.split import Split, check_no_leak, grouped_split
+from ..data.targets import centre_targets, single_bead_area
 from ..errors import ConfigError
 from ..instances import label_components
-from ..io import find_pairs
+from ..io import Pair, find_pairs
 from ..naming import source_frame
+from ..normalization import normalization_record
 
 
 @dataclass
 class TrainingData:
-    """The samples on each side of the run's split."""
+    """The samples on each side of the run's split, and the single-bead area (px) behind the
+    centre targets (0 without a centre head)."""
 
     split: Split
     train: list[Sample]
     val: list[Sample]
+    single_bead_area_px: float = 0.0
+
+
+def data_folders(path: str | list[str] | None) -> list[str]:
+    """``data.path`` / ``data.val_path`` as a list of folders."""
+    if path is None:
+        return []
+    return [path] if isinstance(path, str) else list(path)
+
+
+def find_all_pairs(folders: list[str]) -> list[Pair]:
+    """Image/mask pairs of several data folders; a name found in two folders is an error."""
+    pairs, seen = [], {}
+    for folder in folders:
+        for p in find_pairs(folder):
+            if p.name in seen:
+                raise ConfigError(
+                    f"{p.name} is in both {seen[p.name]} and {folder}; image names must be unique "
+                    "across the folders of data.path"
+                )
+            seen[p.name] = folder
+            pairs.append(p)
+    return pairs
 
 
 def prepare_data(cfg: Config) -> TrainingData:
-    """Read ``data.path`` into memory and split it by source frame (stratified by density).
+    """Read ``data.path`` (one or several folders) into memory and split it by source frame
+    (stratified by density), or validate on ``data.val_path`` when it is set.
 
     Raises
     ------
     ConfigError
         ``data.path`` is not set, or the split is impossible (fewer than 2 source frames, ...).
     InputError
-        The folder holds no readable image/mask pairs.
+        A folder holds no readable image/mask pairs.
     """
     if not cfg.data.path:
         raise ConfigError("data.path is not set; give the data folder (beadseg train DATA)")
-    pairs = find_pairs(cfg.data.path)
-    samples = load_samples(
-        pairs, cfg.data.channels, cfg.data.align_radius_px if cfg.data.align_masks else None
-    )
+    d = cfg.data
+    norm = normalization_record(d.normalization)
+    align = d.align_radius_px if d.align_masks else None
+    samples = load_samples(find_all_pairs(data_folders(d.path)), d.channels, align, norm)
     groups = {s.name: source_frame(s.name) for s in samples}
-    density = {s.name: label_components(s.mask)[1] for s in samples}
-    split = grouped_split(
-        groups, density, cfg.split.val_fraction, cfg.split.folds, cfg.split.fold, cfg.split.seed
-    )
-    by_name = {s.name: s for s in samples}
-    return TrainingData(split, [by_name[n] for n in split.train], [by_name[n] for n in split.val])
+    if d.val_path:
+        val = load_samples(find_all_pairs(data_folders(d.val_path)), d.channels, align, norm)
+        clash = sorted({s.name for s in val} & set(groups))
+        if clash:
+            raise ConfigError(f"{clash[0]} is in both data.path and data.val_path; validate on other images")
+        groups |= {s.name: source_frame(s.name) for s in val}
+        split = Split([s.name for s in samples], [s.name for s in val], 0, 1, groups)
+        check_no_leak(split.train, split.val, groups)
+        data = TrainingData(split, samples, val)
+    else:
+        density = {s.name: label_components(s.mask)[1] for s in samples}
+        split = grouped_split(
+            groups, density, cfg.split.val_fraction, cfg.split.folds, cfg.split.fold, cfg.split.seed
+        )
+        by_name = {s.name: s for s in samples}
+        data = TrainingData(split, [by_name[n] for n in split.train], [by_name[n] for n in split.val])
+    if cfg.model.centre_head:
+        data.single_bead_area_px = add_centre_targets(data.train + data.val, d, data.train)
+    return data
+
+
+def add_centre_targets(samples: list[Sample], d: DataConfig, reference: list[Sample]) -> float:
+    """Attach the centre head's target and validity (:func:`beadseg.data.targets.centre_targets`)
+    to every sample; the single-bead area is ``data.single_bead_area_px`` or the median object
+    area of the ``reference`` samples without exact truth (the training side). Returns it."""
+    area = d.single_bead_area_px
+    if area is None:
+        annotated = [s.mask for s in reference if s.centres is None] or [s.mask for s in reference]
+        area = single_bead_area(annotated)
+    for s in samples:
+        target, valid = centre_targets(
+            s.mask, area, s.centres, s.labels, d.centre_target, d.centre_sigma_px, d.clump_area_ratio
+        )
+        s.centre, s.centre_valid = target.astype(np.float16), valid
+    return float(area)
 
 
 def bead_area_stats(samples: list[Sample]) -> dict:

@@ -25,6 +25,7 @@ from ..devices import Distributed, distributed, torch_threads
 from ..errors import ConfigError
 from ..losses import build_loss
 from ..models import build_model, count_parameters
+from ..normalization import normalization_record
 from ..provenance import write_json, write_provenance
 from .callbacks import Callback, build_ema, check_best_model, default_callbacks
 from .data import TrainingData, bead_area_stats, crop_loader, prepare_data
@@ -89,8 +90,8 @@ def train(
             log(f"resuming {out} at epoch {state.epoch + 1}")
         callbacks = default_callbacks(cfg.train, out, on_epoch)
         _fit(state, data, loader, callbacks, progress, log)
-        result = _result(state, data, len(loader.dataset))
         check_best_model(state)
+        result = _result(state, data, len(loader.dataset))
     if dist.is_main:
         _finish(state, result, callbacks, log)
     return result
@@ -271,7 +272,14 @@ def _build_state(
         "trained_on": str(cfg.data.path),
     }
     state = TrainState(
+        "normalization": normalization_record(cfg.data.normalization),
         cfg=cfg,
+    if cfg.model.centre_head:
+        meta["centres"] = {
+            "target": cfg.data.centre_target,
+            "sigma_px": cfg.data.centre_sigma_px,
+            "single_bead_area_px": data.single_bead_area_px,
+        }
         out=out,
         dist=dist,
         model=model,
@@ -280,7 +288,7 @@ def _build_state(
         scheduler=build_scheduler(optimizer, cfg.schedule, steps_per_epoch, t.epochs),
         scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
         ema=build_ema(model, t.ema_decay) if t.ema_decay else None,
-        loss_fn=build_loss(cfg.loss),
+        loss_fn=build_loss(cfg.loss, cfg.model.centre_head),
         meta=meta,
         amp_dtype=amp_dtype,
     )
