@@ -181,6 +181,7 @@ def test_centre_head_model_trains_on_several_folders(tmp_path):
     assert meta["model"]["centre_head"] is True
     assert meta["centres"]["single_bead_area_px"] > 0
     assert meta["normalization"]["method"] == "background"
+    assert set(meta["fingerprint"]["features"]) >= {"intensity_p50", "foreground_fraction"}
     net = model_from_checkpoint(state)
     assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 2, 64, 64)
 

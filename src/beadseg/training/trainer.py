@@ -94,6 +94,8 @@ def train(
         result = _result(state, data, len(loader.dataset))
     if dist.is_main:
         _finish(state, result, callbacks, log)
+        if state.history:
+            add_fingerprint(out, data.train, cfg)
     return result
 
 
@@ -270,16 +272,16 @@ def _build_state(
         "bead_area_px": bead_area_stats(data.train),
         "parameters": count_parameters(model),
         "trained_on": str(cfg.data.path),
-    }
-    state = TrainState(
         "normalization": normalization_record(cfg.data.normalization),
-        cfg=cfg,
+    }
     if cfg.model.centre_head:
         meta["centres"] = {
             "target": cfg.data.centre_target,
             "sigma_px": cfg.data.centre_sigma_px,
             "single_bead_area_px": data.single_bead_area_px,
         }
+    state = TrainState(
+        cfg=cfg,
         out=out,
         dist=dist,
         model=model,
@@ -295,6 +297,22 @@ def _build_state(
     if ckpt is not None:
         state.restore(ckpt, steps_per_epoch)
     return state
+
+
+def add_fingerprint(out: Path, samples: list, cfg: Config) -> None:
+    """Store the training-data fingerprint of the kept model (best.pt) in best.pt and last.pt
+    (``meta["fingerprint"]``, see :mod:`beadseg.domain`), so prediction can flag images unlike
+    the training data."""
+    from ..checkpoint import model_from_checkpoint, save_checkpoint
+    from .validation import fingerprint_samples
+
+    best = load_checkpoint(out / "best.pt")
+    model = model_from_checkpoint(best, out / "best.pt")
+    fp = fingerprint_samples(model, samples, cfg.instances, torch.device("cpu"), cfg.train.threshold)
+    for name in ("best.pt", "last.pt"):
+        ckpt = best if name == "best.pt" else load_checkpoint(out / name)
+        ckpt["meta"]["fingerprint"] = fp
+        save_checkpoint(out / name, ckpt)
 
 
 def _init_from(model: torch.nn.Module, source: str) -> None:
