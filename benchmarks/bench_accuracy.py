@@ -23,26 +23,22 @@ from common import OUT, ROOT, machine, real_subset, subset, synthetic_subset  # 
 from beadseg.classical import calibrate_threshold, classical_segment  # noqa: E402
 from beadseg.config import InstanceConfig, PredictConfig, load_config  # noqa: E402
 from beadseg.dilution import fit_dilution  # noqa: E402
-from beadseg.evaluate import _truth_labels, aggregate, evaluate, evaluate_image  # noqa: E402
+from beadseg.evaluate import aggregate, evaluate, evaluate_image, truth_labels  # noqa: E402
 from beadseg.io import find_pairs, read_pair  # noqa: E402
-from beadseg.naming import parse_name  # noqa: E402
 from beadseg.registration import fix_masks  # noqa: E402
 from beadseg.training import train  # noqa: E402
 
 
-def summarise(rows: list[dict]) -> dict:
-    for r in rows:
-        r.setdefault("dilution", parse_name(r["image"]).dilution)
-    agg = aggregate(rows)
+def summarise(images: list) -> dict:
+    agg = aggregate(images)
+    rows = [e.row() for e in images]
     return {
         "n_images": len(rows),
-        "iou_mean": agg["iou_mean"],
-        "iou_pooled": agg["iou_pooled"],
-        "iou_best_shift_mean": agg["iou_best_shift_mean"],
-        "object_f1": agg["object"]["f1"],
-        "centroid_f1": agg["centroid"]["f1"],
-        "median_abs_count_error": agg["counts"]["median_abs_error"],
-        "total_count_error": agg["counts"]["total_relative_error"],
+        "iou_mean": agg.iou_mean, "iou_pooled": agg.pixels.iou,
+        "iou_best_shift_mean": agg.iou_best_shift_mean,
+        "object_f1": agg.objects.f1, "centroid_f1": agg.centroids.f1,
+        "median_abs_count_error": agg.counts.median_abs_error,
+        "total_count_error": agg.counts.total_relative_error,
         "dilution_slope_pred": slope(rows, "pred_count"),
         "dilution_slope_true": slope(rows, "true_count"),
     }
@@ -113,19 +109,11 @@ def main():
                 splits.append(split)
             val = set(split["val"])
             for target in ("raw", "fixed"):
-                val_data = (
-                    subset(f"{args.set}_{target}_fold{k}_val", lambda s, v=val: s in v)
-                    if target == "raw"
-                    else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
-                )
-                ev = evaluate(
-                    run,
-                    val_data,
-                    out / f"{name}_{align}_fold{k}_eval_{target}",
-                    PredictConfig(),
-                    gallery=target == "raw",
-                )
-                result["rows"][f"{variant}@{target}"] += ev["per_image"]
+                val_data = subset(f"{args.set}_{target}_fold{k}_val", lambda s, v=val: s in v) \
+                    if target == "raw" else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
+                ev = evaluate(run, val_data, out / f"{name}_{align}_fold{k}_eval_{target}",
+                              PredictConfig(), gallery=target == "raw")
+                result["rows"][f"{variant}@{target}"] += ev.images
     t0 = time.time()
     by_name = {p.name: p for p in pairs}
     fixed_pairs = {p.name: p for p in find_pairs(fixed)}
@@ -136,19 +124,18 @@ def main():
             for n in split["train"]:
                 img, info = read_pair(src[n])
                 imgs.append(img)
-                labs.append(_truth_labels(data, src[n], info.mask, inst))
+                labs.append(truth_labels(data, src[n], info.mask, inst))
             thr = calibrate_threshold(imgs, labs)
             for n in split["val"]:
                 img, info = read_pair(src[n])
-                r = evaluate_image(
-                    classical_segment(img, thr), info.mask, _truth_labels(data, src[n], info.mask, inst)
-                )
-                r.update(image=n, threshold_sd=thr)
-                rows.append(r)
+                rows.append(evaluate_image(classical_segment(img, thr), info.mask,
+                                           truth_labels(data, src[n], info.mask, inst), name=n))
+            result.setdefault("classical_threshold_sd", {}).setdefault(target, []).append(thr)
         result["rows"][f"classical@{target}"] = rows
     result["classical_seconds"] = time.time() - t0
-    for key, rows in result["rows"].items():
-        result["table"][key] = summarise(rows)
+    for key, images in result["rows"].items():
+        result["table"][key] = summarise(images)
+        result["rows"][key] = [e.row() for e in images]
     (out / "accuracy.json").write_text(json.dumps(result, indent=2, default=float))
     print(json.dumps(result["table"], indent=2, default=float))
 

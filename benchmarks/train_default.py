@@ -43,9 +43,27 @@ COMPOSITES = (  # (name, levels, per level, seed, touch)
 def composites(out: Path, frames: list[str], levels: str, n: int, seed: int, touch: str, prefix: str) -> Path:
     """An exact-truth set from the given frames of the dev set (made once)."""
     if not (out / "provenance.json").exists():
-        cmd = [sys.executable, "-m", "beadseg", "synth", str(out), "--from", str(DATA), "--frames",
-               ",".join(frames), "--levels", levels, "--n", str(n), "--seed", str(seed), "--prefix",
-               prefix, "--touch", touch]
+        cmd = [
+            sys.executable,
+            "-m",
+            "beadseg",
+            "synth",
+            str(out),
+            "--from",
+            str(DATA),
+            "--frames",
+            ",".join(frames),
+            "--levels",
+            levels,
+            "--n",
+            str(n),
+            "--seed",
+            str(seed),
+            "--prefix",
+            prefix,
+            "--touch",
+            touch,
+        ]
         subprocess.run(cmd, check=True)
     return out
 
@@ -66,10 +84,19 @@ def training_folders(holdout: bool) -> tuple[list[Path], list[Path]]:
         for k, lv, n, seed, touch in COMPOSITES
     ]
     if holdout:
-        val = [subset("real_heldout_val", lambda s: not s.startswith("synthetic") and source_frame(s) in held)]
+        val = [subset("real_heldout_val", lambda s: not real(s) and not s.startswith("synthetic"))]
     else:
-        val = [composites(OUT / "train_data" / "composites_all_val", frames,
-                          "sparse,medium,dense,clumped,crowded", 2, 201, "0.75,1.0", "val")]
+        val = [
+            composites(
+                OUT / "train_data" / "composites_all_val",
+                frames,
+                "sparse,medium,dense,clumped,crowded",
+                2,
+                201,
+                "0.75,1.0",
+                "val",
+            )
+        ]
     return [real_dir, *comps, synthetic_subset()], val
 
 

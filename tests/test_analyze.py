@@ -1,11 +1,13 @@
+import csv
 import json
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
-from beadseg.analysis import analyze_dataset
-from beadseg.io import write_image, write_mask
+from beadseg.analysis import analyze_dataset, grade_labels
+from beadseg.io import find_pairs, write_image, write_mask
 from beadseg.registration import shift_mask
 from beadseg.synth import synth_image, synth_tiled_frame
 
@@ -13,6 +15,20 @@ from beadseg.synth import synth_image, synth_tiled_frame
 def _write(root, name, image, labels):
     write_image(root / "images" / f"{name}.png", image)
     write_mask(root / "masks" / f"{name}.png", labels > 0)
+
+
+def _synthetic_like(root, name, n, seed, size=128):
+    """A tile like the public synthetic_80x ones: green-cast background, beads that darken blue
+    almost as much as green, soft mask."""
+    s = synth_image(size, n, seed=seed, cluster_fraction=0.0, min_gap_px=2)
+    dark = ndi.gaussian_filter(s.mask.astype(np.float32), 0.8)[..., None]
+    bg = np.array([0.50, 0.55, 0.54], np.float32)
+    img = bg * (1 - 0.3 * dark * np.array([0.6, 1.0, 0.85], np.float32))
+    img = img + np.random.default_rng(seed).normal(0, 0.004, img.shape).astype(np.float32)
+    write_image(root / "images" / f"{name}.png", np.clip(img, 0, 1))
+    soft = np.round(ndi.gaussian_filter(s.mask.astype(np.float32), 0.6) * 255).astype(np.uint8)
+    iio.imwrite(root / "masks" / f"{name}.png", soft)
+    return s
 
 
 def test_counts_sizes_foreground_exact(tmp_path):
@@ -31,9 +47,10 @@ def test_counts_sizes_foreground_exact(tmp_path):
         assert r["foreground_fraction"] == pytest.approx(s.mask.mean())
         areas = np.bincount(s.labels.ravel())[1:]
         assert r["median_object_area_px"] == pytest.approx(np.median(areas))
-    assert sum(summary["density_bins"]["counts"]) == 3
-    assert summary["dataset_size"] == 3
-    assert summary["mean_objects_per_image"] == pytest.approx(np.mean([s.labels.max() for s in truths.values()]))
+    real = summary["domains"]["real"]
+    assert summary["dataset_size"] == 3 and real["n_images"] == 3
+    assert sum(real["density_bins"]["counts"]) == 3
+    assert real["mean_objects_per_image"] == pytest.approx(np.mean([s.labels.max() for s in truths.values()]))
 
 
 def test_density_bins_cover_every_image_even_with_given_edges(tmp_path):
@@ -42,9 +59,8 @@ def test_density_bins_cover_every_image_even_with_given_edges(tmp_path):
     for i, n in enumerate([2, 30, 300, 700]):
         s = synth_image(256, n, seed=i)
         _write(tmp_path, f"img{i}", s.image, s.labels)
-    summary = analyze_dataset(tmp_path, None, workers=1,
-                              cfg=AnalyzeConfig(density_bins=[0, 5, 15, 30, 100]))
-    assert sum(summary["density_bins"]["counts"]) == 4  # the old bins dropped > 100
+    summary = analyze_dataset(tmp_path, None, workers=1, cfg=AnalyzeConfig(density_bins=[0, 5, 15, 30, 100]))
+    assert sum(summary["domains"]["real"]["density_bins"]["counts"]) == 4  # the old bins dropped > 100
 
 
 def test_missing_label_check_fires_on_deleted_beads(tmp_path):
@@ -57,12 +73,11 @@ def test_missing_label_check_fires_on_deleted_beads(tmp_path):
             labels[np.isin(labels, gone)] = 0
         _write(tmp_path, f"img{i}", s.image, labels)
     summary = analyze_dataset(tmp_path, None, workers=1)
-    ml = summary["checks"]["missing_labels"]
-    assert ml["flagged"] == ["img0"]
-    assert summary["partial_mask_suspects"] == ["img0"]
+    assert summary["checks"]["missing_labels"]["flagged"] == ["img0"]
     rows = {r["name"]: r for r in summary["per_image"]}
     assert rows["img0"]["unlabelled_fraction"] > 0.2
     assert rows["img1"]["unlabelled_fraction"] < 0.05
+    assert rows["img0"]["grade"] == "fixable" and "partly unlabelled" in rows["img0"]["grade_reasons"]
 
 
 def test_leakage_groups_are_source_frames_and_duplicates(tmp_path):
@@ -74,23 +89,26 @@ def test_leakage_groups_are_source_frames_and_duplicates(tmp_path):
     leak = summary["checks"]["leakage"]
     assert leak["n_groups"] == 3 and leak["groups_equal_source_frames"]
     # a duplicate of a tile under another frame's name joins the two frames
-    _write(tmp_path, "dup_of_b", iio.imread(tmp_path / "images" / "320x_frameB_grid_r0_c0.png"),
-           iio.imread(tmp_path / "masks" / "320x_frameB_grid_r0_c0.png"))
+    _write(
+        tmp_path,
+        "dup_of_b",
+        iio.imread(tmp_path / "images" / "320x_frameB_grid_r0_c0.png"),
+        iio.imread(tmp_path / "masks" / "320x_frameB_grid_r0_c0.png"),
+    )
     leak = analyze_dataset(tmp_path, None, workers=1)["checks"]["leakage"]
     assert not leak["groups_equal_source_frames"]
     assert any("dup_of_b" in d["images"] for d in leak["duplicates"])
 
 
 def test_overlap_agreement_exact_and_altered(tmp_path):
-    synth_tiled_frame(tmp_path, "640x_f", rows=2, cols=3, tile=128, overlap_px=37, n_beads=150,
-                      seed=3)
+    synth_tiled_frame(tmp_path, "640x_f", rows=2, cols=3, tile=128, overlap_px=37, n_beads=150, seed=3)
     ag = analyze_dataset(tmp_path, None, workers=1)["checks"]["overlap_agreement"]
     horiz = [p for p in ag["pairs"] if p["direction"] == "horizontal"]
     assert len(horiz) == 4 and all(p["overlap_px"] == 37 for p in horiz)
     assert all(p["mask_iou"] == 1.0 for p in ag["pairs"] if p["overlap_px"])
     # alter one tile's mask in its left strip: exactly the pair sharing that strip drops
     m = iio.imread(tmp_path / "masks" / "640x_f_grid_r0_c1.png")
-    m[:128 - 37, :37] = 0  # left strip only, not the rows shared with the tile below
+    m[: 128 - 37, :37] = 0  # left strip only, not the rows shared with the tile below
     iio.imwrite(tmp_path / "masks" / "640x_f_grid_r0_c1.png", m)
     ag = analyze_dataset(tmp_path, None, workers=1)["checks"]["overlap_agreement"]
     low = [(p["a"], p["b"]) for p in ag["pairs"] if p["overlap_px"] and p["mask_iou"] < 1]
@@ -102,37 +120,208 @@ def test_registration_finds_known_shifts(tmp_path):
     for i, (name, (dy, dx)) in enumerate(shifts.items()):
         s = synth_image(192, 150, seed=20 + i)
         _write(tmp_path, name, s.image, shift_mask(s.labels, dy, dx))
-    summary = analyze_dataset(tmp_path, None, workers=1)
+    summary = analyze_dataset(tmp_path, None, workers=2)
     rows = {r["name"]: r for r in summary["per_image"]}
     for name, (dy, dx) in shifts.items():
         # the best shift undoes the planted one
         assert (rows[name]["registration_dy"], rows[name]["registration_dx"]) == (-dy, -dx)
         assert rows[name]["misregistered"] == ((dy, dx) != (0, 0))
+        assert rows[name]["mask_fits_image"]
+    frame = {r["source_frame"]: r for r in summary["per_source_frame"]}
+    assert frame["b"]["n_misregistered"] == 1 and frame["a"]["n_misregistered"] == 0
+
+
+def _six_tiles(root, size=128):
+    tiles = {}
+    for i in range(6):
+        s = synth_image(size, 90, seed=40 + i, cluster_fraction=0.0, min_gap_px=2)
+        tiles[f"{320 * 2 ** (i % 3)}x_frame{i}_grid_r0_c0"] = s
+    return tiles
+
+
+def test_swapped_masks_are_flagged_and_each_named(tmp_path):
+    tiles = _six_tiles(tmp_path)
+    names = sorted(tiles)
+    a, b = names[1], names[4]
+    for n, s in tiles.items():
+        mask_of = {a: b, b: a}.get(n, n)
+        _write(tmp_path, n, s.image, tiles[mask_of].labels)
+    summary = analyze_dataset(tmp_path, None, workers=2)
+    rows = {r["name"]: r for r in summary["per_image"]}
+    assert rows[a]["mask_belongs_to"] == b and rows[b]["mask_belongs_to"] == a
+    assert not rows[a]["mask_fits_image"] and not rows[b]["mask_fits_image"]
+    for n in names:
+        if n not in (a, b):
+            assert rows[n]["mask_fits_image"] and rows[n]["mask_belongs_to"] == ""
+    assert summary["checks"]["mask_fit"]["misfiled"] == {a: b, b: a}
+    # a mask of another image is not reported as "shifted by N px"
+    assert not rows[a]["misregistered"] and not rows[b]["misregistered"]
+    assert not {a, b} & {f["name"] for f in summary["checks"]["registration"]["flagged"]}
+    assert rows[a]["grade"] == "unusable" and f"belongs to {b}" in rows[a]["grade_reasons"]
+    grades = {g.name: g for g in grade_labels(find_pairs(tmp_path), workers=1)}
+    assert grades[a].belongs_to == b and not grades[a].usable
+    assert sum(g.usable for g in grades.values()) == 4
+    assert any(r["id"] == "misfiled_mask" for r in summary["recommendations"])
+
+
+def test_shifted_mask_is_fixable_not_mismatched(tmp_path):
+    tiles = _six_tiles(tmp_path)
+    shifted = sorted(tiles)[2]
+    for n, s in tiles.items():
+        _write(tmp_path, n, s.image, shift_mask(s.labels, 3, 0) if n == shifted else s.labels)
+    grades = grade_labels(find_pairs(tmp_path), workers=2)
+    assert [g.name for g in grades] == sorted(tiles)
+    g = {g.name: g for g in grades}[shifted]
+    assert g.grade == "fixable" and g.usable and g.belongs_to == ""
+    assert (g.dy, g.dx) == (-3, 0) and g.shifted
+    assert any("shifted by 3.0 px" in r for r in g.reasons)
+    assert not any("mismatched" in r or "poor fit" in r for r in g.reasons)
+    assert all(x.grade == "good" for x in grades if x.name != shifted)
+
+
+def test_headlines_per_domain_never_pooled(tmp_path):
+    real_counts = []
+    for i, n in enumerate([20, 40, 60]):
+        s = synth_image(128, n, seed=i, cluster_fraction=0.0, min_gap_px=2)
+        _write(tmp_path, f"640x_f{i}_grid_r0_c0", s.image, s.labels)
+        real_counts.append(s.labels.max())
+    synth_counts = [
+        _synthetic_like(tmp_path, f"synthetic_80x_{i}", 150, seed=30 + i).labels.max() for i in range(3)
+    ]
+    s = analyze_dataset(tmp_path, None, workers=1)
+    assert set(s["domains"]) == {"real", "synthetic"} and s["training_domain"] == "real"
+    assert s["domains"]["real"]["mean_beads_per_image"] == pytest.approx(np.mean(real_counts))
+    assert s["domains"]["synthetic"]["mean_objects_per_image"] == pytest.approx(np.mean(synth_counts))
+    rows = s["per_image"]
+    for d in ("real", "synthetic"):
+        fg = [r["foreground_fraction"] for r in rows if r["domain"] == d]
+        assert s["domains"][d]["mean_foreground_fraction"] == pytest.approx(np.mean(fg))
+        assert sum(s["domains"][d]["density_bins"]["counts"]) == 3
+    # no pooled headline anywhere at the top level
+    assert "overall" not in s and not any(k.startswith("mean_") for k in s)
+    assert s["checks"]["domains"]["checked"] and not s["checks"]["domains"]["mismatches"]
+    assert all(r["looks_like"] == r["domain"] for r in rows)
+
+
+def test_tile_named_synthetic_that_looks_real_is_reported(tmp_path):
+    for i in range(3):
+        s = synth_image(128, 40, seed=i, cluster_fraction=0.0, min_gap_px=2)
+        _write(tmp_path, f"640x_f{i}_grid_r0_c0", s.image, s.labels)
+        _synthetic_like(tmp_path, f"synthetic_80x_{i}", 150, seed=30 + i)
+    s = synth_image(128, 40, seed=9, cluster_fraction=0.0, min_gap_px=2)
+    _write(tmp_path, "synthetic_80x_odd", s.image, s.labels)
+    summary = analyze_dataset(tmp_path, None, workers=1)
+    mism = summary["checks"]["domains"]["mismatches"]
+    assert [(m["name"], m["named"], m["looks_like"]) for m in mism] == [
+        ("synthetic_80x_odd", "synthetic", "real")
+    ]
+    assert any(r["id"] == "domain_mismatch" for r in summary["recommendations"])
+
+
+def test_checks_do_not_change_their_arguments(tmp_path):
+    from beadseg.analysis.checks import run_checks
+    from beadseg.analysis.doctor import measure_all
+    from beadseg.config import AnalyzeConfig
+
+    synth_tiled_frame(tmp_path, "640x_f", rows=1, cols=3, tile=96, overlap_px=20, seed=3)
+    cfg = AnalyzeConfig()
+    ms = measure_all(find_pairs(tmp_path), cfg, workers=1)
+    before = [(m.row(), m.arrays.areas.copy(), m.arrays.peak_unlabelled.copy()) for m in ms]
+    first = run_checks(ms, cfg, {"real": 35.0})
+    second = run_checks(ms, cfg, {"real": 35.0})
+    for m, (row, areas, unl) in zip(ms, before):
+        assert m.row() == row
+        assert np.array_equal(m.arrays.areas, areas) and np.array_equal(m.arrays.peak_unlabelled, unl)
+    assert first.missing == second.missing
+    assert repr(first.fits.per_image) == repr(second.fits.per_image)  # NaN-safe comparison
 
 
 def test_outputs_written_and_report_numbers(tmp_path, synth_data):
     out = tmp_path / "out"
     summary = analyze_dataset(synth_data, out, workers=2, reference=synth_data)
-    for f in ("summary.json", "per_image.csv", "report.md", "distribution_analysis.png",
-              "sample_images.png", "registration.png", "provenance.json"):
+    for f in (
+        "summary.json",
+        "per_image.csv",
+        "report.md",
+        "distribution_analysis.png",
+        "sample_images.png",
+        "registration.png",
+        "provenance.json",
+    ):
         assert (out / f).is_file(), f
     saved = json.loads((out / "summary.json").read_text())
-    for key in ("dataset_size", "mean_positive_ratio", "mean_objects_per_image",
-                "mean_object_size", "partial_mask_suspects"):
-        assert key in saved
+    assert saved["schema_version"] == 2 and saved["dataset_size"] == 6
     assert saved["reference"]["comparisons"][0]["ratio"] == pytest.approx(1.0)
+    with open(out / "per_image.csv") as f:
+        header = next(csv.reader(f))
+    for col in ("domain", "mask_fits_image", "mask_belongs_to", "grade", "grade_reasons"):
+        assert col in header
     report = (out / "report.md").read_text()
-    for section in ("Density", "Class balance", "Partial masks", "Object sizes",
-                    "Image quality", "Findings", "Recommendations"):
+    for section in (
+        "Headlines per domain",
+        "Density",
+        "Label grades",
+        "Partial masks",
+        "Object sizes",
+        "Annotation consistency",
+        "Findings",
+        "Recommendations",
+    ):
         assert f"## {section}" in report
     # every recommendation carries its measurement
     assert all(r["measurement"] for r in summary["recommendations"])
 
 
-def test_dilution_slope_in_summary(tmp_path):
+def test_reference_of_an_old_schema_is_an_input_error(tmp_path, synth_data):
+    from beadseg.errors import InputError
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"dataset_size": 3, "overall": {}}))
+    with pytest.raises(InputError, match="schema 1"):
+        analyze_dataset(synth_data, None, workers=1, reference=old)
+
+
+def test_dilution_fit_over_source_frames_in_summary(tmp_path):
     from beadseg.synth import synth_dilution_series
 
-    synth_dilution_series(tmp_path, dilutions=(160, 640, 2560), frames_per_dilution=2,
-                          tiles_per_frame=2, size=512, seed=0)
-    s = analyze_dataset(tmp_path, None, workers=1)
-    assert s["dilution_slope"] == pytest.approx(-1, abs=0.15)
+    synth_dilution_series(
+        tmp_path, dilutions=(160, 640, 2560), frames_per_dilution=2, tiles_per_frame=2, size=512, seed=0
+    )
+    fit = analyze_dataset(tmp_path, None, workers=2)["domains"]["real"]["dilution_fit"]
+    assert fit["n_frames"] == 6 and fit["n_points"] == 6 and fit["fitted_over"] == "source frame"
+    assert fit["slope"] == pytest.approx(-1, abs=0.15)
+
+
+def test_cli_analyze_prints_domains_and_where_outputs_went(tmp_path, synth_data, capsys):
+    from beadseg.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["analyze", str(synth_data), "--out", str(tmp_path / "an"), "--no-plots"])
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "real: " in out and "beads/image" in out
+    assert f"to {tmp_path / 'an'}" in out and "report.md" in out
+    with pytest.raises(SystemExit):
+        main(["analyze", str(synth_data), "--out", str(tmp_path / "an2"), "--quiet", "--no-plots"])
+    assert capsys.readouterr().out == ""
+
+
+def test_mask_drawn_at_another_scale_is_found(tmp_path):
+    # a mask drawn on a copy of the image resized by 3 %: right at the centre, 8 px off at the
+    # corners of a 384-px tile; no shift fixes it
+    for i in range(4):
+        s = synth_image(384, 300, seed=60 + i, cluster_fraction=0.0, min_gap_px=2)
+        mask = s.mask
+        if i == 1:
+            c = np.array([191.5, 191.5])
+            inv = np.eye(2) / 1.03
+            mask = ndi.affine_transform(mask.astype(np.uint8), inv, c - inv @ c, order=0) > 0
+        _write(tmp_path, f"640x_f{i}_grid_r0_c0", s.image, mask)
+    summary = analyze_dataset(tmp_path, None, workers=2)
+    found = {x["name"]: x for x in summary["checks"]["mask_scale"]}
+    assert list(found) == ["640x_f1_grid_r0_c0"]
+    # the mask is 3 % too large: it fits when magnified by 1 / 1.03
+    assert found["640x_f1_grid_r0_c0"]["scale"] == pytest.approx(1 / 1.03, abs=0.011)
+    row = {r["name"]: r for r in summary["per_image"]}["640x_f1_grid_r0_c0"]
+    assert row["grade"] == "unusable" and "drawn at another scale" in row["grade_reasons"]
+    assert row["mask_belongs_to"] == ""

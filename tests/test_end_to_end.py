@@ -32,10 +32,17 @@ def test_cli_pipeline(tmp_path):
     cli("predict", tmp_path / "run", series / "images", "--out", tmp_path / "pred", "--quiet")
     assert (tmp_path / "pred" / "counts.csv").is_file()
     cli("evaluate", tmp_path / "pred", series, "--out", tmp_path / "ev")
-    cli("evaluate", tmp_path / "run", data, "--out", tmp_path / "ev2", "--calibrate")
+    r = cli("evaluate", tmp_path / "run", data, "--out", tmp_path / "ev2", "--calibrate")
     from beadseg.checkpoint import load_checkpoint
 
-    assert load_checkpoint(tmp_path / "run" / "best.pt")["meta"].get("threshold_calibrated")
+    calibrated = tmp_path / "ev2" / "calibrated.pt"
+    assert str(calibrated) in r.stdout
+    assert load_checkpoint(calibrated)["meta"]["threshold_calibrated"]
+    assert "threshold_calibrated" not in load_checkpoint(tmp_path / "run" / "best.pt")["meta"]
+    best = json.loads((tmp_path / "ev2" / "metrics.json").read_text())["calibration"]["best_threshold"]
+    from beadseg.inference import load_model
+
+    assert load_model(calibrated).threshold == best
     cli("dilution", tmp_path / "pred" / "counts.csv", "--out", tmp_path / "dil")
     assert (tmp_path / "dil" / "dilution.png").is_file()
     r = cli("lr-find", data, "--out", tmp_path / "lr", "--steps", 12, *setargs)

@@ -1,9 +1,10 @@
 import csv
+import json
 
 import numpy as np
 import pytest
 
-from beadseg.dilution import dilution_report, fit_dilution
+from beadseg.errors import InputError
 from beadseg.evaluate import evaluate
 from beadseg.io import write_image, write_labels, write_mask
 from beadseg.registration import fix_masks, shift_mask
@@ -11,7 +12,7 @@ from beadseg.synth import synth_image
 
 
 def test_evaluate_prediction_folder_matches_stardist(tmp_path):
-    from stardist.matching import matching
+    from stardist.matching import matching, matching_dataset
 
     data, pred = tmp_path / "data", tmp_path / "pred"
     rng = np.random.default_rng(0)
@@ -25,39 +26,63 @@ def test_evaluate_prediction_folder_matches_stardist(tmp_path):
         write_labels(pred / "labels" / f"{320 * (i + 1)}x_f{i}.tif", p)
         pairs[f"{320 * (i + 1)}x_f{i}"] = (s.labels, p)
     r = evaluate(pred, data, tmp_path / "ev")
-    for row in r["per_image"]:
-        t, p = pairs[row["image"]]
+    for e in r.images:
+        t, p = pairs[e.image]
         ref = matching(t, p, thresh=0.5)
-        assert row["object_f1"] == pytest.approx(ref.f1)
-        assert row["pred_count"] == ref.n_pred and row["true_count"] == ref.n_true
-        assert row["iou_best_shift"] >= row["iou"]
-    assert set(r["per_dilution"]) == {"320", "640", "960"}
-    for f in ("metrics.json", "metrics.csv", "worst_cases.png"):
+        assert e.objects.f1 == pytest.approx(ref.f1)
+        assert e.objects.n_pred == ref.n_pred and e.objects.n_true == ref.n_true
+        assert e.iou_best_shift >= e.pixels.iou
+    ref = matching_dataset(
+        [t for t, _ in pairs.values()], [p for _, p in pairs.values()], thresh=0.5, show_progress=False
+    )
+    assert (r.overall.objects.tp, r.overall.objects.fp, r.overall.objects.fn) == (ref.tp, ref.fp, ref.fn)
+    assert set(r.per_dilution) == {"320", "640", "960"}
+    for f in ("metrics.json", "metrics.csv", "worst_cases.png", "config.yaml"):
         assert (tmp_path / "ev" / f).is_file()
+    on_disk = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert on_disk["overall"]["object"]["f1"] == pytest.approx(ref.f1)
+    assert on_disk["per_image"][0] == json.loads(json.dumps(r.images[0].row()))
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "metrics.csv")))
+    assert [row["image"] for row in rows] == [e.image for e in r.images]
 
 
-def test_dilution_slope_recovered(tmp_path):
-    rng = np.random.default_rng(1)
-    rows = []
-    for d in (160, 320, 640, 1280, 2560, 5120):
-        for k in range(4):
-            rows.append({"image": f"{d}x_f{k}", "source_frame": f"{d}x_f{k}", "dilution": d,
-                         "count": rng.poisson(2e6 / d), "area_mp": 1.0})
-    with open(tmp_path / "counts.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    r = dilution_report(tmp_path / "counts.csv", tmp_path / "dil", pixel_size_um=0.5, depth_um=100)
-    lo, hi = r["fit"]["slope_ci95"]
-    assert lo <= -1 <= hi and r["fit"]["slope"] == pytest.approx(-1, abs=0.05)
-    assert r["stock_beads_per_mp_median"] == pytest.approx(2e6, rel=0.1)
-    assert r["units"] == "beads per microlitre"
-    assert (tmp_path / "dil" / "dilution.png").is_file()
+def test_calibrate_writes_a_copy_and_leaves_the_model_alone(tmp_path, synth_data):
+    import hashlib
+
+    from beadseg.checkpoint import DEFAULT_MODEL
+    from beadseg.inference import load_model
+
+    before = hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
+    r = evaluate("default", synth_data, tmp_path / "ev", calibrate=True, gallery=False)
+    cal = r.calibration
+    assert cal.checkpoint == str(tmp_path / "ev" / "calibrated.pt")
+    assert cal.best_threshold in cal.thresholds
+    assert max(cal.centroid_f1) == cal.centroid_f1[cal.thresholds.index(cal.best_threshold)]
+    copy = load_model(cal.checkpoint)
+    assert copy.threshold == cal.best_threshold and copy.meta["threshold_calibrated"]
+    assert hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest() == before
+    (tmp_path / "pred" / "labels").mkdir(parents=True)  # a folder of predictions
+    with pytest.raises(InputError, match="needs a model"):
+        evaluate(tmp_path / "pred", synth_data, calibrate=True)
 
 
-def test_fit_dilution_exact():
-    f = fit_dilution([100, 200, 400, None], [80, 40, 20, 5])
-    assert f.slope == pytest.approx(-1) and f.r2 == pytest.approx(1) and f.n_points == 3
+def test_evaluate_only_and_empty_images(tmp_path):
+    """Images with no beads in truth and prediction score F1 1 and add nothing to the pooled
+    counts."""
+    data, pred = tmp_path / "data", tmp_path / "pred"
+    s = synth_image(64, 10, seed=0)
+    empty = np.zeros((64, 64), np.int32)
+    for name, truth in (("a", s.labels), ("b", empty)):
+        write_image(data / "images" / f"{name}.png", s.image)
+        write_mask(data / "masks" / f"{name}.png", truth > 0)
+        write_labels(data / "labels" / f"{name}.tif", truth)
+        write_labels(pred / "labels" / f"{name}.tif", truth)
+    r = evaluate(pred, data)
+    assert [e.objects.f1 for e in r.images] == [1.0, 1.0]
+    assert r.overall.objects.tp == int(s.labels.max()) and r.overall.objects.fp == 0
+    assert evaluate(pred, data, only={"b"}).overall.objects.f1 == 1.0
+    with pytest.raises(InputError, match="none of the requested"):
+        evaluate(pred, data, only={"zzz"})
 
 
 def test_fix_masks_restores_known_shifts(tmp_path):
@@ -80,3 +105,31 @@ def test_fix_masks_restores_known_shifts(tmp_path):
         np.testing.assert_array_equal(fixed[inner], mask[inner])
     assert before == {p.name: p.read_bytes() for p in (tmp_path / "d" / "masks").iterdir()}
     assert (tmp_path / "fixed" / "shifts.csv").is_file()
+
+
+def test_classical_calibration_picks_the_pooled_f1_best_threshold():
+    from beadseg.classical import calibrate_threshold, classical_segment
+    from beadseg.metrics import match_centroids
+
+    shots = [synth_image(96, n, seed=i) for i, n in enumerate((15, 30))]
+    images, labels = [s.image / 255.0 for s in shots], [s.labels for s in shots]
+    assert classical_segment(images[0], 1e6).max() == 0  # finds nothing: F1 0
+    assert match_centroids(labels[0], classical_segment(images[0], 4.0)).f1 > 0.5
+    assert calibrate_threshold(images, labels, candidates=(1e6, 4.0)) == 4.0
+
+
+def test_cli_fix_masks_searches_as_far_as_training_aligns(tmp_path):
+    """The default radius is DataConfig.align_radius_px (6), the one `train` aligns with: a
+    mask 6 px off is found (the old CLI default, 5, missed it)."""
+    from beadseg.cli import main
+    from beadseg.config import DataConfig
+    from beadseg.io import read_mask
+
+    s = synth_image(160, 120, seed=30)
+    write_image(tmp_path / "d" / "images" / "t.png", s.image)
+    write_mask(tmp_path / "d" / "masks" / "t.png", shift_mask(s.mask, DataConfig().align_radius_px, 0))
+    with pytest.raises(SystemExit) as exit_:
+        main(["fix-masks", str(tmp_path / "d"), "--out", str(tmp_path / "fixed")])
+    assert exit_.value.code == 0
+    fixed = read_mask(tmp_path / "fixed" / "masks" / "t.png").mask
+    np.testing.assert_array_equal(fixed[8:-8, 8:-8], s.mask[8:-8, 8:-8])

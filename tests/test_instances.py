@@ -1,23 +1,61 @@
 import numpy as np
+import pytest
 
-from beadseg.instances import count_beads, filter_sizes, instances_from_mask, split_touching
+from beadseg.instances import (
+    centroids,
+    count_beads,
+    filter_sizes,
+    instances_from_mask,
+    label_components,
+    local_maxima,
+    relabel,
+    split_touching,
+)
 from beadseg.synth import synth_image
+
+
+def _disc(mask, cy, cx, r2=12):
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= r2] = True
 
 
 def test_touching_pair_is_split():
     m = np.zeros((20, 30), bool)
-    yy, xx = np.mgrid[:20, :30]
-    m[(yy - 10) ** 2 + (xx - 10) ** 2 <= 12] = True
-    m[(yy - 10) ** 2 + (xx - 17) ** 2 <= 12] = True  # touching the first
+    _disc(m, 10, 10)
+    _disc(m, 10, 17)  # touching the first
     lab = split_touching(m)
     assert lab.max() == 2 and count_beads(m) == 2
     assert np.array_equal(lab > 0, m)
 
 
+def test_isolated_beads_counted_exactly_and_touching_pairs_split():
+    """A field of 7-px beads: 30 isolated ones and 20 touching pairs (centres 7 px apart,
+    horizontal, vertical or diagonal). Every isolated bead is one object, every pair two."""
+    m = np.zeros((200, 250), bool)
+    pairs = []
+    offsets = [(0, 7), (7, 0), (5, 5)]
+    k = 0
+    for row in range(10):
+        for col in range(5):
+            cy, cx = 12 + 19 * row, 12 + 48 * col
+            _disc(m, cy, cx)
+            if (row * 5 + col) % 5 < 2:  # 20 of the 50 sites get a touching neighbour
+                dy, dx = offsets[k % 3]
+                k += 1
+                _disc(m, cy + dy, cx + dx)
+                pairs.append(((cy, cx), (cy + dy, cx + dx)))
+    n_true = 50 + len(pairs)
+    assert len(pairs) == 20 and label_components(m)[1] == 50  # each pair is one component
+    lab = split_touching(m)
+    assert count_beads(m) == lab.max() == n_true
+    assert np.array_equal(lab > 0, m)
+    for a, b in pairs:  # the two centres of each pair lie in different objects
+        assert lab[a] != lab[b] and lab[a] > 0 and lab[b] > 0
+
+
 def test_count_equals_split_on_synthetic():
     s = synth_image(256, 400, seed=3)
     assert count_beads(s.mask) == split_touching(s.mask).max()
-    assert abs(count_beads(s.mask) - 400) <= 8
 
 
 def test_size_filters_and_holes():
@@ -32,6 +70,40 @@ def test_size_filters_and_holes():
     assert filter_sizes(lab, 0, 50).max() == 0  # 100 px object above the maximum
 
 
+def test_relabel_equals_skimage_and_keeps_only_what_is_asked():
+    from skimage.segmentation import relabel_sequential
+
+    rng = np.random.default_rng(0)
+    lab = rng.choice([0, 0, 3, 7, 8, 20, 41], size=(30, 40))
+    ours, n = relabel(lab)
+    np.testing.assert_array_equal(ours, relabel_sequential(lab)[0])
+    assert n == 5 and ours.dtype == np.int32
+    keep = np.zeros(42, bool)
+    keep[[7, 41]] = True
+    kept, n = relabel(lab, keep)
+    assert n == 2 and set(np.unique(kept)) == {0, 1, 2}
+    np.testing.assert_array_equal(kept == 2, lab == 41)
+    huge = np.where(lab > 0, lab.astype(np.int64) * 10**12, 0)  # no lookup table that long
+    np.testing.assert_array_equal(relabel(huge)[0], ours)
+    seq = ours.copy()
+    assert relabel(seq)[0] is seq  # already 1..n: no copy
+    lab_bool, n = relabel(lab > 0)
+    assert n == int(np.max(lab_bool)) >= 1
+    with pytest.raises(ValueError, match="negative"):
+        relabel(np.array([[-1, 2]]))
+
+
+def test_local_maxima():
+    v = np.zeros((9, 12))
+    v[2, 2], v[2, 4], v[6, 9] = 5, 3, 4  # the 3 lies within 2 px of the 5
+    peaks = local_maxima(v, 2, floor=1)
+    assert list(zip(*np.nonzero(peaks))) == [(2, 2), (6, 9)]
+    assert list(zip(*np.nonzero(local_maxima(v, 1, floor=1)))) == [(2, 2), (2, 4), (6, 9)]
+    mask = np.ones_like(v, bool)
+    mask[6, 9] = False
+    assert list(zip(*np.nonzero(local_maxima(v, 2, floor=1, mask=mask)))) == [(2, 2)]
+
+
 def test_bead_table_equals_regionprops():
     from skimage.measure import regionprops_table
 
@@ -39,18 +111,22 @@ def test_bead_table_equals_regionprops():
 
     s = synth_image(96, 30, seed=7)
     img = s.image / 255.0
+    prob = np.random.default_rng(1).random(img.shape[:2])
     lab = s.labels.copy()
     lab[lab == 3] = 0  # a gap in the ids
-    t = bead_table(lab, img, img[..., 0])
-    ref = regionprops_table(lab, intensity_image=img.mean(-1),
-                            properties=("label", "centroid", "area", "equivalent_diameter_area",
-                                        "intensity_mean"))
+    t = bead_table(lab, img, prob)
+    props = ("label", "centroid", "area", "equivalent_diameter_area", "intensity_mean")
+    ref = regionprops_table(lab, intensity_image=img.mean(-1), properties=props)
+    ref_prob = regionprops_table(lab, intensity_image=prob, properties=("intensity_mean",))
     np.testing.assert_array_equal(t["id"], ref["label"])
     np.testing.assert_allclose(t["centroid_y"], ref["centroid-0"])
     np.testing.assert_allclose(t["centroid_x"], ref["centroid-1"])
     np.testing.assert_allclose(t["area_px"], ref["area"])
     np.testing.assert_allclose(t["equivalent_diameter_px"], ref["equivalent_diameter_area"])
     np.testing.assert_allclose(t["mean_intensity"], ref["intensity_mean"])
+    np.testing.assert_allclose(t["mean_probability"], ref_prob["intensity_mean"])
+    np.testing.assert_allclose(centroids(lab), np.c_[ref["centroid-0"], ref["centroid-1"]])
+    assert set(bead_table(lab)) == {"id", "centroid_x", "centroid_y", "area_px", "equivalent_diameter_px"}
 
 
 def test_fill_holes_equals_scipy():

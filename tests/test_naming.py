@@ -22,4 +22,23 @@ def test_no_grid_no_dilution():
 
 def test_not_a_dilution_token():
     assert parse_name("320xyz_a.png").dilution is None
+    assert parse_name("x160_a.png").dilution is None
+    assert parse_name("a_160x.png").dilution is None
     assert parse_name("20x.png").dilution == 20
+
+
+def test_upper_case_x_is_a_dilution_too():
+    assert parse_name("160X_2025-05-16_grid_r0_c1.png").dilution == 160
+    assert parse_name("160X_2025-05-16_grid_r0_c1.png").source_frame == "160X_2025-05-16"
+
+
+def test_dilution_rule_is_stated_in_help(capsys):
+    import pytest
+
+    from beadseg.cli import main
+
+    for cmd in ("dilution", "analyze"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "<number>x" in text and "160X_" in text

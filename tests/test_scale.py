@@ -21,7 +21,7 @@ def frames(tmp_path):
 
 @pytest.fixture
 def oracle(monkeypatch):
-    import beadseg.predict as P
+    import beadseg.inference.pipeline as P
 
     monkeypatch.setattr(P, "load_model", lambda model, device=None: oracle_model())
     return P
@@ -38,8 +38,8 @@ def test_shards_cover_every_frame_once_and_merge(frames, oracle, tmp_path):
     for i in range(3):
         s = oracle.predict_images("m", [frames], tmp_path / f"shard{i}", cfg, progress=False,
                                   shard=(i, 3))
-        seen += [r["image"] for r in s["counts"]]
-    assert sorted(seen) == sorted(r["image"] for r in whole["counts"])
+        seen += [r.image for r in s.counts]
+    assert sorted(seen) == sorted(r.image for r in whole.counts)
     assert len(seen) == len(set(seen)) == 7
     oracle.merge_runs([tmp_path / f"shard{i}" for i in range(3)], tmp_path / "merged")
     assert _counts(tmp_path / "merged" / "counts.csv") == _counts(tmp_path / "whole" / "counts.csv")
@@ -75,12 +75,12 @@ def test_killed_shard_resumes_without_redoing_frames(frames, oracle, tmp_path, m
     monkeypatch.setattr(oracle, "predict_file", lambda *a, **k: (calls.append(a[1].name), real(*a, **k))[1])
     s = oracle.predict_images("m", [frames], tmp_path / "run", PredictConfig(mode="full"),
                               progress=False)
-    assert s["n_resumed"] == 3 and s["n_images"] == 7
+    assert s.n_resumed == 3 and s.n_images == 7
     assert not set(calls) & set(done) and len(calls) == 4
 
 
 def test_shard_argument():
-    from beadseg.predict import parse_shard
+    from beadseg.inference import parse_shard
 
     assert parse_shard("2/5") == (2, 5)
     for bad in ("5/5", "x", "1/0"):

@@ -11,6 +11,7 @@ import typer
 from . import __version__
 from .errors import BeadsegError, BeadsegWarning
 from .experiments.hpc import JobSpec
+from .naming import DILUTION_RULE
 
 app = typer.Typer(
     add_completion=False,
@@ -110,29 +111,36 @@ def synth(
     typer.echo(f"wrote {len(names)} synthetic pairs to {out}")
 
 
-@app.command()
+_DILUTION_HELP = f"Dilution: {DILUTION_RULE}."
+
+
+@app.command(help=(
+    "Dataset doctor: headlines per domain (real tiles / synthetic_* tiles, never pooled), a grade "
+    "per label (good / fixable / unusable), masks filed under the wrong image, missing labels, "
+    "misregistered masks, leakage, overlap agreement, dilution fit over source frames, "
+    "recommendations. " + _DILUTION_HELP
+))
 def analyze(
     data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-analysis"), "--out", help="Output folder."),
     reference: Path | None = typer.Option(
         None, help="Another data folder or summary.json to compare with."
     ),
-    workers: int | None = typer.Option(None, min=1, help="Processes (default: CPUs, max 4)."),
+    workers: int | None = typer.Option(None, min=1, help="Threads (default: CPUs, max 4)."),
     config: Path | None = typer.Option(None, help="YAML with analyze settings."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary lines."),
 ) -> None:
-    """Dataset doctor: fingerprint, missing-label/leakage/registration checks, recommendations."""
     from .analysis import analyze_dataset
+    from .analysis.outputs import console_lines
     from .config import AnalyzeConfig, load_config
 
     cfg = load_config(config, model=AnalyzeConfig)
     s = analyze_dataset(data, out, reference=reference, workers=workers, cfg=cfg,
-                        plots=not no_plots)
-    o = s["overall"]
-    typer.echo(f"{o['n_images']} images, {o['mean_beads_per_image']:.1f} beads/image, "
-               f"foreground {o['mean_foreground_fraction']:.4f}; report: {out / 'report.md'}")
-    for r in s["recommendations"]:
-        typer.echo(f"- {r['text']} [{r['measurement']}]")
+                        plots=not no_plots, progress=not quiet)
+    if not quiet:
+        for line in console_lines(s, out, plots=not no_plots):
+            typer.echo(line)
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -406,31 +414,68 @@ def models(
             f"| {r['model']} | {r['base_channels']} | {r['depth']} | {r['parameters']:,} | "
             f"{r['gflops_per_mp']:.1f} | {r['description']} |"
         )
+
+
+def _predict_config(config: Path | None, sets: list[str] | None, **given):
+    """PredictConfig from a YAML file, ``--set key=value`` and the options given (not None)."""
+    from .config import PredictConfig, load_config, parse_overrides
+
+    overrides = {**parse_overrides(sets), **{k: v for k, v in given.items() if v is not None}}
+    return load_config(config, overrides, model=PredictConfig)
+
+
+PREDICT_CONFIG_HELP = "YAML with predict settings (PredictConfig keys: mode, tile_size, ...)."
+PREDICT_SET_HELP = "Override a predict setting, e.g. --set overlap=128 (repeatable)."
+
+
 @app.command()
 def predict(
     model: str = typer.Argument(..., help="Run folder, checkpoint, or 'default'."),
     inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
     out: Path = typer.Option(Path("beadseg-predictions"), "--out", help="Output folder."),
-    mode: str = typer.Option("auto", help="auto, tiled or full (whole frame in one call)."),
-    tile_size: int = typer.Option(512, min=32, help="Tile side in px."),
-    overlap: int = typer.Option(96, min=0, help="Tile overlap in px."),
-    batch_size: int | None = typer.Option(None, min=1, help="Tiles per call (default: auto)."),
+    config: Path | None = typer.Option(None, help=PREDICT_CONFIG_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=PREDICT_SET_HELP),
+    mode: str | None = typer.Option(None, help="auto, tiled or full (whole frame in one call)."),
+    tile_size: int | None = typer.Option(None, min=32, help="Tile side in px."),
+    overlap: int | None = typer.Option(None, min=0, help="Tile overlap in px."),
+    batch_size: int | None = typer.Option(None, min=1, help="Tiles per call."),
     threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
-    save_probabilities: bool = typer.Option(False, help="Also write probability TIFFs."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
+    save_probabilities: bool | None = typer.Option(
+        None, "--save-probabilities/--no-save-probabilities", help="Also write probability TIFFs."
+    ),
     shard: str | None = typer.Option(None, help="i/N: process every N-th input from i."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv."""
-    from .config import PredictConfig
-    from .predict import parse_shard, predict_images
+    """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv.
 
-    cfg = PredictConfig(mode=mode, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                        device=device, save_probabilities=save_probabilities)
-    s = predict_images(model, [str(i) for i in inputs], out, cfg, threshold,
-                       progress=not quiet, log=typer.echo, shard=parse_shard(shard))
-    typer.echo(f"{s['n_images']} images, {sum(r['count'] for r in s['counts'])} beads "
-               f"({s['n_errors']} skipped); counts: {out / 'counts.csv'}")
+    Settings not given take the values of --config, else the PredictConfig defaults.
+    """
+    from .inference import parse_shard, predict_images
+
+    cfg = _predict_config(
+        config,
+        sets,
+        mode=mode,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        save_probabilities=save_probabilities,
+    )
+    s = predict_images(
+        model,
+        [str(i) for i in inputs],
+        out,
+        cfg,
+        threshold,
+        progress=not quiet,
+        log=typer.echo,
+        shard=parse_shard(shard),
+    )
+    typer.echo(
+        f"{s.n_images} images, {s.total_count} beads ({s.n_errors} skipped); counts: {out / 'counts.csv'}"
+    )
 
 
 @app.command()
@@ -439,10 +484,10 @@ def merge(
     out: Path = typer.Option(..., "--out", help="Merged folder."),
 ) -> None:
     """Join the counts.csv/errors.csv of prediction runs made with the same model and settings."""
-    from .predict import merge_runs
+    from .inference import merge_runs
 
     r = merge_runs(runs, out)
-    typer.echo(f"merged {r['n_images']} images ({r['n_errors']} errors) into {out / 'counts.csv'}")
+    typer.echo(f"merged {r.n_images} images ({r.n_errors} errors) into {out / 'counts.csv'}")
 
 
 @app.command()
@@ -450,55 +495,84 @@ def evaluate(
     source: str = typer.Argument(..., help="Prediction folder, run folder, checkpoint or default."),
     data: Path = typer.Argument(..., help="Labelled data: images/ and masks/."),
     out: Path = typer.Option(Path("beadseg-evaluation"), "--out", help="Output folder."),
-    threshold: float | None = typer.Option(None, help="Probability threshold."),
-    shift_radius: int = typer.Option(3, min=0, help="Shift-tolerant IoU search radius (px)."),
-    centroid_px: float = typer.Option(3.0, min=0.5, help="Centroid matching distance (px)."),
-    calibrate: bool = typer.Option(False, help="Pick and store the F1-best threshold."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    config: Path | None = typer.Option(None, help=PREDICT_CONFIG_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=PREDICT_SET_HELP),
+    threshold: float | None = typer.Option(None, help="Probability threshold (default: the model's)."),
+    shift_radius: int | None = typer.Option(None, min=0, help="Shift-tolerant IoU search radius (px)."),
+    centroid_px: float | None = typer.Option(None, min=0.5, help="Centroid matching distance (px)."),
+    calibrate: bool = typer.Option(
+        False, help="Pick the F1-best threshold; write a copy of the model with it to OUT/calibrated.pt."
+    ),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
 ) -> None:
     """Pixel, object and count metrics per image, source frame, dilution and overall."""
-    from .config import PredictConfig
     from .evaluate import evaluate as run_eval
 
-    r = run_eval(source, data, out, PredictConfig(device=device), threshold, shift_radius,
-                 centroid_px, calibrate)
-    o = r["overall"]
-    typer.echo(f"pixel IoU mean {o['iou_mean']:.3f} / pooled {o['iou_pooled']:.3f}, "
-               f"best-shift IoU {o['iou_best_shift_mean']:.3f}; object F1 (IoU 0.5) "
-               f"{o['object']['f1']:.3f}, centroid F1 {o['centroid']['f1']:.3f}; median |count "
-               f"error| {o['counts']['median_abs_error']:.3f}; metrics: {out / 'metrics.json'}")
-    if "calibration" in r:
-        typer.echo(f"calibrated threshold {r['calibration']['best_threshold']} stored in "
-                   f"{r['calibration']['model']}")
+    cfg = _predict_config(config, sets, device=device)
+    given = {"shift_radius_px": shift_radius, "centroid_px": centroid_px}
+    r = run_eval(
+        source,
+        data,
+        out,
+        cfg,
+        threshold,
+        calibrate=calibrate,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    o = r.overall
+    typer.echo(
+        f"pixel IoU mean {o.iou_mean:.3f} / pooled {o.pixels.iou:.3f}, best-shift IoU "
+        f"{o.iou_best_shift_mean:.3f}; object F1 (IoU 0.5) {o.objects.f1:.3f}, centroid "
+        f"F1 {o.centroids.f1:.3f}; median |count error| {o.counts.median_abs_error:.3f}; "
+        f"metrics: {out / 'metrics.json'}"
+    )
+    if r.calibration is not None:
+        typer.echo(
+            f"calibrated threshold {r.calibration.best_threshold}; the model with it: "
+            f"{r.calibration.checkpoint} (use it as the model; {r.calibration.model} is "
+            "unchanged)"
+        )
 
 
-@app.command()
+@app.command(help=(
+    "Density vs dilution on log-log axes, fitted over source frames (tiles of one frame are not "
+    "independent): slope with its 95 % CI, stock concentration with its 95 % interval, frames whose "
+    "implied stock is an outlier. " + _DILUTION_HELP + " Or give --samples SHEET.csv: a "
+    "dilution column and one of image / source_frame / prefix / sample."
+))
 def dilution(
     counts_csv: Path = typer.Argument(..., help="counts.csv from beadseg predict."),
     out: Path = typer.Option(Path("beadseg-dilution"), "--out", help="Output folder."),
-    pixel_size_um: float | None = typer.Option(None, help="Pixel size in micrometres."),
-    depth_um: float | None = typer.Option(None, help="Chamber depth in micrometres."),
+    samples: Path | None = typer.Option(
+        None, "--samples", help="CSV mapping image / source_frame / prefix / sample to dilution."
+    ),
+    pixel_size_um: float | None = typer.Option(
+        None, help="Pixel size in micrometres (needs --depth-um)."
+    ),
+    depth_um: float | None = typer.Option(
+        None, help="Chamber depth in micrometres (needs --pixel-size-um)."
+    ),
 ) -> None:
-    """Density vs dilution on log-log axes: slope, 95 % CI, R2, outliers, stock concentration."""
-    from .dilution import dilution_report
+    from .dilution import console_lines, dilution_report
 
-    r = dilution_report(counts_csv, out, pixel_size_um, depth_um)
-    f = r["fit"]
-    typer.echo(f"slope {f['slope']:.3f} (95 % CI {f['slope_ci95'][0]:.3f} to "
-               f"{f['slope_ci95'][1]:.3f}, ideal -1), R2 {f['r2']:.3f}, {r['n_images']} images; "
-               f"outliers: {', '.join(r['outliers']) or 'none'}; plot: {out / 'dilution.png'}")
+    r = dilution_report(counts_csv, out, pixel_size_um, depth_um, samples=samples)
+    for line in console_lines(r, out):
+        typer.echo(line)
 
 
 @app.command("fix-masks")
 def fix_masks_cmd(
     data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
     out: Path = typer.Option(..., "--out", help="Output folder (never the input)."),
-    radius: int = typer.Option(5, min=1, help="Largest shift searched (px)."),
+    radius: int | None = typer.Option(
+        None, min=1, help="Largest shift searched (px; default: the config's data.align_radius_px)."
+    ),
 ) -> None:
     """Write re-registered masks for masks that sit off their beads, plus shifts.csv."""
+    from .config import DataConfig
     from .registration import fix_masks
 
-    rows = fix_masks(data, out, radius)
+    rows = fix_masks(data, out, DataConfig().align_radius_px if radius is None else radius)
     n = sum(r["fixed"] for r in rows)
     typer.echo(f"{n} of {len(rows)} masks shifted onto their beads; see {out / 'shifts.csv'}")
 
@@ -515,18 +589,23 @@ def demo(
     run_demo(out, quick=quick, seed=seed, log=typer.echo)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    if issubclass(category, BeadsegWarning):
-        print(f"warning: {message}", file=sys.stderr)
-    else:
-        warnings._showwarnmsg_impl(  # type: ignore[attr-defined]
-            warnings.WarningMessage(message, category, filename, lineno, file, line)
-        )
+def _warning_printer(fallback):
+    """A ``warnings.showwarning`` that prints beadseg's warnings as one plain line and hands
+    every other warning to ``fallback`` (the function it replaces)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, BeadsegWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (no traceback)."""
-    warnings.showwarning = _show_warning
+    previous = warnings.showwarning
+    warnings.showwarning = _warning_printer(previous)  # for this call only; restored below
     try:
         app(args=argv)  # standalone: usage errors exit 2, --help/--version exit 0
     except BeadsegError as exc:
@@ -535,3 +614,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        warnings.showwarning = previous

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .io import write_text
@@ -42,6 +42,11 @@ class DataConfig(_Strict):
         False, description="re-register masks that sit off their beads (see `beadseg fix-masks`)"
     )
     align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
+    use_all_labels: bool = Field(
+        False,
+        description="train on every label; by default labels graded unusable by "
+        "`beadseg.analysis.grade_labels` are left out (listed in split.json)",
+    )
     channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
     centre_target: Literal["heatmap", "distance"] = Field(
         "heatmap", description="centre head target: Gaussians at centres, or distance to edge"
@@ -173,7 +178,11 @@ class TrainConfig(_Strict):
 
 
 class InstanceConfig(_Strict):
-    """How a probability map becomes separate beads.
+    """How a mask becomes separate beads.
+
+    The probability threshold that makes the mask is the model's (``meta["threshold"]`` of its
+    checkpoint: ``train.threshold``, or the one ``beadseg evaluate --calibrate`` chose), unless
+    ``--threshold`` overrides it.
 
     ``method`` (see :mod:`beadseg.instances`): ``distance`` seeds the watershed at maxima of
     the mask's distance transform; ``probability_peaks`` at local maxima of the smoothed
@@ -183,7 +192,6 @@ class InstanceConfig(_Strict):
     """
 
     method: Literal["auto", "distance", "probability_peaks", "centre_peaks"] = "auto"
-    threshold: float = Field(0.5, gt=0, lt=1)
     min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
     max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
     split_touching: bool = True
@@ -192,12 +200,21 @@ class InstanceConfig(_Strict):
     peak_distance_px: int = Field(
         2, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window"
     )
-    peak_sigma_px: float = Field(
-        0.7, ge=0, description="peak methods: Gaussian smoothing of the map before peak finding"
+    peak_sigma_px: float | None = Field(
+        None, ge=0, description="peak methods: smoothing (px) of the map; default per method"
     )
     centre_threshold: float = Field(
         0.3, gt=0, lt=1, description="centre_peaks: lowest centre-head value of a bead centre"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unused_threshold(cls, data: Any) -> Any:
+        # older versions had an `instances.threshold` that nothing read; checkpoints and
+        # config.yaml files of those versions still load
+        if isinstance(data, dict) and "threshold" in data:
+            data = {k: v for k, v in data.items() if k != "threshold"}
+        return data
 
 
 class PredictConfig(_Strict):
@@ -211,16 +228,23 @@ class PredictConfig(_Strict):
     batch_size: int | None = Field(
         None, ge=1, description="tiles per call; default: ~0.26 MP per call on CPU (cache-sized), 8 on GPU"
     )
-    blend: Literal["gaussian", "constant"] = "gaussian"
+    blend: Literal["cosine", "constant"] = Field(
+        "cosine", description="cosine: raised-cosine ramp, zero near inner tile edges (exact); constant"
+    )
     full_frame_max_mp: float = Field(
         1.0, gt=0, description="auto mode runs the whole frame in one call up to this size (MP)"
     )
     device: str = "auto"
     save_probabilities: bool = False
 
+    @field_validator("blend", mode="before")
+    @classmethod
+    def _old_blend_name(cls, v: Any) -> Any:
+        return "cosine" if v == "gaussian" else v  # the old name (it never was a Gaussian)
+
 
 class AnalyzeConfig(_Strict):
-    """Settings of the dataset doctor (`beadseg analyze`)."""
+    """Settings of the dataset doctor (`beadseg analyze`) and of :func:`beadseg.analysis.grade_labels`."""
 
     min_distance_px: int = Field(3, ge=1, description="closest bead centres, for splitting")
     peak_floor: float = Field(3.0, ge=0, description="evidence (noise SDs) of a candidate peak")
@@ -229,11 +253,32 @@ class AnalyzeConfig(_Strict):
         0.5, gt=0, le=1, description="threshold as a share of the labelled beads' median evidence"
     )
     label_tolerance_px: int = Field(3, ge=0, description="candidate counts as labelled this close")
-    missing_max_fraction: float = Field(0.15, gt=0, lt=1)
+    missing_max_fraction: float = Field(
+        0.15, gt=0, lt=1, description="unlabelled-candidate share that flags a partial mask"
+    )
     missing_min_count: int = Field(3, ge=1)
-    registration_radius_px: int = Field(5, ge=1)
+    unusable_unlabelled_fraction: float = Field(
+        0.5, gt=0, le=1, description="unlabelled-candidate share that makes a label unusable"
+    )
+    registration_radius_px: int = Field(8, ge=1, description="largest mask shift searched")
     registration_min_shift_px: float = Field(2.0, gt=0)
     registration_min_gain: float = Field(0.15, ge=0)
+    mask_fit_ratio: float = Field(
+        0.4,
+        gt=0,
+        lt=1,
+        description="a mask fits its image when its correlation with the bead evidence is at "
+        "least this share of its source frame's (or domain's) median",
+    )
+    owner_search_radius_px: int = Field(
+        8, ge=0, description="shifts searched when matching a mask against every image"
+    )
+    clump_factor: float = Field(
+        4.0, gt=1, description="objects larger than this many single beads are clumps"
+    )
+    clump_max_fraction: float = Field(
+        0.3, gt=0, le=1, description="share of mask area in clumps that is reported"
+    )
     min_overlap_px: int = Field(8, ge=1)
     max_overlap_px: int = Field(128, ge=8)
     overlap_match_tol: float = Field(1.0, ge=0, description="grey levels, mean abs difference")

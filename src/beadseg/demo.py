@@ -36,7 +36,7 @@ def run_demo(out: str | Path = "beadseg-demo", quick: bool = False, seed: int = 
     from .config import PredictConfig, load_config
     from .dilution import dilution_report
     from .evaluate import evaluate
-    from .predict import predict_images
+    from .inference import predict_images
     from .synth import synth_dataset, synth_dilution_series
     from .training import train
 
@@ -76,8 +76,9 @@ def run_demo(out: str | Path = "beadseg-demo", quick: bool = False, seed: int = 
     predict_images("default", [series / "images"], out / "predict-series", pcfg, progress=False)
     dil = dilution_report(out / "predict-series" / "counts.csv", out / "dilution")
     lap("predict + dilution")
-    result = {"analysis": summary["overall"], "evaluate_default": ev_default["overall"],
-              "finetune": res, "evaluate_finetuned": ev_tuned["overall"],
+    result = {"analysis": summary["domains"][summary["training_domain"]],
+              "evaluate_default": ev_default.overall.as_dict(), "finetune": res,
+              "evaluate_finetuned": ev_tuned.overall.as_dict(),
               "dilution": dil["fit"], "seconds": times, "quick": quick}
     _write_report(out, result, summary)
     log(f"[demo] report: {out / 'index.html'}")

@@ -17,7 +17,7 @@ Features of one image (``None`` where undefined, e.g. no bead found):
     ``1 - median(grey in beads) / median(grey in background)``.
 ``noise``
     Robust SD (1.4826 MAD) of the background's fine texture (grey minus its 2-px Gaussian
-    blur), over the background level.
+    blur), over the background level, in the central 512 x 512 px at full resolution.
 ``foreground_fraction``, ``bead_area_px``
     Share of bead pixels (only more than seen in training counts); median bead area. Compared
     on a log scale.
@@ -66,6 +66,15 @@ PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 SAMPLE_PX = 262144  # statistics from a regular subsample: a 4K frame in a few ms
 
 
+NOISE_WINDOW_PX = 512
+
+
+def _central(shape: tuple[int, ...], size: int) -> tuple[slice, slice]:
+    """The central ``size x size`` window (or the whole image when smaller)."""
+    y0, x0 = max((shape[0] - size) // 2, 0), max((shape[1] - size) // 2, 0)
+    return slice(y0, y0 + size), slice(x0, x0 + size)
+
+
 def _sampled(arr: np.ndarray) -> np.ndarray:
     h, w = arr.shape[:2]
     step = max(int(np.sqrt(h * w / SAMPLE_PX)), 1)
@@ -102,9 +111,11 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     if not (~b).any():
         return out
     bg = float(np.median(g[~b]))
-    fine = g - ndi.gaussian_filter(g, 2.0)
-    resid = fine[~b]
-    if bg > 0:
+    # texture at full resolution (a subsample would change its scale): the central window
+    win = _central(grey.shape, NOISE_WINDOW_PX)
+    fine = grey[win] - ndi.gaussian_filter(grey[win], 2.0)
+    resid = fine[~beads[win]]
+    if bg > 0 and resid.size:
         out["noise"] = float(1.4826 * np.median(np.abs(resid - np.median(resid))) / bg)
     if not b.any() or bg <= 0:
         return out

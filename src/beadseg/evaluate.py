@@ -3,43 +3,271 @@ overall, all computed with :mod:`beadseg.metrics`.
 
 Next to plain pixel IoU it reports the IoU at the best global shift within +-k px (masks that
 sit a few pixels off their beads cap plain IoU) and object F1 with centroid matching, so model
-quality can be told apart from label noise.
+quality can be told apart from label noise. Object scores over a set of images are pooled
+(:func:`beadseg.metrics.pool_matchings`). Exact-truth data (`beadseg synth --from`) carry their
+bead centres (``centres/NAME.csv``): centroid matching and counts are then against those points.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .config import InstanceConfig, PredictConfig
 from .errors import InputError
-from .instances import instances_from_mask
-from .io import Pair, find_pairs, read_labels, read_mask, read_pair, write_csv
+from .instances import centroids, instances_from_mask, segment_instances
+from .io import Pair, find_pairs, read_centres, read_labels, read_mask, read_pair, write_csv
 from .metrics import (
+    CountSummary,
+    Matching,
     PixelScores,
     best_shift_iou,
     count_error,
     count_summary,
     match_centroids,
     match_objects,
+    match_points,
     pixel_scores,
+    pool_matchings,
     pooled,
 )
 from .naming import parse_name
 from .provenance import write_json, write_provenance
 
+CALIBRATION_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.2, 0.81, 0.05), 2))
 
-def _truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig) -> np.ndarray:
+
+@dataclass(frozen=True)
+class ImageEvaluation:
+    """Every metric of one image (definitions in :mod:`beadseg.metrics`)."""
+
+    image: str
+    source_frame: str | None
+    dilution: int | None
+    pixels: PixelScores
+    iou_best_shift: float
+    best_shift: tuple[int, int]
+    objects: Matching
+    centroids: Matching
+
+    @property
+    def true_count(self) -> int:
+        """Beads in the truth: its centres when known exactly, else its instances."""
+        return self.centroids.n_true
+
+    @property
+    def count_error(self) -> float:
+        return count_error(self.objects.n_pred, self.true_count)
+
+    def row(self) -> dict:
+        """One row of ``metrics.csv``."""
+        px, obj, cen = self.pixels, self.objects, self.centroids
+        return {
+            "iou": px.iou,
+            "dice": px.dice,
+            "precision": px.precision,
+            "recall": px.recall,
+            "iou_best_shift": self.iou_best_shift,
+            "best_shift_dy": self.best_shift[0],
+            "best_shift_dx": self.best_shift[1],
+            "object_f1": obj.f1,
+            "object_precision": obj.precision,
+            "object_recall": obj.recall,
+            "mean_matched_iou": obj.mean_matched_score,
+            "panoptic_quality": obj.panoptic_quality,
+            "centroid_f1": cen.f1,
+            "true_count": self.true_count,
+            "pred_count": obj.n_pred,
+            "count_error": self.count_error,
+            "px_tp": px.tp,
+            "px_fp": px.fp,
+            "px_fn": px.fn,
+            "px_tn": px.tn,
+            "obj_tp": obj.tp,
+            "obj_fp": obj.fp,
+            "obj_fn": obj.fn,
+            "cen_tp": cen.tp,
+            "cen_fp": cen.fp,
+            "cen_fn": cen.fn,
+            "image": self.image,
+            "source_frame": self.source_frame,
+            "dilution": self.dilution,
+        }
+
+
+def evaluate_image(
+    pred_labels: np.ndarray,
+    true_mask: np.ndarray,
+    true_labels: np.ndarray,
+    shift_radius_px: int = 3,
+    centroid_px: float = 3.0,
+    name: str | None = None,
+    true_centres: np.ndarray | None = None,
+) -> ImageEvaluation:
+    """All metrics of one image; its ``name`` gives its source frame and dilution.
+
+    With ``true_centres`` (``N x 2`` row/col, exact truth) centroid matching and the true count
+    use those points; otherwise the centroids of ``true_labels``.
+    """
+    pred_mask = pred_labels > 0
+    shift_iou, dy, dx = best_shift_iou(pred_mask, true_mask, shift_radius_px)
+    parsed = parse_name(name) if name else None
+    return ImageEvaluation(
+        image=name or "",
+        source_frame=parsed.source_frame if parsed else None,
+        dilution=parsed.dilution if parsed else None,
+        pixels=pixel_scores(pred_mask, true_mask),
+        iou_best_shift=shift_iou,
+        best_shift=(dy, dx),
+        objects=match_objects(true_labels, pred_labels, 0.5),
+        centroids=(
+            match_centroids(true_labels, pred_labels, centroid_px)
+            if true_centres is None
+            else match_points(true_centres, centroids(pred_labels), centroid_px)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class SetSummary:
+    """Metrics of a set of images: means over images and pooled counts."""
+
+    n_images: int
+    pixels: PixelScores
+    iou_mean: float
+    dice_mean: float
+    iou_best_shift_mean: float
+    objects: Matching
+    centroids: Matching
+    object_f1_mean: float
+    counts: CountSummary
+
+    def as_dict(self) -> dict:
+        def scores(m: Matching) -> dict:
+            return {
+                "tp": m.tp,
+                "fp": m.fp,
+                "fn": m.fn,
+                "precision": m.precision,
+                "recall": m.recall,
+                "f1": m.f1,
+            }
+
+        return {
+            "n_images": self.n_images,
+            "iou_mean": self.iou_mean,
+            "iou_pooled": self.pixels.iou,
+            "dice_mean": self.dice_mean,
+            "dice_pooled": self.pixels.dice,
+            "iou_best_shift_mean": self.iou_best_shift_mean,
+            "object": scores(self.objects),
+            "centroid": scores(self.centroids),
+            "object_f1_mean": self.object_f1_mean,
+            "counts": self.counts.as_dict(),
+        }
+
+
+def aggregate(images: list[ImageEvaluation]) -> SetSummary:
+    """Pool the evaluations of a (non-empty) set of images."""
+    if not images:
+        raise ValueError("aggregate needs at least one image")
+    return SetSummary(
+        n_images=len(images),
+        pixels=pooled([e.pixels for e in images]),
+        iou_mean=float(np.mean([e.pixels.iou for e in images])),
+        dice_mean=float(np.mean([e.pixels.dice for e in images])),
+        iou_best_shift_mean=float(np.mean([e.iou_best_shift for e in images])),
+        objects=pool_matchings([e.objects for e in images]),
+        centroids=pool_matchings([e.centroids for e in images]),
+        object_f1_mean=float(np.mean([e.objects.f1 for e in images])),
+        counts=count_summary([e.objects.n_pred for e in images], [e.true_count for e in images]),
+    )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The threshold scan of ``--calibrate`` and the calibrated copy of the model."""
+
+    thresholds: list[float]
+    centroid_f1: list[float]
+    best_threshold: float
+    model: str
+    checkpoint: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "thresholds": self.thresholds,
+            "centroid_f1": self.centroid_f1,
+            "best_threshold": self.best_threshold,
+            "model": self.model,
+            "checkpoint": self.checkpoint,
+        }
+
+
+def _definitions(shift_radius_px: int, centroid_px: float) -> dict:
+    return {
+        "iou_mean": "mean over images of pixel IoU (empty-empty = 1)",
+        "iou_pooled": "pixel IoU of all pixels of all images pooled",
+        "iou_best_shift": f"pixel IoU at the best global shift within +-{shift_radius_px} px",
+        "object": "instances matched one-to-one at IoU >= 0.5 (stardist's matching), TP/FP/FN "
+        "summed over images (stardist's matching_dataset)",
+        "centroid": f"instances matched one-to-one by centroid distance <= {centroid_px} px",
+        "count_error": "(predicted - true) / max(true, 1) per image; true = the exact centres of "
+        "centres/NAME.csv when the data has them, else the true instances",
+        "true_instances": "labels/ of the data if present, else its masks split into beads "
+        "with the model's instance settings (same size limits as predictions)",
+    }
+
+
+@dataclass
+class Evaluation:
+    """Everything :func:`evaluate` measured (``metrics.json`` is :meth:`as_dict`)."""
+
+    source: str
+    data: str
+    definitions: dict
+    overall: SetSummary
+    per_source_frame: dict[str, SetSummary]
+    per_dilution: dict[str, SetSummary]
+    images: list[ImageEvaluation] = field(default_factory=list)
+    calibration: Calibration | None = None
+
+    def as_dict(self) -> dict:
+        out = {
+            "source": self.source,
+            "data": self.data,
+            "definitions": self.definitions,
+            "overall": self.overall.as_dict(),
+            "per_source_frame": {k: v.as_dict() for k, v in self.per_source_frame.items()},
+            "per_dilution": {k: v.as_dict() for k, v in self.per_dilution.items()},
+            "per_image": [e.row() for e in self.images],
+        }
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.as_dict()
+        return out
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig) -> np.ndarray:
     """Instance labels of the truth: a labels/ folder when the data has one (synthetic sets),
     else the mask split into beads with the same instance settings as the predictions (the same
     hole filling, splitting and size limits, so both sides are counted alike)."""
     for ext in (".tif", ".tiff", ".png"):
-        p = data / "labels" / f"{pair.name}{ext}"
+        p = Path(data) / "labels" / f"{pair.name}{ext}"
         if p.is_file():
             return read_labels(p)
     return instances_from_mask(mask, None, inst)
+
+
+def truth_centres(data: Path, pair: Pair) -> np.ndarray | None:
+    """The exact bead centres of an image (``centres/NAME.csv`` of exact-truth data), or None."""
+    p = Path(data) / "centres" / f"{pair.name}.csv"
+    return read_centres(p) if p.is_file() else None
 
 
 def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray:
@@ -50,87 +278,97 @@ def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray:
     p = pred_dir / "masks" / f"{stem}.png"
     if p.is_file():
         return instances_from_mask(read_mask(p).mask)
-    raise InputError(f"no prediction for {stem} in {pred_dir}/labels or {pred_dir}/masks; run "
-                     "`beadseg predict` on the same images first")
+    raise InputError(
+        f"no prediction for {stem} in {pred_dir}/labels or {pred_dir}/masks; run "
+        "`beadseg predict` on the same images first"
+    )
 
 
-def _sums(rows: list[dict], prefix: str) -> dict:
-    tp, fp, fn = (int(sum(r[f"{prefix}_{k}"] for r in rows)) for k in ("tp", "fp", "fn"))
-    return {"tp": tp, "fp": fp, "fn": fn,
-            "precision": tp / (tp + fp) if tp + fp else 0.0,
-            "recall": tp / (tp + fn) if tp + fn else 0.0,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0}
-
-
-def evaluate_image(pred_labels: np.ndarray, true_mask: np.ndarray, true_labels: np.ndarray,
-                   shift_radius_px: int = 3, centroid_px: float = 3.0) -> dict:
-    """All metrics of one image (see :mod:`beadseg.metrics` for the definitions), with the raw
-    counts (``px_*``, ``obj_*``, ``cen_*``) needed to pool images."""
-    pred_mask = pred_labels > 0
-    px = pixel_scores(pred_mask, true_mask)
-    shift_iou, dy, dx = best_shift_iou(pred_mask, true_mask, shift_radius_px)
-    obj = match_objects(true_labels, pred_labels, 0.5)
-    cen = match_centroids(true_labels, pred_labels, centroid_px)
-    n_pred, n_true = int(obj.n_pred), int(obj.n_true)
-    return {
-        "iou": px.iou, "dice": px.dice, "precision": px.precision, "recall": px.recall,
-        "iou_best_shift": shift_iou, "best_shift_dy": dy, "best_shift_dx": dx,
-        "object_f1": obj.f1, "object_precision": obj.precision, "object_recall": obj.recall,
-        "mean_matched_iou": obj.mean_matched_score, "panoptic_quality": obj.panoptic_quality,
-        "centroid_f1": cen.f1, "true_count": n_true, "pred_count": n_pred,
-        "count_error": count_error(n_pred, n_true),
-        "px_tp": px.tp, "px_fp": px.fp, "px_fn": px.fn, "px_tn": px.tn,
-        "obj_tp": obj.tp, "obj_fp": obj.fp, "obj_fn": obj.fn,
-        "cen_tp": cen.tp, "cen_fp": cen.fp, "cen_fn": cen.fn,
-    }
-
-
-def aggregate(rows: list[dict]) -> dict:
-    """Pool per-image rows of :func:`evaluate_image`: means, pooled pixel scores, object and
-    centroid matching (TP/FP/FN summed), count errors."""
-    px = pooled([PixelScores(r["px_tp"], r["px_fp"], r["px_fn"], r["px_tn"]) for r in rows])
-    cs = count_summary([r["pred_count"] for r in rows], [r["true_count"] for r in rows])
-    return {
-        "n_images": len(rows),
-        "iou_mean": float(np.mean([r["iou"] for r in rows])),
-        "iou_pooled": px.iou,
-        "dice_mean": float(np.mean([r["dice"] for r in rows])),
-        "dice_pooled": px.dice,
-        "iou_best_shift_mean": float(np.mean([r["iou_best_shift"] for r in rows])),
-        "object": _sums(rows, "obj"),
-        "centroid": _sums(rows, "cen"),
-        "object_f1_mean": float(np.mean([r["object_f1"] for r in rows])),
-        "counts": cs.as_dict(),
-    }
-
-
-def _predictions(source: str | Path, pairs: list[Pair], cfg: PredictConfig,
-                 threshold: float | None):
-    """Yield (pair, image, info, pred_labels, prob or None) for each pair."""
+def _load_source_model(source: str | Path, cfg: PredictConfig):
+    """The model to run, or None when ``source`` is a folder of predictions."""
     src = Path(str(source))
-    is_pred_dir = src.is_dir() and ((src / "labels").is_dir() or (src / "masks").is_dir()) \
-        and not any(src.glob("*.pt"))
-    model = None
-    if not is_pred_dir:
-        from .devices import resolve_device
-        from .predict import load_model
+    if src.is_dir() and ((src / "labels").is_dir() or (src / "masks").is_dir()) and not any(src.glob("*.pt")):
+        return None
+    from .devices import resolve_device
+    from .inference import load_model
 
-        model = load_model(source, resolve_device(cfg.device))
-    for pair in pairs:
-        image, info = read_pair(pair)
-        if model is None:
-            yield pair, image, info, _find_prediction(src, pair.name), None, None
-        else:
-            from .predict import segment_image
-
-            prob, labels, _ = segment_image(model, image, cfg, threshold)
-            yield pair, image, info, labels, prob, model
+    return load_model(source, resolve_device(cfg.device))
 
 
-def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None,
-             cfg: PredictConfig | None = None, threshold: float | None = None,
-             shift_radius_px: int = 3, centroid_px: float = 3.0, calibrate: bool = False,
-             gallery: bool = True, only: set[str] | None = None) -> dict:
+def _select_pairs(data: Path, only: set[str] | None) -> list[Pair]:
+    pairs = find_pairs(data)
+    if only is not None:
+        pairs = [p for p in pairs if p.name in only]
+        if not pairs:
+            raise InputError(f"none of the requested images is in {data}")
+    return pairs
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+class _ThresholdScan:
+    """Centroid matchings of one model's probabilities at each candidate threshold."""
+
+    def __init__(self, model, centroid_px: float, thresholds=CALIBRATION_THRESHOLDS):
+        self.model, self.centroid_px, self.thresholds = model, centroid_px, list(thresholds)
+        self.matchings: list[list[Matching]] = [[] for _ in self.thresholds]
+
+    def add(self, prob: np.ndarray, centres: np.ndarray | None, true_labels: np.ndarray) -> None:
+        for t, found in zip(self.thresholds, self.matchings):
+            labels = segment_instances(prob, centres, self.model.instances, t)
+            found.append(match_centroids(true_labels, labels, self.centroid_px))
+
+    def result(self, out: Path | None) -> Calibration:
+        """The F1-best threshold (pooled over images); with ``out`` a calibrated copy of the
+        model in ``out/calibrated.pt`` (the model itself is never modified)."""
+        from .checkpoint import export_checkpoint
+
+        f1 = [pool_matchings(m).f1 for m in self.matchings]
+        best = self.thresholds[int(np.argmax(f1))]
+        copy = None
+        if out is not None:
+            copy = str(export_checkpoint(self.model.source, Path(out) / "calibrated.pt", best))
+        return Calibration(self.thresholds, f1, best, self.model.source, copy)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _group(images: list[ImageEvaluation], key: str) -> dict[str, SetSummary]:
+    by = defaultdict(list)
+    for e in images:
+        if getattr(e, key) is not None:
+            by[str(getattr(e, key))].append(e)
+    return {k: aggregate(by[k]) for k in sorted(by)}
+
+
+def _write(out: Path, result: Evaluation, cfg: PredictConfig, worst: list) -> None:
+    from .config import save_config
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", result.as_dict())
+    write_csv(out / "metrics.csv", [e.row() for e in result.images])
+    save_config(cfg, out / "config.yaml")
+    if worst:
+        from .plots import plot_worst_cases
+
+        plot_worst_cases(worst, out / "worst_cases.png")
+    write_provenance(out, "evaluate")
+
+
+def evaluate(
+    source: str | Path,
+    data: str | Path,
+    out: str | Path | None = None,
+    cfg: PredictConfig | None = None,
+    threshold: float | None = None,
+    shift_radius_px: int = 3,
+    centroid_px: float = 3.0,
+    calibrate: bool = False,
+    gallery: bool = True,
+    only: set[str] | None = None,
+) -> Evaluation:
     """Evaluate predictions (a `beadseg predict` folder) or a model against a labelled set.
 
     Parameters
@@ -140,104 +378,57 @@ def evaluate(source: str | Path, data: str | Path, out: str | Path | None = None
     data : path
         Folder with images/ and masks/ (and optionally labels/).
     out : path, optional
-        Writes metrics.csv, metrics.json and worst_cases.png.
+        Writes metrics.csv, metrics.json, config.yaml, worst_cases.png (and calibrated.pt).
     calibrate : bool
-        With a model: choose the probability threshold that maximises object F1 (centroid
-        matching) on this set and store it in the checkpoint.
+        With a model: choose the probability threshold that maximises pooled object F1
+        (centroid matching) on this set; with ``out``, write a copy of the model carrying it
+        to ``out/calibrated.pt``.
     only : set of str, optional
         Evaluate only these image names (e.g. the validation side of a split).
-
-    Returns
-    -------
-    dict
-        ``{"overall", "per_source_frame", "per_dilution", "per_image", "calibration"?}``.
     """
     cfg = cfg or PredictConfig()
     data = Path(data)
-    pairs = find_pairs(data)
-    if only is not None:
-        pairs = [p for p in pairs if p.name in only]
-        if not pairs:
-            raise InputError(f"none of the requested images is in {data}")
-    rows, worst = [], []
-    thresholds = np.round(np.arange(0.2, 0.81, 0.05), 2)
-    cal_sums = np.zeros((len(thresholds), 3))  # tp, fp, fn per threshold
-    model = None
-    for pair, image, info, pred, prob, model in _predictions(source, pairs, cfg, threshold):
-        true_labels = _truth_labels(data, pair, info.mask, model.instances if model else
-                                    InstanceConfig())
-        if pred.shape != info.mask.shape:
-            raise InputError(f"prediction for {pair.name} is {pred.shape[::-1]} but the mask is "
-                             f"{info.mask.shape[::-1]}")
-        r = evaluate_image(pred, info.mask, true_labels, shift_radius_px, centroid_px)
-        name = parse_name(pair.name)
-        r.update(image=pair.name, source_frame=name.source_frame, dilution=name.dilution)
-        rows.append(r)
-        if calibrate and prob is not None:
-            for i, t in enumerate(thresholds):
-                lab = instances_from_mask(prob > t, prob, model.instances)
-                m = match_centroids(true_labels, lab, centroid_px)
-                cal_sums[i] += (m.tp, m.fp, m.fn)
-        if gallery and out is not None:
-            worst.append((r["centroid_f1"], pair.name, image, info.mask, pred > 0))
-            worst = sorted(worst, key=lambda w: w[0])[:4]  # keep only the 4 worst in memory
-    groups = {}
-    for key in ("source_frame", "dilution"):
-        by = defaultdict(list)
-        for r in rows:
-            if r[key] is not None:
-                by[r[key]].append(r)
-        groups[key] = {str(k): aggregate(v) for k, v in sorted(by.items(), key=lambda kv: str(kv[0]))}
-    result = {
-        "source": str(source),
-        "data": str(data),
-        "definitions": {
-            "iou_mean": "mean over images of pixel IoU (empty-empty = 1)",
-            "iou_pooled": "pixel IoU of all pixels of all images pooled",
-            "iou_best_shift": f"pixel IoU at the best global shift within +-{shift_radius_px} px",
-            "object": "instances matched one-to-one at IoU >= 0.5 (stardist's matching)",
-            "centroid": f"instances matched one-to-one by centroid distance <= {centroid_px} px",
-            "count_error": "(predicted - true) / max(true, 1) per image",
-            "true_instances": "labels/ of the data if present, else its masks split into beads "
-                              "with the model's instance settings (same size limits as predictions)",
-        },
-        "overall": aggregate(rows),
-        "per_source_frame": groups["source_frame"],
-        "per_dilution": groups["dilution"],
-        "per_image": rows,
-    }
-    if calibrate:
+    pairs = _select_pairs(data, only)
+    model = _load_source_model(source, cfg)
+    if calibrate and model is None:
+        raise InputError(
+            "--calibrate needs a model (run folder, checkpoint or default), not a folder of predictions"
+        )
+    inst = model.instances if model else InstanceConfig()
+    scan = _ThresholdScan(model, centroid_px) if calibrate else None
+    if model is not None:
+        from .inference import segment  # torch only when there is a model to run
+    images, worst = [], []
+    for pair in pairs:
+        image, info = read_pair(pair)
         if model is None:
-            raise InputError("--calibrate needs a model (run folder, checkpoint or default), "
-                             "not a folder of predictions")
-        tp, fp, fn = cal_sums.T
-        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
-        best = float(thresholds[int(np.argmax(f1))])
-        result["calibration"] = {"thresholds": thresholds.tolist(), "centroid_f1": f1.tolist(),
-                                 "best_threshold": best, "model": model.source}
-        store_threshold(model.source, best)
+            pred, prob, centres = _find_prediction(Path(str(source)), pair.name), None, None
+        else:
+            seg = segment(model, image, cfg, threshold)
+            pred, prob, centres = seg.labels, seg.probabilities, seg.centres
+        if pred.shape != info.mask.shape:
+            raise InputError(
+                f"prediction for {pair.name} is {pred.shape[::-1]} but the mask is {info.mask.shape[::-1]}"
+            )
+        truth = truth_labels(data, pair, info.mask, inst)
+        points = truth_centres(data, pair)
+        images.append(evaluate_image(pred, info.mask, truth, shift_radius_px, centroid_px, pair.name, points))
+        if scan is not None:
+            scan.add(prob, centres, truth)
+        if gallery and out is not None:
+            worst.append((images[-1].centroids.f1, pair.name, image, info.mask, pred > 0))
+            worst = sorted(worst, key=lambda w: w[0])[:4]  # keep only the 4 worst in memory
+    result = Evaluation(
+        str(source),
+        str(data),
+        _definitions(shift_radius_px, centroid_px),
+        aggregate(images),
+        _group(images, "source_frame"),
+        _group(images, "dilution"),
+        images,
+    )
+    if scan is not None:
+        result = replace(result, calibration=scan.result(out))
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "metrics.json", result)
-        write_csv(out / "metrics.csv", result["per_image"])
-        if gallery and worst:
-            from .plots import plot_worst_cases
-
-            plot_worst_cases(worst, out / "worst_cases.png")
-        write_provenance(out, "evaluate")
+        _write(Path(out), result, cfg, worst)
     return result
-
-
-def store_threshold(checkpoint: str | Path, threshold: float) -> None:
-    """Write a calibrated threshold into a checkpoint (atomically)."""
-    from .checkpoint import is_shipped, load_checkpoint, save_checkpoint
-
-    path = Path(checkpoint)
-    if is_shipped(path):
-        raise InputError("the shipped default model is read-only; copy it (e.g. "
-                         f"cp {path} my_model.pt) and calibrate the copy")
-    state = load_checkpoint(path)
-    state["meta"]["threshold"] = float(threshold)
-    state["meta"]["threshold_calibrated"] = True
-    save_checkpoint(path, state)

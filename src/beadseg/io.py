@@ -9,7 +9,7 @@ Canonical in-memory forms used everywhere in beadseg:
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -364,6 +364,29 @@ def read_labels(path: str | Path) -> np.ndarray:
     raise InputError(f"label image {path} holds non-integer values; save integer ids")
 
 
+def read_centres(path: str | Path) -> np.ndarray:
+    """Bead centres of a ``centres/NAME.csv`` (written by `beadseg synth --from`: columns x, y
+    in px, one row per bead) as an ``N x 2`` float array of (row, col).
+
+    Raises
+    ------
+    InputError
+        The file is missing or has no x / y columns.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        pts = [[float(r["y"]), float(r["x"])] for r in rows]
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{path} is not a centres table (columns x, y in px, one row per bead)") from None
+    return np.array(pts, np.float64).reshape(-1, 2)
+
+
 def read_pair_meta(pair: Pair) -> tuple[np.ndarray, MaskInfo, dict]:
     """Read an image, its mask and the image file's description, checking the sizes agree."""
     image, meta = read_image_meta(pair.image)
@@ -402,25 +425,21 @@ def to_channels(image: np.ndarray, channels: int, name: str = "image") -> np.nda
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The temporary name is unique (uuid4), so concurrent writers never share one; the writer
+    creates the file itself, so it gets the usual mode from the umask (no umask juggling,
+    which is not thread-safe).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}{path.suffix}"
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -16,6 +16,14 @@ Overlaps are computed sparsely (only pixel pairs where both images have an objec
 assignment is solved per connected block of candidate pairs, so 4K label images with thousands
 of beads are fast. The centroid variant matches centres within ``max_dist_px``.
 
+Empty images: a ratio whose denominator is 0 is 0 (as in stardist), except when there is
+nothing to find and nothing was found (no true and no predicted objects): then precision,
+recall, accuracy, F1, the mean scores and panoptic quality are all 1, where stardist gives 0.
+Over a set of images, matchings are **pooled** as stardist's ``matching_dataset`` does
+(:func:`pool_matchings`): TP, FP, FN, the object counts and the matched scores are summed over
+the images and the scores computed from the sums, so an empty-empty image adds nothing, and a
+set with no objects at all scores 1.
+
 Count error of an image: ``(predicted - true) / max(true, 1)``.
 """
 
@@ -24,10 +32,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from .instances import centroids, relabel
 
 
 def _div(a: float, b: float) -> float:
@@ -73,8 +82,7 @@ class PixelScores:
         return _div(self.tp + self.fn, self.tp + self.fp + self.fn + self.tn)
 
     def __add__(self, other: PixelScores) -> PixelScores:
-        return PixelScores(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn,
-                           self.tn + other.tn)
+        return PixelScores(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -166,23 +174,9 @@ class Matching:
         return asdict(self)
 
 
-def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Sequential ids 1..n (0 stays background)."""
-    labels = np.asarray(labels)
-    if labels.dtype == bool:
-        labels, n = ndi.label(labels)
-        return labels, int(n)
-    ids = np.unique(labels)
-    ids = ids[ids != 0]
-    if len(ids) and ids[-1] == len(ids):
-        return labels.astype(np.int64, copy=False), len(ids)
-    lut = np.zeros(int(labels.max()) + 1, np.int64)
-    lut[ids] = np.arange(1, len(ids) + 1)
-    return lut[labels], len(ids)
-
-
-def _optimal_pairs(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_rows: int,
-                   n_cols: int, tie_scale: float) -> np.ndarray:
+def _optimal_pairs(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_rows: int, n_cols: int, tie_scale: float
+) -> np.ndarray:
     """Indices into (rows, cols) of a maximum-cardinality, then maximum-score, 1:1 matching.
 
     Candidate pairs form a sparse bipartite graph; each connected block is solved exactly with
@@ -190,8 +184,7 @@ def _optimal_pairs(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_row
     """
     if len(rows) == 0:
         return np.zeros(0, int)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols + n_rows)),
-                       shape=(n_rows + n_cols, n_rows + n_cols))
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols + n_rows)), shape=(n_rows + n_cols, n_rows + n_cols))
     _, comp = connected_components(graph, directed=False)
     block = comp[rows]
     chosen = []
@@ -212,20 +205,63 @@ def _optimal_pairs(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_row
     return np.asarray(chosen, int)
 
 
-def _summarise(criterion: str, thresh: float, tp: int, n_true: int, n_pred: int,
-               sum_score: float) -> Matching:
+def _summarise(
+    criterion: str, thresh: float, tp: int, n_true: int, n_pred: int, sum_score: float
+) -> Matching:
+    """Scores from counts (see the module docstring for the empty-empty convention)."""
     fp, fn = n_pred - tp, n_true - tp
+    if n_true == 0 and n_pred == 0:  # nothing to find and nothing found: a perfect answer
+        return Matching(criterion, thresh, 0, 0, 0, 1.0, 1.0, 1.0, 1.0, 0, 0, 1.0, 1.0, 1.0)
     return Matching(
-        criterion=criterion, thresh=thresh, fp=fp, tp=tp, fn=fn,
-        precision=_div(tp, tp + fp), recall=_div(tp, tp + fn), accuracy=_div(tp, tp + fp + fn),
-        f1=_div(2 * tp, 2 * tp + fp + fn), n_true=n_true, n_pred=n_pred,
-        mean_true_score=_div(sum_score, n_true), mean_matched_score=_div(sum_score, tp),
+        criterion=criterion,
+        thresh=thresh,
+        fp=fp,
+        tp=tp,
+        fn=fn,
+        precision=_div(tp, tp + fp),
+        recall=_div(tp, tp + fn),
+        accuracy=_div(tp, tp + fp + fn),
+        f1=_div(2 * tp, 2 * tp + fp + fn),
+        n_true=n_true,
+        n_pred=n_pred,
+        mean_true_score=_div(sum_score, n_true),
+        mean_matched_score=_div(sum_score, tp),
         panoptic_quality=_div(sum_score, tp + fp / 2 + fn / 2),
     )
 
 
-def match_objects(true_labels: np.ndarray, pred_labels: np.ndarray,
-                  thresh: float = 0.5) -> Matching:
+def pool_matchings(matchings: list[Matching]) -> Matching:
+    """One matching for a set of images: counts and matched scores summed, then the scores.
+
+    The pooling of ``stardist.matching.matching_dataset``. All matchings must share one
+    criterion and threshold.
+
+    Examples
+    --------
+    >>> true = np.array([[1, 1, 0, 0]]); pred = np.array([[1, 1, 0, 2]])
+    >>> empty = np.zeros((1, 4), int)
+    >>> a, b = match_objects(true, pred), match_objects(empty, empty)
+    >>> p = pool_matchings([a, b]); (p.tp, p.fp, p.fn, round(p.f1, 3), b.f1)
+    (1, 1, 0, 0.667, 1.0)
+    """
+    if not matchings:
+        raise ValueError("pool_matchings needs at least one matching")
+    kinds = {(m.criterion, m.thresh) for m in matchings}
+    if len(kinds) > 1:
+        raise ValueError(f"cannot pool matchings of different criteria/thresholds: {sorted(kinds)}")
+    # the matched scores summed: mean_matched_score * tp (0 for an image without matches)
+    sum_score = float(sum(m.mean_matched_score * m.tp for m in matchings))
+    return _summarise(
+        matchings[0].criterion,
+        matchings[0].thresh,
+        sum(m.tp for m in matchings),
+        sum(m.n_true for m in matchings),
+        sum(m.n_pred for m in matchings),
+        sum_score,
+    )
+
+
+def match_objects(true_labels: np.ndarray, pred_labels: np.ndarray, thresh: float = 0.5) -> Matching:
     """Match instances by IoU >= ``thresh`` with an optimal one-to-one assignment.
 
     Parameters
@@ -240,14 +276,14 @@ def match_objects(true_labels: np.ndarray, pred_labels: np.ndarray,
     Matching
         Equal to ``stardist.matching.matching(true_labels, pred_labels, thresh)``.
     """
-    t, n_true = _relabel(true_labels)
-    p, n_pred = _relabel(pred_labels)
+    t, n_true = relabel(true_labels)
+    p, n_pred = relabel(pred_labels)
     if t.shape != p.shape:
         raise ValueError(f"shapes differ: truth {t.shape}, prediction {p.shape}")
     area_t = np.bincount(t.ravel(), minlength=n_true + 1)
     area_p = np.bincount(p.ravel(), minlength=n_pred + 1)
     both = (t > 0) & (p > 0)
-    key = t[both] * (n_pred + 1) + p[both]
+    key = t[both].astype(np.int64) * (n_pred + 1) + p[both]
     keys, inter = np.unique(key, return_counts=True)
     ti, pi = keys // (n_pred + 1), keys % (n_pred + 1)
     iou = inter / (area_t[ti] + area_p[pi] - inter)
@@ -256,14 +292,6 @@ def match_objects(true_labels: np.ndarray, pred_labels: np.ndarray,
     n_matched = min(n_true, n_pred)
     chosen = _optimal_pairs(rows, cols, scores, n_true, n_pred, 1.0 / (2 * max(n_matched, 1)))
     return _summarise("iou", thresh, len(chosen), n_true, n_pred, float(scores[chosen].sum()))
-
-
-def centroids(labels: np.ndarray) -> np.ndarray:
-    """``N x 2`` (row, col) centres of mass of objects 1..N of a label image."""
-    lab, n = _relabel(labels)
-    if n == 0:
-        return np.zeros((0, 2))
-    return np.asarray(ndi.center_of_mass(np.ones_like(lab), lab, np.arange(1, n + 1)), float)
 
 
 def match_points(true_pts: np.ndarray, pred_pts: np.ndarray, max_dist_px: float = 3.0) -> Matching:
@@ -286,16 +314,22 @@ def match_points(true_pts: np.ndarray, pred_pts: np.ndarray, max_dist_px: float 
         rows = cols = np.zeros(0, int)
         dist = np.zeros(0)
     score = 1 - dist / max_dist_px
-    chosen = _optimal_pairs(rows, cols, score, n_true, n_pred,
-                            1.0 / (2 * max(min(n_true, n_pred), 1)))
-    return _summarise("centroid", max_dist_px, len(chosen), n_true, n_pred,
-                      float(score[chosen].sum()))
+    chosen = _optimal_pairs(rows, cols, score, n_true, n_pred, 1.0 / (2 * max(min(n_true, n_pred), 1)))
+    return _summarise("centroid", max_dist_px, len(chosen), n_true, n_pred, float(score[chosen].sum()))
 
 
-def match_centroids(true_labels: np.ndarray, pred_labels: np.ndarray,
-                    max_dist_px: float = 3.0) -> Matching:
-    """Match objects of two label images by centroid distance (see :func:`match_points`)."""
-    return match_points(centroids(true_labels), centroids(pred_labels), max_dist_px)
+def match_centroids(true_labels: np.ndarray, pred_labels: np.ndarray, max_dist_px: float = 3.0) -> Matching:
+    """Match objects of two label images by centroid distance (see :func:`match_points`).
+
+    Bool masks are labelled into 4-connected components first, as in :func:`match_objects`.
+    """
+    return match_points(centroids(_labelled(true_labels)), centroids(_labelled(pred_labels)), max_dist_px)
+
+
+def _labelled(labels: np.ndarray) -> np.ndarray:
+    """A label image as given; a bool mask labelled into components (see :func:`relabel`)."""
+    labels = np.asarray(labels)
+    return relabel(labels)[0] if labels.dtype == bool else labels
 
 
 # ----------------------------------------------------------------------------- counts

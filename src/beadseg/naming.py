@@ -2,6 +2,10 @@
 
 Tile names look like ``<dilution>x_<timestamp>[_NNN]_grid_r<row>_c<col>.png``. Tiles of one
 source frame share the part before ``_grid_`` and overlap their neighbours.
+
+The dilution rule (:data:`DILUTION_RULE`): a leading token of digits followed by ``x`` or ``X`` and
+then ``_`` or the end of the name, read as a whole number: ``160x_a.png`` and ``160X_a.png`` are
+160, ``320x`` is 320 (never 20); ``320xyz_a``, ``x160_a`` and ``a_160x`` carry no dilution.
 """
 
 from __future__ import annotations
@@ -10,7 +14,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_DILUTION = re.compile(r"^(\d+)x(?=_|$)")
+_DILUTION = re.compile(r"^(\d+)[xX](?=_|$)")
+
+DILUTION_RULE = (
+    "the leading <number>x token of the file name, x or X, then _ or the end: 160x_... and "
+    "160X_... are 160, 320x is 320; names without it have none"
+)
 _GRID = re.compile(r"_grid_r(\d+)_c(\d+)$")
 
 
@@ -37,8 +46,8 @@ def parse_name(name: str | Path) -> TileName:
     -------
     TileName
         ``source_frame`` is the stem before ``_grid_`` (else the whole stem); ``dilution`` the
-        leading ``<number>x`` token as a whole number (None when absent); ``row``/``col`` from
-        ``_grid_r<r>_c<c>`` (None when absent).
+        leading ``<number>x`` (or ``<number>X``) token as a whole number (None when absent);
+        ``row``/``col`` from ``_grid_r<r>_c<c>`` (None when absent).
 
     Examples
     --------
@@ -66,5 +75,5 @@ def source_frame(name: str | Path) -> str:
 
 
 def dilution(name: str | Path) -> int | None:
-    """Dilution factor from the leading ``<number>x`` token, or None."""
+    """Dilution factor from the leading ``<number>x`` / ``<number>X`` token, or None."""
     return parse_name(name).dilution

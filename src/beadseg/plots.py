@@ -104,38 +104,6 @@ def plot_worst_cases(cases: list[tuple], path: Path, crop: int = 160) -> None:
     save_figure(fig, path)
 
 
-def plot_dilution(result: dict, path: Path) -> None:
-    """dilution.png: per-image and per-frame density vs dilution (log-log) with the fit, and box
-    plots per dilution; outliers named."""
-    plt = pyplot()
-    pts = result["points"]
-    fit = result["fit"]
-    fig, ax = plt.subplots(1, 2, figsize=(13, 5))
-    d = np.array([p["dilution"] for p in pts], float)
-    y = np.array([p["beads_per_mp"] for p in pts], float)
-    pos = y > 0
-    ax[0].loglog(d[pos], y[pos], "o", alpha=0.5, ms=4, label="images")
-    fr = result["per_source_frame"]
-    ax[0].loglog([f["dilution"] for f in fr], [max(f["beads_per_mp"], 1e-3) for f in fr], "s",
-                 ms=7, mfc="none", color="k", label="source frames")
-    xs = np.geomspace(d.min(), d.max(), 20)
-    lo, hi = fit["slope_ci95"]
-    ax[0].loglog(xs, 10 ** (fit["intercept"] + fit["slope"] * np.log10(xs)), "r-",
-                 label=f"slope {fit['slope']:.2f} [{lo:.2f}, {hi:.2f}], R2 {fit['r2']:.2f}")
-    for p in pts:
-        if p["image"] in result["outliers"] and p["beads_per_mp"] > 0:
-            ax[0].annotate(p["image"][:24], (p["dilution"], p["beads_per_mp"]), fontsize=7)
-    ax[0].set(xlabel="dilution factor", ylabel="beads per MP", title="Density vs dilution")
-    ax[0].legend(fontsize=8)
-    levels = sorted(set(d.astype(int)))
-    ax[1].boxplot([y[d == v] for v in levels])
-    ax[1].set_xticks(range(1, len(levels) + 1), [f"{v}x" for v in levels])
-    ax[1].set_yscale("log")
-    ax[1].set(xlabel="dilution", ylabel="beads per MP", title="Spread per dilution")
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def plot_sweep(values: list[tuple[int, float]], importance: dict, out: Path,
                maximize: bool = True) -> None:
     """history.png (value per trial, best so far) and importance.png (Optuna's fANOVA)."""

@@ -1,5 +1,10 @@
-"""The dataset doctor: fingerprint, checks, recommendations, figures and report."""
+"""The dataset doctor: fingerprint, checks, label grades, recommendations, figures and report.
+
+``analyze_dataset`` runs it all (`beadseg analyze`); ``grade_labels`` grades the labels only, for
+training and evaluation to call at start.
+"""
 
 from .doctor import analyze_dataset
+from .grades import LabelGrade, grade_labels
 
-__all__ = ["analyze_dataset"]
+__all__ = ["LabelGrade", "analyze_dataset", "grade_labels"]

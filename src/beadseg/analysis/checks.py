@@ -1,53 +1,244 @@
-"""Dataset-level checks over the per-image measurements: missing labels, leakage, label quality,
-mask registration and agreement of overlapping tiles."""
+"""Dataset-level checks over the per-image measurements: missing labels, masks filed under the
+wrong image, label quality, mask registration, leakage and agreement of overlapping tiles.
+
+Every check reads the :class:`~beadseg.analysis.fingerprint.ImageMeasurement` list and returns a
+dataclass; none changes its arguments.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
+
+from ..registration import best_scale, correlation_by_shift
+from .domains import REAL
 
 # ----------------------------------------------------------------------------- missing labels
 
 
-def missing_label_threshold(rows: list[dict], floor: float, relative: float) -> float:
+@dataclass
+class MissingLabels:
+    """Bead candidates without a mask, per image.
+
+    ``unlabelled_fraction = unlabelled candidates / (mask objects + unlabelled candidates)``; an
+    image is flagged when it is at least ``max_fraction`` and there are at least ``min_count``
+    candidates. ``detector_threshold[domain]`` is the domain's threshold; an image with at least
+    three labelled objects uses ``max(domain threshold, relative x the median evidence of its own
+    labelled objects)`` (``image_threshold[name]``): in a sparse, flat tile the noise is tiny and
+    faint specks reach the domain threshold, but they look nothing like the beads annotated there.
+    """
+
+    detector_threshold: dict[str, float]
+    image_threshold: dict[str, float]
+    max_fraction: float
+    min_count: int
+    unlabelled_candidates: dict[str, int]
+    unlabelled_fraction: dict[str, float]
+    flagged: list[str]
+    faint_candidates: dict[str, int]  # unlabelled, above the domain's threshold, below the image's
+
+    def median_fraction(self, names) -> float:
+        v = [self.unlabelled_fraction[n] for n in names]
+        return float(np.median(v)) if v else float("nan")
+
+
+def missing_label_threshold(measurements, floor: float, relative: float) -> float:
     """Evidence a detector peak needs to count as a bead, tuned on the set's labelled beads.
 
     ``max(floor, relative * median evidence of labelled objects)``: the detector is calibrated
-    on what the annotated beads of this very set look like.
+    on what the annotated beads of these very images look like.
     """
-    labelled = np.concatenate([r["_labelled_peak"] for r in rows] + [np.zeros(0)])
+    labelled = np.concatenate([m.arrays.labelled_peak for m in measurements] + [np.zeros(0)])
     if len(labelled) == 0:
         return float(floor)
     return float(max(floor, relative * np.median(labelled)))
 
 
-def missing_labels(rows: list[dict], threshold: float, max_fraction: float,
-                   min_count: int) -> dict:
-    """Score each image by the share of bead candidates with no mask under them.
+def missing_labels(
+    measurements, floor: float, relative: float, max_fraction: float, min_count: int
+) -> MissingLabels:
+    """Score each image by the share of bead candidates with no mask under them."""
+    by_domain = defaultdict(list)
+    for m in measurements:
+        by_domain[m.domain].append(m)
+    thresholds = {d: missing_label_threshold(ms, floor, relative) for d, ms in by_domain.items()}
+    image_thr, counts, fractions, flagged, faint = {}, {}, {}, [], {}
+    for m in measurements:
+        a = m.arrays
+        thr = thresholds[m.domain]
+        if len(a.labelled_peak) >= 3:
+            thr = max(thr, relative * float(np.median(a.labelled_peak)))
+        unl = int(np.count_nonzero((a.peak_values >= thr) & a.peak_unlabelled))
+        faint[m.name] = (
+            int(np.count_nonzero((a.peak_values >= thresholds[m.domain]) & a.peak_unlabelled)) - unl
+        )
+        frac = unl / max(m.objects + unl, 1)
+        image_thr[m.name], counts[m.name], fractions[m.name] = thr, unl, frac
+        if frac >= max_fraction and unl >= min_count:
+            flagged.append(m.name)
+    return MissingLabels(thresholds, image_thr, max_fraction, min_count, counts, fractions, flagged, faint)
 
-    ``unlabelled_fraction = unlabelled candidates / (mask objects + unlabelled candidates)``;
-    an image is flagged when it is at least ``max_fraction`` and ``min_count`` candidates.
-    Writes ``unlabelled_candidates``, ``unlabelled_fraction`` and ``missing_labels`` into rows.
+
+# ----------------------------------------------------------------------------- mask fit / owner
+
+
+@dataclass(frozen=True)
+class MaskFit:
+    """How well one mask fits its image, and which image it belongs to when not its own.
+
+    ``fit`` is the mask/evidence correlation at the best shift; ``reference`` the median fit of
+    the other tiles of its source frame (or, with fewer than two of those, of its domain).
+    ``belongs_to`` names another image of the set whose beads the mask matches ("" when none
+    does or the mask fits its own image); ``belongs_fit`` is that match's correlation at the
+    reduced scale of the search, ``own_fit_small`` the mask's own at that scale.
     """
-    flagged = []
-    for r in rows:
-        strong = r["_peak_values"] >= threshold
-        unl = int((strong & r["_peak_unlabelled"]).sum())
-        frac = unl / max(r["objects"] + unl, 1)
-        r["unlabelled_candidates"] = unl
-        r["unlabelled_fraction"] = frac
-        r["missing_labels"] = bool(frac >= max_fraction and unl >= min_count)
-        if r["missing_labels"]:
-            flagged.append(r["name"])
-    fr = [r["unlabelled_fraction"] for r in rows]
-    return {
-        "detector_threshold": threshold,
-        "max_fraction": max_fraction,
-        "min_count": min_count,
-        "flagged": flagged,
-        "median_unlabelled_fraction": float(np.median(fr)) if fr else float("nan"),
+
+    name: str
+    fit: float
+    reference: float
+    reference_of: str
+    fits_image: bool
+    belongs_to: str = ""
+    belongs_fit: float = float("nan")
+    own_fit_small: float = float("nan")
+
+
+@dataclass
+class MaskFits:
+    """Result of :func:`mask_fits`: one :class:`MaskFit` per image."""
+
+    fit_ratio: float
+    per_image: dict[str, MaskFit]
+
+    @property
+    def not_fitting(self) -> list[str]:
+        return [n for n, f in self.per_image.items() if not f.fits_image]
+
+    @property
+    def misfiled(self) -> dict[str, str]:
+        return {n: f.belongs_to for n, f in self.per_image.items() if f.belongs_to}
+
+
+def _references(measurements, values: dict[str, float]) -> dict[str, tuple[float, str]]:
+    """Median of the other tiles of a frame (>= 2 of them), else of the domain (>= 2)."""
+    by_frame, by_domain = defaultdict(list), defaultdict(list)
+    for m in measurements:
+        if np.isfinite(values[m.name]):
+            by_frame[m.source_frame].append(m.name)
+            by_domain[m.domain].append(m.name)
+    out = {}
+    for m in measurements:
+        for group, label in ((by_frame[m.source_frame], "source frame"), (by_domain[m.domain], "domain")):
+            others = [values[n] for n in group if n != m.name]
+            if len(others) >= 2:
+                out[m.name] = (float(np.median(others)), label)
+                break
+        else:
+            out[m.name] = (float("nan"), "none")
+    return out
+
+
+def _small_fit(mask_small: np.ndarray, evidence_small: np.ndarray, radius: int) -> float:
+    c = correlation_by_shift(mask_small, evidence_small, radius)
+    return float(np.nanmax(c)) if np.isfinite(c).any() else float("nan")
+
+
+def _find_owner(
+    m, candidates, own_small: float, ref_small: dict, fit_ratio: float, radius: int
+) -> tuple[str, float]:
+    """The image whose beads this mask matches best, if it matches clearly (else "")."""
+    best, best_fit = "", -np.inf
+    for c in candidates:
+        if c.name == m.name or c.arrays.evidence_small.shape != m.arrays.mask_small.shape:
+            continue
+        f = _small_fit(m.arrays.mask_small, c.arrays.evidence_small, radius)
+        if f > best_fit:
+            best, best_fit = c.name, f
+    if not best:
+        return "", float("nan")
+    ref = ref_small[best][0]
+    clear = best_fit >= fit_ratio * ref and best_fit >= 2 * max(own_small, 0.0)
+    return (best if clear else ""), float(best_fit)
+
+
+def mask_fits(measurements, fit_ratio: float = 0.4, search_radius_px: int = 8) -> MaskFits:
+    """Flag masks that fit their own image far worse than their neighbours do, and name the
+    image each belongs to.
+
+    A mask fits its image when its correlation with the image's bead evidence (best shift
+    within the registration radius) is at least ``fit_ratio`` x the median of the other tiles of
+    its source frame (or of its domain). A mask that does not fit is correlated with every other
+    image of the same size (FFT cross-correlation on block-mean reduced copies, shifts up to
+    ``search_radius_px``); the best match is named when it reaches ``fit_ratio`` x that image's
+    reference and at least twice the mask's fit to its own image.
+    """
+    fits = {m.name: m.registration.corr_best for m in measurements}
+    refs = _references(measurements, fits)
+    out = {}
+    for m in measurements:
+        ref, label = refs[m.name]
+        ok = not (np.isfinite(fits[m.name]) and np.isfinite(ref)) or fits[m.name] >= fit_ratio * ref
+        out[m.name] = MaskFit(m.name, fits[m.name], ref, label, bool(ok))
+    if all(f.fits_image for f in out.values()):
+        return MaskFits(fit_ratio, out)
+    by_name = {m.name: m for m in measurements}
+    radius = {m.name: max(1, int(np.ceil(search_radius_px / m.arrays.small_factor))) for m in measurements}
+    small = {
+        m.name: _small_fit(m.arrays.mask_small, m.arrays.evidence_small, radius[m.name]) for m in measurements
     }
+    ref_small = _references(measurements, small)
+    for name, f in list(out.items()):
+        if f.fits_image:
+            continue
+        m = by_name[name]
+        owner, owner_fit = _find_owner(m, measurements, small[name], ref_small, fit_ratio, radius[name])
+        out[name] = MaskFit(name, f.fit, f.reference, f.reference_of, False, owner, owner_fit, small[name])
+    return MaskFits(fit_ratio, out)
+
+
+# ----------------------------------------------------------------------------- mask scale
+
+
+@dataclass(frozen=True)
+class MaskScale:
+    """A mask drawn at another scale than its image (e.g. on a resized copy).
+
+    ``corr_unscaled`` and ``corr_scaled`` are the correlations of the reduced mask with the
+    reduced evidence (best shift) at scale 1 and at ``scale`` (about the image centre);
+    ``corner_px`` is how far the mask sits off at the image corners at that scale.
+    """
+
+    name: str
+    scale: float
+    corr_unscaled: float
+    corr_scaled: float
+    corner_px: float
+
+
+def mask_scales(
+    measurements,
+    names,
+    search_radius_px: int = 8,
+    min_gain: float = 0.05,
+    scales=tuple(np.round(np.arange(0.96, 1.0401, 0.01), 2)),
+) -> dict[str, MaskScale]:
+    """Among the masks ``names`` (those that do not fit or are misregistered: searching every
+    mask would cost ~5 ms each), the ones that fit clearly better (correlation + ``min_gain``)
+    at a scale other than 1."""
+    out = {}
+    for m in measurements:
+        if m.name not in names:
+            continue
+        a = m.arrays
+        radius = max(1, int(np.ceil(search_radius_px / a.small_factor)))
+        base = _small_fit(a.mask_small, a.evidence_small, radius)
+        scale, corr = best_scale(a.mask_small, a.evidence_small, scales, radius)
+        if scale != 1.0 and np.isfinite(base) and corr >= base + min_gain:
+            corner = abs(scale - 1) * float(np.hypot(m.height, m.width)) / 2
+            out[m.name] = MaskScale(m.name, scale, base, corr, corner)
+    return out
 
 
 # ----------------------------------------------------------------------------- leakage
@@ -69,163 +260,301 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def leakage_groups(rows: list[dict], overlaps: list[dict]) -> dict:
-    """Groups of images that share content and must stay on one side of any split.
+@dataclass
+class Leakage:
+    """Groups of images that share content and must stay on one side of any split."""
 
-    Images are joined when they come from one source frame, overlap (a shared strip found by
-    image matching) or are duplicates (identical pixels, or the same 16x16 block-mean hash).
-    """
-    names = [r["name"] for r in rows]
+    groups: list[dict]
+    duplicates: list[dict]
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def cross_frame_groups(self) -> list[dict]:
+        return [g for g in self.groups if len(g["source_frames"]) > 1]
+
+
+def leakage_groups(measurements, overlaps: list[dict]) -> Leakage:
+    """Join images of one source frame, overlapping tiles and duplicates (identical pixels, or
+    the same 16x16 block-mean hash) into groups."""
+    names = [m.name for m in measurements]
     uf = _UnionFind(names)
-    by_frame = defaultdict(list)
-    by_hash = defaultdict(list)
-    by_ahash = defaultdict(list)
-    for r in rows:
-        by_frame[r["source_frame"]].append(r["name"])
-        by_hash[r["_hash"]].append(r["name"])
-        by_ahash[r["_ahash"]].append(r["name"])
-    for members in by_frame.values():
-        for m in members[1:]:
-            uf.union(members[0], m)
+    tables = {"frame": defaultdict(list), "identical": defaultdict(list), "near-identical": defaultdict(list)}
+    for m in measurements:
+        tables["frame"][m.source_frame].append(m.name)
+        tables["identical"][m.arrays.content_hash].append(m.name)
+        tables["near-identical"][m.arrays.average_hash].append(m.name)
     duplicates = []
-    for kind, table in (("identical", by_hash), ("near-identical", by_ahash)):
+    for kind, table in tables.items():
         for members in table.values():
-            if len(members) > 1:
+            if kind != "frame" and len(members) > 1:
                 duplicates.append({"kind": kind, "images": sorted(members)})
-                for m in members[1:]:
-                    uf.union(members[0], m)
+            for other in members[1:]:
+                uf.union(members[0], other)
     for o in overlaps:
         if o["overlap_px"]:
             uf.union(o["a"], o["b"])
     groups = defaultdict(list)
     for n in names:
         groups[uf.find(n)].append(n)
-    frames_of = {r["name"]: r["source_frame"] for r in rows}
-    out = []
-    for members in groups.values():
-        frames = sorted({frames_of[m] for m in members})
-        out.append({"images": sorted(members), "source_frames": frames, "size": len(members)})
+    frames_of = {m.name: m.source_frame for m in measurements}
+    out = [
+        {"images": sorted(g), "source_frames": sorted({frames_of[n] for n in g}), "size": len(g)}
+        for g in groups.values()
+    ]
     out.sort(key=lambda g: (-g["size"], g["images"][0]))
-    cross = [g for g in out if len(g["source_frames"]) > 1]
-    return {
-        "n_groups": len(out),
-        "groups": out,
-        "duplicates": duplicates,
-        "groups_equal_source_frames": not cross,
-        "cross_frame_groups": cross,
-    }
+    return Leakage(out, duplicates)
 
 
 # ----------------------------------------------------------------------------- label quality
 
 
-def label_quality(rows: list[dict], speck_area_px: float) -> dict:
-    """Specks (objects below ``speck_area_px``), objects cut by the border, soft and empty masks."""
-    for r in rows:
-        r["specks"] = int((r["_areas"] < speck_area_px).sum())
-    return {
-        "speck_area_px": speck_area_px,
-        "images_with_specks": [r["name"] for r in rows if r["specks"]],
-        "total_specks": int(sum(r["specks"] for r in rows)),
-        "border_objects_total": int(sum(r["border_objects"] for r in rows)),
-        "border_object_fraction": float(
-            sum(r["border_objects"] for r in rows) / max(sum(r["objects"] for r in rows), 1)
-        ),
-        "soft_masks": [r["name"] for r in rows if r["soft_mask"]],
-        "empty_masks": [r["name"] for r in rows if r["empty_mask"]],
-    }
+@dataclass
+class LabelQuality:
+    """Specks, objects cut by the border, soft and empty masks, and clumps drawn as blobs.
+
+    ``clump_fraction[name]``: share of the mask area in objects larger than ``clump_factor``
+    single beads of the image's domain (the annotator outlined a clump as one smooth blob).
+    """
+
+    speck_area_px: dict[str, float]
+    clump_factor: float
+    specks: dict[str, int]
+    clump_fraction: dict[str, float]
+    soft_masks: list[str]
+    empty_masks: list[str]
+    border_objects_total: int
+    border_object_fraction: float
+
+    @property
+    def images_with_specks(self) -> list[str]:
+        return [n for n, k in self.specks.items() if k]
+
+
+def label_quality(
+    measurements, single_area: dict[str, float], speck_area_px: float | None, clump_factor: float = 4.0
+) -> LabelQuality:
+    """Specks below ``speck_area_px`` (default a quarter of the domain's single bead), border
+    objects, soft and empty masks, and the clump fraction of each mask."""
+    specks, clumps, speck_px = {}, {}, {}
+    for m in measurements:
+        bead = single_area.get(m.domain, 0.0)
+        speck_px[m.domain] = speck_area_px or max(3.0, bead / 4)
+        a = m.arrays.areas
+        specks[m.name] = int(np.count_nonzero(a < speck_px[m.domain]))
+        big = a[a > clump_factor * bead] if bead else a[:0]
+        clumps[m.name] = float(big.sum() / a.sum()) if a.sum() else 0.0
+    border = sum(m.border_objects for m in measurements)
+    return LabelQuality(
+        speck_px,
+        clump_factor,
+        specks,
+        clumps,
+        soft_masks=[m.name for m in measurements if m.soft_mask],
+        empty_masks=[m.name for m in measurements if m.empty_mask],
+        border_objects_total=int(border),
+        border_object_fraction=float(border / max(sum(m.objects for m in measurements), 1)),
+    )
 
 
 # ----------------------------------------------------------------------------- registration
 
 
-def registration_summary(rows: list[dict]) -> dict:
-    """Images whose mask fits its beads clearly better at a shift of >= 2 px."""
-    flagged = sorted((r for r in rows if r["misregistered"]),
-                     key=lambda r: -r["registration_gain"])
-    shifts = [r["registration_shift_px"] for r in rows]
-    return {
-        "flagged": [
-            {"name": r["name"], "dy": r["registration_dy"], "dx": r["registration_dx"],
-             "fit_zero": r["registration_fit_zero"], "fit_best": r["registration_fit_best"],
-             "gain": r["registration_gain"]}
-            for r in flagged
+@dataclass
+class RegistrationSummary:
+    """Masks whose fit to their beads improves clearly at a shift of >= 2 px; real tiles first."""
+
+    flagged: list[dict]
+    n_shift_ge_2px: int
+    max_shift_px: float
+
+    @property
+    def n_flagged(self) -> int:
+        return len(self.flagged)
+
+
+def registration_summary(measurements, exclude=()) -> RegistrationSummary:
+    """Misregistered masks, leaving out ``exclude`` (masks that do not fit their image at all:
+    a mask of another image is not "shifted by 3 px")."""
+    flagged = sorted(
+        (m for m in measurements if m.registration.flagged and m.name not in exclude),
+        key=lambda m: (m.domain != REAL, -m.registration.gain),
+    )
+    shifts = [m.registration.shift_px for m in measurements]
+    return RegistrationSummary(
+        flagged=[
+            {
+                "name": m.name,
+                "domain": m.domain,
+                "dy": m.registration.dy,
+                "dx": m.registration.dx,
+                "fit_zero": m.registration.fit_zero,
+                "fit_best": m.registration.fit_best,
+                "gain": m.registration.gain,
+                "corr_zero": m.registration.corr_zero,
+                "corr_best": m.registration.corr_best,
+            }
+            for m in flagged
         ],
-        "n_flagged": len(flagged),
-        "n_shift_ge_2px": int(sum(s >= 2 for s in shifts)),
-        "max_shift_px": float(max(shifts)) if shifts else 0.0,
-    }
+        n_shift_ge_2px=int(sum(s >= 2 for s in shifts)),
+        max_shift_px=float(max(shifts)) if shifts else 0.0,
+    )
 
 
 # ----------------------------------------------------------------------------- overlap agreement
 
 
-def _strip_match(a: np.ndarray, b: np.ndarray, axis: int, min_px: int,
-                 tol: float) -> tuple[int, float]:
+def _strip_match(a: np.ndarray, b: np.ndarray, axis: int, min_px: int, tol: float) -> tuple[int, float]:
     """Width w at which the last w px of ``a`` equal the first w px of ``b`` along ``axis``.
 
     Returns (w, mean absolute difference in grey levels), or (0, nan) when no width matches
-    within ``tol`` grey levels.
+    within ``tol`` grey levels. Widths are screened first by one line (the first line of ``b``
+    against each line of ``a``, all at once); only widths whose line is within ``3 tol + 2`` grey
+    levels get the full comparison (5x faster on the dev tiles, same answers).
     """
-    best = (0, float("inf"))
-    n = a.shape[axis]
+    if axis == 0:
+        a, b = a.T, b.T
+    n = a.shape[1]
     af, bf = a.astype(np.int16), b.astype(np.int16)
-    for w in range(min_px, n + 1):
-        sa = af[:, n - w:] if axis == 1 else af[n - w:]
-        sb = bf[:, :w] if axis == 1 else bf[:w]
-        mad = float(np.abs(sa - sb).mean())
+    widths = np.arange(min_px, n + 1)
+    line = np.abs(af[:, n - widths] - bf[:, :1]).mean(0)
+    best = (0, float("inf"))
+    for w in widths[line <= 3 * tol + 2]:
+        mad = float(np.abs(af[:, n - w :] - bf[:, :w]).mean())
         if mad < best[1]:
-            best = (w, mad)
+            best = (int(w), mad)
     return best if best[1] <= tol else (0, float("nan"))
 
 
-def overlap_agreement(rows: list[dict], min_overlap_px: int, match_tol: float) -> dict:
+def _strip_iou(pa: np.ndarray, pb: np.ndarray) -> float:
+    from ..metrics import pixel_scores
+
+    return pixel_scores(pa, pb).iou
+
+
+def _pair_entry(a, b, frame, sides, axis, min_overlap_px, match_tol) -> dict:
+    ga, ma = a.arrays.strips[sides[0]]
+    gb, mb = b.arrays.strips[sides[1]]
+    w, mad = _strip_match(ga, gb, axis, min_overlap_px, match_tol)
+    entry = {
+        "a": a.name,
+        "b": b.name,
+        "source_frame": frame,
+        "direction": "horizontal" if axis == 1 else "vertical",
+        "overlap_px": w,
+        "image_mad": mad,
+        "mask_iou": float("nan"),
+    }
+    if w:
+        n = ma.shape[axis]
+        pa = ma[:, n - w :] if axis == 1 else ma[n - w :]
+        pb = mb[:, :w] if axis == 1 else mb[:w]
+        entry["mask_iou"] = _strip_iou(pa, pb)
+        entry["mask_pixels"] = int(pa.sum() + pb.sum())
+    return entry
+
+
+@dataclass
+class OverlapAgreement:
+    """Agreement of the masks of grid neighbours on the strips they share.
+
+    ``pairs``: one dict per neighbour pair (``a``, ``b``, ``source_frame``, ``direction``,
+    ``overlap_px`` (0: no shared strip found), ``image_mad``, ``mask_iou``); ``n_empty_pairs``:
+    shared strips where neither mask has a bead (they score IoU 1); ``mean_iou_nonempty`` leaves
+    them out.
+    """
+
+    neighbour_pairs: int
+    overlapping_pairs: int
+    overlap_px: list[int]
+    mean_iou: float
+    n_empty_pairs: int
+    mean_iou_nonempty: float
+    median_iou: float
+    min_iou: float
+    max_iou: float
+    per_source_frame: dict[str, float]
+    pairs: list[dict]
+
+
+def overlap_agreement(measurements, min_overlap_px: int, match_tol: float) -> OverlapAgreement:
     """IoU of the masks of neighbouring tiles on the strip they share.
 
     Neighbours are found from the grid names (same source frame, next column or next row); the
     shared strip is found by matching the images, not assumed. Empty-empty strips score 1, as
     everywhere in beadseg.
     """
-    from ..metrics import pixel_scores
-
-    index = {(r["source_frame"], r["tile_row"], r["tile_col"]): r for r in rows
-             if r.get("_strips") is not None}
+    index = {(m.source_frame, m.tile_row, m.tile_col): m for m in measurements if m.arrays.strips is not None}
     pairs = []
-    for (frame, rr, cc), a in sorted(index.items(), key=lambda kv: kv[1]["name"]):
-        for (dr, dc, sa, sb, axis) in ((0, 1, "right", "left", 1), (1, 0, "bottom", "top", 0)):
+    for (frame, rr, cc), a in sorted(index.items(), key=lambda kv: kv[1].name):
+        for dr, dc, sides, axis in ((0, 1, ("right", "left"), 1), (1, 0, ("bottom", "top"), 0)):
             b = index.get((frame, rr + dr, cc + dc))
-            if b is None:
-                continue
-            ga, ma = a["_strips"][sa]
-            gb, mb = b["_strips"][sb]
-            w, mad = _strip_match(ga, gb, axis, min_overlap_px, match_tol)
-            entry = {"a": a["name"], "b": b["name"], "source_frame": frame,
-                     "direction": "horizontal" if axis == 1 else "vertical",
-                     "overlap_px": w, "image_mad": mad, "mask_iou": float("nan")}
-            if w:
-                n = ma.shape[axis]
-                pa = ma[:, n - w:] if axis == 1 else ma[n - w:]
-                pb = mb[:, :w] if axis == 1 else mb[:w]
-                entry["mask_iou"] = pixel_scores(pa, pb).iou
-                entry["mask_pixels"] = int(pa.sum() + pb.sum())
-            pairs.append(entry)
+            if b is not None:
+                pairs.append(_pair_entry(a, b, frame, sides, axis, min_overlap_px, match_tol))
     matched = [p for p in pairs if p["overlap_px"]]
     ious = [p["mask_iou"] for p in matched]
     nonempty = [p["mask_iou"] for p in matched if p.get("mask_pixels")]
-    per_frame = {}
+    per_frame = defaultdict(list)
     for p in matched:
-        per_frame.setdefault(p["source_frame"], []).append(p["mask_iou"])
-    return {
-        "neighbour_pairs": len(pairs),
-        "overlapping_pairs": len(matched),
-        "overlap_px": sorted({p["overlap_px"] for p in matched}),
-        "mean_iou": float(np.mean(ious)) if ious else float("nan"),
-        # strips where neither mask has a bead score 1 above; without them:
-        "n_empty_pairs": len(ious) - len(nonempty),
-        "mean_iou_nonempty": float(np.mean(nonempty)) if nonempty else float("nan"),
-        "median_iou": float(np.median(ious)) if ious else float("nan"),
-        "min_iou": float(np.min(ious)) if ious else float("nan"),
-        "max_iou": float(np.max(ious)) if ious else float("nan"),
-        "per_source_frame": {k: float(np.mean(v)) for k, v in sorted(per_frame.items())},
-        "pairs": pairs,
-    }
+        per_frame[p["source_frame"]].append(p["mask_iou"])
+
+    def stat(fn, v):
+        return float(fn(v)) if v else float("nan")
+
+    return OverlapAgreement(
+        neighbour_pairs=len(pairs),
+        overlapping_pairs=len(matched),
+        overlap_px=sorted({p["overlap_px"] for p in matched}),
+        mean_iou=stat(np.mean, ious),
+        n_empty_pairs=len(ious) - len(nonempty),
+        mean_iou_nonempty=stat(np.mean, nonempty),
+        median_iou=stat(np.median, ious),
+        min_iou=stat(np.min, ious),
+        max_iou=stat(np.max, ious),
+        per_source_frame={k: float(np.mean(v)) for k, v in sorted(per_frame.items())},
+        pairs=pairs,
+    )
+
+
+@dataclass
+class Checks:
+    """All dataset checks, as computed by :func:`run_checks`."""
+
+    missing: MissingLabels
+    fits: MaskFits
+    quality: LabelQuality
+    registration: RegistrationSummary
+    scales: dict[str, MaskScale]
+    overlaps: OverlapAgreement | None
+    leakage: Leakage | None
+
+
+def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool = True) -> Checks:
+    """Run every check with the settings of an :class:`~beadseg.config.AnalyzeConfig`.
+
+    ``overlaps=False`` skips the overlap-agreement and leakage checks (label grading needs
+    neither).
+    """
+    agree = overlap_agreement(measurements, cfg.min_overlap_px, cfg.overlap_match_tol) if overlaps else None
+    fits = mask_fits(measurements, cfg.mask_fit_ratio, cfg.owner_search_radius_px)
+    # masks that fit worse than most of their frame (and belong to no other image) or sit
+    # shifted: a scale may explain it
+    odd = {n for n, f in fits.per_image.items() if not f.belongs_to and f.fit < 0.85 * f.reference}
+    odd |= {m.name for m in measurements if m.registration.flagged and m.name not in fits.not_fitting}
+    return Checks(
+        missing=missing_labels(
+            measurements,
+            cfg.detector_floor,
+            cfg.detector_relative,
+            cfg.missing_max_fraction,
+            cfg.missing_min_count,
+        ),
+        fits=fits,
+        quality=label_quality(measurements, single_area, cfg.speck_area_px, cfg.clump_factor),
+        registration=registration_summary(measurements, set(fits.not_fitting)),
+        scales=mask_scales(measurements, odd, cfg.owner_search_radius_px),
+        overlaps=agree,
+        leakage=leakage_groups(measurements, agree.pairs) if agree else None,
+    )

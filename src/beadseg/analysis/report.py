@@ -1,151 +1,310 @@
-"""report.md: the dataset doctor's readable report; every number in it comes from the summary."""
+"""report.md of the dataset doctor: one section per finding, every headline per domain."""
 
 from __future__ import annotations
 
+import math
 
-def _f(v, digits=2) -> str:
-    if v is None:
+from .domains import REAL
+
+
+def _f(v, nd=2) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
     if isinstance(v, float):
-        return f"{v:.{digits}f}"
+        return f"{v:.{nd}f}"
     return str(v)
 
 
 def _table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
+    if not rows:
+        return ""
     head = "| " + " | ".join(c[1] for c in cols) + " |\n"
     sep = "|" + "|".join("---" for _ in cols) + "|\n"
     body = "".join("| " + " | ".join(_f(r.get(c[0])) for c in cols) + " |\n" for r in rows)
     return head + sep + body
 
 
-def render_report(s: dict) -> str:
-    """Render the summary dict as Markdown."""
-    o = s["overall"]
-    c = s["checks"]
-    ml, lk, lq, rg, ag = (c["missing_labels"], c["leakage"], c["label_quality"],
-                          c["registration"], c["overlap_agreement"])
-    fit = (s.get("dilution_fit") or {}).get("beads_split")
-    fit_obj = (s.get("dilution_fit") or {}).get("objects")
-    out = []
-    w = out.append
-    w(f"# Dataset report: {s['data']}\n")
-    w(f"{o['n_images']} image/mask pairs ({o['n_real']} named like real tiles, "
-      f"{o['n_synthetic']} synthetic) from {o['n_source_frames']} source frames; sizes "
-      f"{', '.join(o['image_sizes'])}; formats {', '.join(o['formats'])}; bit depths "
-      f"{', '.join(map(str, o['bit_depths']))}. All measured at native resolution.\n")
-    w("![distributions](distribution_analysis.png)\n")
+_HEADLINES = [
+    ("n_images", "images", 0),
+    ("n_source_frames", "source frames", 0),
+    ("mean_beads_per_image", "beads per image (watershed split), mean", 1),
+    ("min_beads_per_image", "beads per image, min", 0),
+    ("max_beads_per_image", "beads per image, max", 0),
+    ("mean_objects_per_image", "connected objects per image (a clump counts once), mean", 1),
+    ("mean_beads_area_estimate", "beads per image by area / single-bead area, mean", 1),
+    ("median_beads_per_mp", "beads per MP, median", 0),
+    ("mean_foreground_fraction", "foreground fraction, mean", 4),
+    ("median_object_area_px", "object area (px), median", 1),
+    ("single_bead_area_px", "single-bead area (px)", 1),
+    ("median_equivalent_diameter_px", "equivalent diameter (px), median", 1),
+    ("mean_brightness", "brightness (mean grey, 0-255)", 1),
+    ("mean_contrast", "contrast (grey SD, 0-255)", 1),
+    ("mean_bead_contrast", "bead contrast ((bg - bead) / bg)", 3),
+    ("n_soft_masks", "soft masks", 0),
+    ("n_misregistered", "misregistered masks", 0),
+    ("n_missing_labels", "masks with missing labels", 0),
+    ("n_masks_not_fitting", "masks not fitting their image", 0),
+]
 
-    w("## Density\n")
-    w(f"- Beads per image (touching beads split by watershed): mean {_f(o['mean_beads_per_image'], 1)}; "
-      f"real tiles mean {_f(o['real_mean_beads_per_image'], 1)}, range "
-      f"{o['real_min_beads_per_image']}-{o['real_max_beads_per_image']}.")
-    w(f"- Connected mask objects per image (a clump counts once): mean "
-      f"{_f(o['mean_objects_per_image'], 1)}; real tiles {_f(o['real_mean_objects_per_image'], 1)}.")
-    w(f"- Area-based estimate (area / single-bead area of {_f(o['single_bead_area_px'], 1)} px): "
-      f"mean {_f(o['mean_beads_area_estimate'], 1)} beads per image.")
-    b = s["density_bins"]
-    w(f"- Density bins (beads per image) {', '.join(b['labels'])} hold {b['counts']} images: "
-      f"{sum(b['counts'])} of {o['n_images']}, none dropped.")
-    if fit:
-        w(f"- Beads per MP vs dilution, log-log slope {_f(fit['slope'])} (95 % CI "
-          f"{_f(fit['slope_ci95'][0])} to {_f(fit['slope_ci95'][1])}, R2 {_f(fit['r2'])}, "
-          f"{fit['n_points']} images, {fit['n_dilutions']} dilutions); ideal -1.")
-    if fit_obj:
-        w(f"- Counting connected objects instead gives slope {_f(fit_obj['slope'])} (clumps at "
-          "low dilution count once).")
-    w("")
-    if s["per_dilution"]:
-        w(_table(s["per_dilution"], [("dilution", "dilution"), ("n_source_frames", "frames"),
-                                     ("n_images", "tiles"), ("beads_split_mean", "beads/tile"),
-                                     ("objects_mean", "objects/tile"),
-                                     ("beads_per_mp", "beads/MP"),
-                                     ("foreground_fraction_mean", "fg fraction")]))
-    w("### Per source frame\n")
-    w(_table(s["per_source_frame"], [("source_frame", "source frame"), ("n_images", "tiles"),
-                                     ("beads_split_mean", "beads/tile"),
-                                     ("foreground_fraction_mean", "fg fraction"),
-                                     ("brightness_mean", "brightness"),
-                                     ("contrast_mean", "contrast"),
-                                     ("misregistered", "misregistered"),
-                                     ("missing_labels", "missing labels")]))
 
-    w("## Class balance\n")
-    w(f"- Mean foreground fraction {_f(o['mean_foreground_fraction'], 4)} "
-      f"({_f(100 * o['mean_foreground_fraction'], 1)} % of pixels are bead); real tiles "
-      f"{_f(o['real_mean_foreground_fraction'], 4)}.\n")
-
-    w("## Partial masks (missing labels)\n")
-    w(f"- Bead candidates: local maxima of background-subtracted darkness at least "
-      f"{_f(ml['detector_threshold'], 1)} noise SDs (half the median evidence of the labelled "
-      "beads of this set, at least 5) with no mask within "
-      f"{s['settings']['label_tolerance_px']} px.")
-    w(f"- Median unlabelled fraction per image {_f(ml['median_unlabelled_fraction'], 3)}; "
-      f"{len(ml['flagged'])} images at or above {_f(ml['max_fraction'])} "
-      f"(and >= {ml['min_count']} candidates): {', '.join(ml['flagged']) or 'none'}.\n")
-    w("![samples](sample_images.png)\n")
-
-    w("## Object sizes\n")
-    w(f"- Median object area {_f(o['median_object_area_px'], 1)} px, mean "
-      f"{_f(o['mean_object_area_px'], 1)} px; median equivalent diameter "
-      f"{_f(o['median_equivalent_diameter_px'], 1)} px.")
-    w(f"- Specks below {_f(lq['speck_area_px'], 1)} px: {lq['total_specks']} in "
-      f"{len(lq['images_with_specks'])} images. Objects cut by the image border: "
-      f"{lq['border_objects_total']} ({_f(100 * lq['border_object_fraction'], 1)} % of objects).")
-    w(f"- Soft masks (thresholded at half max): {len(lq['soft_masks'])}; empty masks: "
-      f"{len(lq['empty_masks'])}.\n")
-
-    w("## Image quality\n")
-    w(f"- Brightness (mean grey, 0-255) averages {_f(o['mean_brightness'], 1)}; contrast (grey "
-      f"SD) {_f(o['mean_contrast'], 1)}; bead contrast ((background - bead) / background) "
-      f"{_f(o['mean_bead_contrast'], 3)}.\n")
-
-    w("## Annotation consistency\n")
-    w(f"- Mask registration: {rg['n_flagged']} masks fit their beads clearly better shifted "
-      f"(>= {s['settings']['registration_min_shift_px']} px and >= "
-      f"{_f(100 * s['settings']['registration_min_gain'], 0)} % more bead evidence under the mask); "
-      f"{rg['n_shift_ge_2px']} images have a best shift of 2 px or more; the largest is "
-      f"{_f(rg['max_shift_px'], 1)} px.")
-    for f in rg["flagged"]:
-        w(f"  - {f['name']}: dy={f['dy']}, dx={f['dx']}, fit {_f(f['fit_zero'])} -> "
-          f"{_f(f['fit_best'])} (+{_f(100 * f['gain'], 0)} %)")
-    if ag["overlapping_pairs"]:
-        w(f"- Overlapping tiles: {ag['overlapping_pairs']} of {ag['neighbour_pairs']} grid "
-          f"neighbour pairs share a strip ({', '.join(map(str, ag['overlap_px']))} px, found by "
-          f"image matching). Their masks agree on the shared pixels at mean IoU "
-          f"{_f(ag['mean_iou'])} (median {_f(ag['median_iou'])}, {_f(ag['min_iou'])}-"
-          f"{_f(ag['max_iou'])}; {_f(ag['mean_iou_nonempty'])} without the "
-          f"{ag['n_empty_pairs']} strips where neither mask has a bead): pixel IoU of any model "
-          "against these masks is capped near that level.")
+def _headlines(s: dict) -> list[str]:
+    doms = list(s["domains"])
+    out = [
+        "## Headlines per domain\n",
+        "Every number is computed per domain (real tiles / synthetic tiles), never pooled.\n",
+        "| | " + " | ".join(doms) + " |",
+        "|---|" + "---|" * len(doms),
+    ]
+    for key, label, nd in _HEADLINES:
+        out.append(
+            f"| {label} | "
+            + " | ".join(_f(s["domains"][d][key], nd) if nd else _f(s["domains"][d][key]) for d in doms)
+            + " |"
+        )
+    out.append(
+        "| label grades (good / fixable / unusable) | "
+        + " | ".join(
+            "{good} / {fixable} / {unusable}".format(**s["domains"][d]["grade_counts"]) for d in doms
+        )
+        + " |\n"
+    )
+    dc = s["checks"]["domains"]
+    if not dc["checked"]:
+        out.append("- Domain check: one named domain only, nothing to compare its looks with.\n")
+    elif dc["mismatches"]:
+        for m in dc["mismatches"]:
+            out.append(
+                f"- **{m['name']}** is named {m['named']} but looks {m['looks_like']} ({m['evidence']})."
+            )
+        out.append("")
     else:
-        w(f"- Overlapping tiles: none of {ag['neighbour_pairs']} grid neighbour pairs share a "
-          "strip.")
-    w("\n![registration](registration.png)\n")
+        out.append(
+            f"- Domain check: every tile looks like the domain its name gives (features "
+            f"{', '.join(dc['features_used'])}).\n"
+        )
+    return out
 
-    w("## Leakage\n")
-    w(f"- {lk['n_groups']} groups of images must stay on one side of a split "
-      f"(source frames, overlapping strips and duplicates joined); groups equal source frames: "
-      f"{'yes' if lk['groups_equal_source_frames'] else 'no'}.")
-    for d in lk["duplicates"]:
-        w(f"  - {d['kind']} content: {', '.join(d['images'])}")
-    for g in lk["cross_frame_groups"]:
-        w(f"  - group spanning frames {', '.join(g['source_frames'])}")
-    w("")
 
+def _density(s: dict) -> list[str]:
+    out = ["## Density\n"]
+    for d, h in s["domains"].items():
+        b = h["density_bins"]
+        out.append(
+            f"- {d} density bins (beads per image) {', '.join(b['labels'])} hold "
+            f"{b['counts']} of {h['n_images']} images, none dropped."
+        )
+    real = s["domains"].get(REAL, {})
+    fit, per_image = real.get("dilution_fit"), real.get("dilution_fit_per_image")
+    if fit:
+        out.append(
+            f"- Real tiles, beads per MP vs dilution: log-log slope {_f(fit['slope'])} "
+            f"(95 % CI {_f(fit['slope_ci95'][0])} to {_f(fit['slope_ci95'][1])}, R2 "
+            f"{_f(fit['r2'])}) fitted over {fit['n_frames']} source frames and "
+            f"{fit['n_dilutions']} dilutions; ideal -1. Tiles of one frame overlap and are "
+            "not independent, so the frame is the unit."
+        )
+    if per_image:
+        out.append(
+            f"- For comparison, over {per_image['n_points']} single tiles: slope "
+            f"{_f(per_image['slope'])} (CI {_f(per_image['slope_ci95'][0])} to "
+            f"{_f(per_image['slope_ci95'][1])}, too narrow: it treats overlapping tiles as "
+            "independent)."
+        )
+    out.append("")
+    out.append(
+        _table(
+            s["per_dilution"],
+            [
+                ("dilution", "dilution"),
+                ("domain", "domain"),
+                ("n_source_frames", "frames"),
+                ("n_images", "tiles"),
+                ("beads_split_mean", "beads/tile"),
+                ("objects_mean", "objects/tile"),
+                ("beads_per_mp", "beads/MP"),
+                ("foreground_fraction_mean", "fg fraction"),
+            ],
+        )
+    )
+    real_frames = [r for r in s["per_source_frame"] if r["domain"] == REAL]
+    if real_frames:
+        out.append("### Real source frames\n")
+        out.append(
+            _table(
+                real_frames,
+                [
+                    ("source_frame", "source frame"),
+                    ("n_images", "tiles"),
+                    ("beads_split_mean", "beads/tile"),
+                    ("foreground_fraction_mean", "fg fraction"),
+                    ("brightness_mean", "brightness"),
+                    ("contrast_mean", "contrast"),
+                    ("n_misregistered", "misregistered"),
+                    ("n_missing_labels", "missing labels"),
+                    ("n_unusable_labels", "unusable labels"),
+                ],
+            )
+        )
+    others = [r for r in s["per_source_frame"] if r["domain"] != REAL]
+    if others:
+        out.append(f"{len(others)} synthetic source frames; see per_image.csv.\n")
+    return out
+
+
+def _grades(s: dict) -> list[str]:
+    out = [
+        "## Label grades\n",
+        "good: no finding; fixable: usable after an automatic fix or with a known caveat "
+        "(shift, partial labels, soft mask, clumps drawn as blobs); unusable: the mask does not "
+        "describe its image.\n",
+    ]
+    fits = s["checks"]["mask_fit"]
+    out.append(
+        f"- Mask fit: {len(fits['not_fitting'])} masks fit their image's beads below "
+        f"{_f(fits['fit_ratio'])} x the median of their source frame (correlation of mask "
+        "and bead evidence); each was searched against every image of the set."
+    )
+    for f in fits["not_fitting"]:
+        where = (
+            f"belongs to **{f['belongs_to']}** (correlation {_f(f['belongs_fit'])} there)"
+            if f["belongs_to"]
+            else "no image of the set matches it"
+        )
+        out.append(
+            f"  - {f['name']}: correlation {_f(f['fit'])} vs {_f(f['reference'])} "
+            f"({f['reference_of']} median); {where}"
+        )
+    for sc in s["checks"]["mask_scale"]:
+        out.append(
+            f"- {sc['name']} was drawn at another scale: its mask fits best magnified "
+            f"{_f(sc['scale'])}x about the centre (correlation {_f(sc['corr_unscaled'])} -> "
+            f"{_f(sc['corr_scaled'])}), {_f(sc['corner_px'], 1)} px off at the corners."
+        )
+    for grade in ("unusable", "fixable"):
+        rows = [g for g in s["label_grades"] if g["grade"] == grade]
+        out.append(f"- {grade}: {len(rows)}")
+        out += [f"  - {g['name']}: {'; '.join(g['reasons'])}" for g in rows]
+    out.append("")
+    return out
+
+
+def _labels(s: dict) -> list[str]:
+    ml, lq = s["checks"]["missing_labels"], s["checks"]["label_quality"]
+    thr = ", ".join(f"{d} {_f(v, 1)}" for d, v in ml["detector_threshold"].items())
+    med = ", ".join(f"{d} {_f(v, 3)}" for d, v in ml["median_unlabelled_fraction"].items())
+    out = [
+        "## Partial masks (missing labels)\n",
+        f"- Bead candidates: local maxima of background-subtracted darkness at least {thr} "
+        "noise SDs (half the median evidence of the domain's labelled beads, at least "
+        f"{_f(s['settings']['detector_floor'], 0)}; in an image with three or more labelled "
+        "objects, at least half the median evidence of those) with no mask within "
+        f"{s['settings']['label_tolerance_px']} px.",
+        f"- Median unlabelled fraction per image: {med}; {len(ml['flagged'])} images at or "
+        f"above {_f(ml['max_fraction'])} (and >= {ml['min_count']} candidates): "
+        f"{', '.join(ml['flagged']) or 'none'}.",
+        f"- Not counted: {ml['faint_candidates_total']} faint unlabelled candidates in "
+        f"{ml['images_with_faint_candidates']} images, above the domain threshold but below half "
+        "the evidence of the beads labelled in the same image (out-of-focus beads or specks; "
+        "the annotators did not label them). Candidates are matched to a misregistered mask "
+        "at its best shift.\n",
+    ]
+    if s.get("_figures"):
+        out.append("![samples](sample_images.png)\n")
+    specks = ", ".join(f"{d} {_f(v, 1)}" for d, v in lq["speck_area_px"].items())
+    out += [
+        "## Object sizes\n",
+        f"- Specks (below {specks} px): {lq['total_specks']} in "
+        f"{len(lq['images_with_specks'])} images. Objects cut by the image border: "
+        f"{lq['border_objects_total']} ({_f(100 * lq['border_object_fraction'], 1)} % of "
+        "objects).",
+        f"- Soft masks (thresholded at half max): {len(lq['soft_masks'])}; empty masks: "
+        f"{len(lq['empty_masks'])}.\n",
+    ]
+    return out
+
+
+def _consistency(s: dict) -> list[str]:
+    rg, ag = s["checks"]["registration"], s["checks"]["overlap_agreement"]
+    st = s["settings"]
+    out = [
+        "## Annotation consistency\n",
+        f"- Mask registration (FFT cross-correlation, shifts up to "
+        f"{st['registration_radius_px']} px): {rg['n_flagged']} masks fit their beads clearly "
+        f"better shifted (>= {st['registration_min_shift_px']} px and >= "
+        f"{_f(100 * st['registration_min_gain'], 0)} % more bead evidence under the mask); the "
+        f"largest best shift is {_f(rg['max_shift_px'], 1)} px. Real tiles first:",
+    ]
+    for f in rg["flagged"]:
+        out.append(
+            f"  - {f['name']} ({f['domain']}): dy={f['dy']}, dx={f['dx']}, fit "
+            f"{_f(f['fit_zero'])} -> {_f(f['fit_best'])} (+{_f(100 * f['gain'], 0)} %)"
+        )
+    if ag["overlapping_pairs"]:
+        out.append(
+            f"- Overlapping tiles: {ag['overlapping_pairs']} of {ag['neighbour_pairs']} "
+            f"grid neighbour pairs share a strip ({', '.join(map(str, ag['overlap_px']))} "
+            f"px, found by image matching). Their masks agree on the shared pixels at mean "
+            f"IoU {_f(ag['mean_iou'])} (median {_f(ag['median_iou'])}, {_f(ag['min_iou'])}"
+            f"-{_f(ag['max_iou'])}; {_f(ag['mean_iou_nonempty'])} without the "
+            f"{ag['n_empty_pairs']} strips where neither mask has a bead): pixel IoU of any "
+            "model against these masks is capped near that level."
+        )
+    else:
+        out.append(
+            f"- Overlapping tiles: none of {ag['neighbour_pairs']} grid neighbour pairs share a strip."
+        )
+    if s.get("_figures"):
+        out.append("\n![registration](registration.png)\n")
+    lk = s["checks"]["leakage"]
+    out += [
+        "## Leakage\n",
+        f"- {lk['n_groups']} groups of images must stay on one side of a split (source "
+        "frames, overlapping strips and duplicates joined); groups equal source frames: "
+        f"{'yes' if lk['groups_equal_source_frames'] else 'no'}.",
+    ]
+    out += [f"  - {d['kind']} content: {', '.join(d['images'])}" for d in lk["duplicates"]]
+    out += [f"  - group spanning frames {', '.join(g['source_frames'])}" for g in lk["cross_frame_groups"]]
+    out.append("")
+    return out
+
+
+def _closing(s: dict) -> list[str]:
+    out = []
     if "reference" in s:
-        w("## Comparison with the reference\n")
-        w(f"Reference: {s['reference']['reference']}\n")
-        for r in s["reference"]["comparisons"]:
-            w(f"- {r['sentence']}")
-        w("")
+        out += ["## Comparison with the reference\n", f"Reference: {s['reference']['reference']}\n"]
+        out += [f"- {r['sentence']}" for r in s["reference"]["comparisons"]] + [""]
+    out.append("## Findings\n")
+    for d, h in s["domains"].items():
+        g = h["grade_counts"]
+        out.append(
+            f"- {d}: {h['n_images']} images from {h['n_source_frames']} source frames, "
+            f"{_f(h['mean_beads_per_image'], 1)} beads per image, foreground "
+            f"{_f(h['mean_foreground_fraction'], 3)}; labels {g['good']} good, "
+            f"{g['fixable']} fixable, {g['unusable']} unusable."
+        )
+    out += ["", "## Recommendations\n"]
+    out += [
+        f"- **{r['id']}** ({r['domain']}): {r['text']} *(measured: {r['measurement']})*"
+        for r in s["recommendations"]
+    ]
+    out.append("")
+    return out
 
-    w("## Findings\n")
-    w(f"- {o['n_images']} images; {_f(o['real_mean_beads_per_image'], 1)} beads per real tile on "
-      f"average at native resolution; {_f(100 * o['mean_foreground_fraction'], 1)} % foreground.")
-    w(f"- {len(ml['flagged'])} images with missing labels, {rg['n_flagged']} misregistered "
-      f"masks, label agreement on shared strips {_f(ag['mean_iou'])} mean IoU.\n")
 
-    w("## Recommendations\n")
-    for r in s["recommendations"]:
-        w(f"- **{r['id']}**: {r['text']} *(measured: {r['measurement']})*")
-    w("")
+def render_report(s: dict, figures: bool = True) -> str:
+    """Render the summary dict (summary.json) as Markdown; ``figures`` links the PNGs."""
+    s = {**s, "_figures": figures}
+    fmt = s["image_format"]
+    counts = ", ".join(f"{h['n_images']} {d}" for d, h in s["domains"].items())
+    out = [
+        f"# Dataset report: {s['data']}\n",
+        f"{s['dataset_size']} image/mask pairs ({counts}); sizes "
+        f"{', '.join(fmt['image_sizes'])}; formats {', '.join(fmt['formats'])}; bit depths "
+        f"{', '.join(map(str, fmt['bit_depths']))}. All measured at native resolution; "
+        f"training advice is drawn from the {s['training_domain']} tiles.\n",
+    ]
+    if figures:
+        out.append("![distributions](distribution_analysis.png)\n")
+    for section in (_headlines, _density, _grades, _labels, _consistency, _closing):
+        out += section(s)
     return "\n".join(out)

@@ -8,7 +8,6 @@ method the checkpoint records), so training and inference see the same values.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from scipy import ndimage as ndi
 
 from ..config import AugmentConfig, DataConfig
 from ..errors import ConfigError
-from ..io import Pair, read_labels, read_pair, read_raw_image, to_channels
+from ..io import Pair, read_centres, read_labels, read_pair, read_raw_image, to_channels
 from ..normalization import normalize_image
 
 
@@ -38,13 +37,6 @@ class Sample:
     labels: np.ndarray | None = None
     centre: np.ndarray | None = None
     centre_valid: np.ndarray | None = None
-
-
-def read_centres(path: str | Path) -> np.ndarray:
-    """Bead centres of a ``centres/NAME.csv`` (columns x, y in px) as ``N x 2`` (row, col)."""
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return np.array([[float(r["y"]), float(r["x"])] for r in rows], np.float64).reshape(-1, 2)
 
 
 def exact_truth(pair: Pair) -> tuple[np.ndarray | None, np.ndarray | None]:

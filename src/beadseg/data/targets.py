@@ -21,25 +21,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..instances import single_bead_area
+
+__all__ = ["centre_targets", "distance_map", "gaussian_heatmap", "single_bead_area"]
+
 EIGHT = np.ones((3, 3), bool)
-
-
-def component_areas(masks: list[np.ndarray]) -> np.ndarray:
-    """Areas (px) of the 8-connected objects of several masks."""
-    out = [np.zeros(0, np.int64)]
-    for m in masks:
-        lab, n = ndi.label(np.asarray(m, bool), structure=EIGHT)
-        if n:
-            out.append(np.bincount(lab.ravel())[1:])
-    return np.concatenate(out)
-
-
-def single_bead_area(masks: list[np.ndarray]) -> float:
-    """The area of one bead: the median object area of the masks (most objects are single
-    beads at every density of the dev set; clumps are a minority even at 160x). 0 without
-    objects."""
-    areas = component_areas(masks)
-    return float(np.median(areas)) if len(areas) else 0.0
 
 
 def gaussian_heatmap(shape: tuple[int, int], centres: np.ndarray, sigma_px: float) -> np.ndarray:

@@ -39,7 +39,7 @@ def _fold_metrics(run: Path) -> dict:
     ev = evaluate(
         run, cfg.data.path, run / "evaluation", PredictConfig(device=cfg.train.device), only=set(split["val"])
     )
-    o = ev["overall"]
+    o = ev.overall.as_dict()
     return {
         "fold": split["fold"],
         "status": res["status"],

@@ -1,0 +1,82 @@
+"""Writing the dataset doctor's output folder: summary.json, per_image.csv, report.md, figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import write_csv, write_text
+from ..provenance import write_json, write_provenance
+from .domains import REAL
+
+OUTPUT_FILES = (
+    "summary.json",
+    "per_image.csv",
+    "report.md",
+    "distribution_analysis.png",
+    "sample_images.png",
+    "registration.png",
+    "provenance.json",
+)
+
+
+def write_outputs(out: Path, summary: dict, ms, pairs, figures=None) -> list[Path]:
+    """Write every output; ``figures`` is the :class:`~.plots.FigureWorker` drawing the
+    matplotlib figure (None: no figures). Returns the files written."""
+    from .report import render_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if figures is not None:
+        from .plots import distributions_payload, draw_registration, draw_samples
+
+        try:
+            figures.submit(distributions_payload(summary, ms), out / "distribution_analysis.png")
+            draw_samples(summary, ms, pairs, out / "sample_images.png")
+            draw_registration(summary, pairs, out / "registration.png")
+        except BaseException:
+            figures.cancel()
+            raise
+    written.append(write_json(out / "summary.json", summary))
+    written.append(write_csv(out / "per_image.csv", summary["per_image"]))
+    written.append(write_text(out / "report.md", render_report(summary, figures is not None)))
+    written.append(write_provenance(out, "analyze"))
+    if figures is not None:
+        figures.wait()
+        written += [out / f for f in ("distribution_analysis.png", "sample_images.png", "registration.png")]
+    return written
+
+
+def console_lines(s: dict, out, plots: bool = True) -> list[str]:
+    """What `beadseg analyze` prints: headlines per domain, findings, recommendations, outputs."""
+    lines = [
+        f"{s['dataset_size']} image/mask pairs: "
+        + ", ".join(
+            f"{h['n_images']} {d} ({h['n_source_frames']} source frames)" for d, h in s["domains"].items()
+        )
+    ]
+    for d, h in s["domains"].items():
+        g = h["grade_counts"]
+        lines.append(
+            f"{d}: {h['mean_beads_per_image']:.1f} beads/image, foreground "
+            f"{h['mean_foreground_fraction']:.3f}, median bead area "
+            f"{h['median_object_area_px']:.0f} px; labels {g['good']} good, "
+            f"{g['fixable']} fixable, {g['unusable']} unusable"
+        )
+    fit = s["domains"].get(REAL, {}).get("dilution_fit")
+    if fit:
+        lines.append(
+            f"real dilution slope {fit['slope']:.2f} (95 % CI {fit['slope_ci95'][0]:.2f} "
+            f"to {fit['slope_ci95'][1]:.2f}) over {fit['n_frames']} source frames"
+        )
+    for f in s["checks"]["mask_fit"]["not_fitting"]:
+        where = f"belongs to {f['belongs_to']}" if f["belongs_to"] else "no image of the set matches it"
+        lines.append(
+            f"mask does not fit its image: {f['name']} (correlation {f['fit']:.2f} vs "
+            f"{f['reference']:.2f}); {where}"
+        )
+    for m in s["checks"]["domains"]["mismatches"]:
+        lines.append(f"named {m['named']} but looks {m['looks_like']}: {m['name']}")
+    lines += [f"- {r['text']} [{r['measurement']}]" for r in s["recommendations"]]
+    files = [f for f in OUTPUT_FILES if plots or not f.endswith(".png")]
+    lines.append(f"wrote {', '.join(files)} to {Path(out)}; read {Path(out) / 'report.md'}")
+    return lines

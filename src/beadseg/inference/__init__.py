@@ -1,0 +1,54 @@
+"""Inference: a loaded network, tiled prediction on frames of any size, the predict pipeline.
+
+- :mod:`~beadseg.inference.tiling`: tile origins, blending weights, :func:`predict_tiled` over
+  any predictor (numpy batch in, probabilities out; imports no torch);
+- :mod:`~beadseg.inference.model`: :class:`LoadedModel` / :func:`load_model` (torch);
+- :mod:`~beadseg.inference.pipeline`: one image (:func:`segment_image`) and many
+  (:func:`predict_images`, :func:`merge_runs`);
+- :mod:`~beadseg.inference.overlay`: outline overlays.
+
+The names below are imported on first use, so ``import beadseg.inference.tiling`` does not pull
+in torch (1.5-2.8 s to import here).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "LoadedModel": "model",
+    "load_model": "model",
+    "OVERLAY_PALETTE": "overlay",
+    "inner_boundaries": "overlay",
+    "overlay": "overlay",
+    "COUNT_FIELDS": "pipeline",
+    "CountRow": "pipeline",
+    "ImageResult": "pipeline",
+    "MergeSummary": "pipeline",
+    "PredictSummary": "pipeline",
+    "collect_inputs": "pipeline",
+    "merge_runs": "pipeline",
+    "parse_shard": "pipeline",
+    "predict_file": "pipeline",
+    "predict_images": "pipeline",
+    "predict_maps": "pipeline",
+    "predict_probabilities": "pipeline",
+    "segment": "pipeline",
+    "segment_image": "pipeline",
+    "Segmentation": "pipeline",
+    "blend_profile": "tiling",
+    "predict_tiled": "tiling",
+    "tile_starts": "tiling",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
