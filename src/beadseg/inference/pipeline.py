@@ -194,13 +194,15 @@ def predict_file(
     threshold: float | None = None,
     keep: bool = False,
     write_outputs: bool = True,
+    instances: InstanceConfig | None = None,
 ) -> ImageResult:
     """Predict one image file and write its outputs into ``out`` (masks/, labels/, overlays/,
-    beads/, and probabilities/ with ``cfg.save_probabilities``)."""
+    beads/, and probabilities/ with ``cfg.save_probabilities``); ``instances`` defaults to the
+    model's."""
     t0 = time.perf_counter()
     image = read_image(path)  # [0, 1] by dtype, for the overlay and table; the model normalises
     t_read = time.perf_counter() - t0
-    seg = segment(model, image, cfg, threshold)
+    seg = segment(model, image, cfg, threshold, instances)
     prob, labels, timings = seg.probabilities, seg.labels, seg.timings
     timings["read_s"] = t_read
     stem = Path(path).stem
@@ -352,14 +354,22 @@ def _record_path(out: Path, stem: str) -> Path:
 
 
 def _run_settings(
-    m: LoadedModel, cfg: PredictConfig, threshold: float | None, shard: tuple[int, int] | None
+    m: LoadedModel,
+    cfg: PredictConfig,
+    threshold: float | None,
+    shard: tuple[int, int] | None,
+    instances: InstanceConfig | None = None,
 ) -> dict:
     """What makes two runs comparable (``settings.json``; :func:`merge_runs` checks it)."""
+    from ..instances import resolve_method
+
+    inst = instances or m.instances
     return {
         "model": m.source,
-        "model_meta": {k: v for k, v in m.meta.items() if k != "instances"},
+        "model_meta": {k: v for k, v in m.meta.items() if k not in ("instances", "fingerprint")},
         "threshold": m.threshold if threshold is None else threshold,
-        "instances": m.instances.model_dump(),
+        "instances": inst.model_dump(),
+        "instance_method": resolve_method(inst, m.centre_head),
         "predict": cfg.model_dump(exclude={"device"}),
         "shard": list(shard) if shard else None,
     }
@@ -388,6 +398,7 @@ def predict_images(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     shard: tuple[int, int] | None = None,
+    instances: InstanceConfig | None = None,
 ) -> PredictSummary:
     """Predict every input image, one in memory at a time, and write run-level tables.
 
@@ -399,7 +410,9 @@ def predict_images(
 
     Writes ``counts.csv``, ``errors.csv``, ``settings.json``, ``summary.json``, ``config.yaml``
     (the resolved :class:`~beadseg.config.PredictConfig`) and the per-image outputs of
-    :func:`predict_file`.
+    :func:`predict_file`. ``instances`` (default: the model's settings) picks how beads are
+    separated (``method``: the centre head's peaks for models that have one, else the distance
+    watershed, see :class:`~beadseg.config.InstanceConfig`).
 
     Raises
     ------
@@ -414,7 +427,7 @@ def predict_images(
     m = load_model(model, device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = _run_settings(m, cfg, threshold, shard)
+    settings = _run_settings(m, cfg, threshold, shard, instances)
     summary = PredictSummary()
     with _progress(progress, len(files)) as advance:
         for f in files:
@@ -423,7 +436,7 @@ def predict_images(
                 if record.is_file():
                     summary.add(CountRow(**json.loads(record.read_text())), None)
                     continue
-                r = predict_file(m, f, out, cfg, threshold)
+                r = predict_file(m, f, out, cfg, threshold, instances=instances)
             except BeadsegError as exc:
                 summary.errors.append({"image": str(f), "error": str(exc)})
                 if log:
@@ -476,7 +489,8 @@ class MergeSummary:
 def _comparable_settings(settings: dict) -> dict:
     """Settings minus what may differ between shards, in today's form (old runs wrote
     ``blend: gaussian`` and ``instances.threshold``; both read as today's settings)."""
-    key = {k: v for k, v in settings.items() if k not in ("shard", "device")}
+    # instance_method follows from model and instances (older runs did not write it)
+    key = {k: v for k, v in settings.items() if k not in ("shard", "device", "instance_method")}
     if isinstance(key.get("predict"), dict):
         key["predict"] = PredictConfig(**key["predict"]).model_dump(exclude={"device"})
     if isinstance(key.get("instances"), dict):
