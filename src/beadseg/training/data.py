@@ -7,7 +7,8 @@ finder; :func:`crop_loader` batches the random crops with a ``DataLoader`` (a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
@@ -32,6 +33,7 @@ class TrainingData:
     train: list[Sample]
     val: list[Sample]
     single_bead_area_px: float = 0.0
+    excluded: dict[str, str] = field(default_factory=dict)  # name -> why its label was left out
 
 
 def data_folders(path: str | list[str] | None) -> list[str]:
@@ -56,9 +58,31 @@ def find_all_pairs(folders: list[str]) -> list[Pair]:
     return pairs
 
 
+def usable_pairs(folders: list[str], use_all: bool = False) -> tuple[list[Pair], dict[str, str]]:
+    """The pairs of several data folders, without those whose label
+    :func:`beadseg.analysis.grade_labels` grades unusable (misfiled, drawn at another scale, ...),
+    unless ``use_all``. Each folder is graded on its own (grading compares a mask with the rest of
+    its set); exact-truth folders (with ``centres/``) are not graded. Returns (pairs, left out:
+    name -> reasons)."""
+    excluded: dict[str, str] = {}
+    pairs = find_all_pairs(folders)
+    if use_all:
+        return pairs, excluded
+    from ..analysis import grade_labels
+
+    for folder in folders:
+        if (Path(folder) / "centres").is_dir():
+            continue
+        for g in grade_labels(find_pairs(folder), workers=1):
+            if not g.usable:
+                excluded[g.name] = "; ".join(g.reasons)
+    return [p for p in pairs if p.name not in excluded], excluded
+
+
 def prepare_data(cfg: Config) -> TrainingData:
     """Read ``data.path`` (one or several folders) into memory and split it by source frame
-    (stratified by density), or validate on ``data.val_path`` when it is set.
+    (stratified by density), or validate on ``data.val_path`` when it is set. Labels graded
+    unusable are left out unless ``data.use_all_labels`` (:func:`usable_pairs`).
 
     Raises
     ------
@@ -72,24 +96,29 @@ def prepare_data(cfg: Config) -> TrainingData:
     d = cfg.data
     norm = normalization_record(d.normalization)
     align = d.align_radius_px if d.align_masks else None
-    samples = load_samples(find_all_pairs(data_folders(d.path)), d.channels, align, norm)
+    pairs, excluded = usable_pairs(data_folders(d.path), d.use_all_labels)
+    samples = load_samples(pairs, d.channels, align, norm)
     groups = {s.name: source_frame(s.name) for s in samples}
     if d.val_path:
-        val = load_samples(find_all_pairs(data_folders(d.val_path)), d.channels, align, norm)
+        val_pairs, val_excluded = usable_pairs(data_folders(d.val_path), d.use_all_labels)
+        excluded |= val_excluded
+        val = load_samples(val_pairs, d.channels, align, norm)
         clash = sorted({s.name for s in val} & set(groups))
         if clash:
             raise ConfigError(f"{clash[0]} is in both data.path and data.val_path; validate on other images")
         groups |= {s.name: source_frame(s.name) for s in val}
         split = Split([s.name for s in samples], [s.name for s in val], 0, 1, groups)
         check_no_leak(split.train, split.val, groups)
-        data = TrainingData(split, samples, val)
+        data = TrainingData(split, samples, val, excluded=excluded)
     else:
         density = {s.name: label_components(s.mask)[1] for s in samples}
         split = grouped_split(
             groups, density, cfg.split.val_fraction, cfg.split.folds, cfg.split.fold, cfg.split.seed
         )
         by_name = {s.name: s for s in samples}
-        data = TrainingData(split, [by_name[n] for n in split.train], [by_name[n] for n in split.val])
+        data = TrainingData(
+            split, [by_name[n] for n in split.train], [by_name[n] for n in split.val], excluded=excluded
+        )
     if cfg.model.centre_head:
         data.single_bead_area_px = add_centre_targets(data.train + data.val, d, data.train)
     return data

@@ -239,7 +239,7 @@ def _prepare_run(cfg: Config, out: Path, dist: Distributed) -> tuple[TrainingDat
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-        write_json(out / "split.json", data.split.as_dict())
+        write_json(out / "split.json", {**data.split.as_dict(), "excluded_labels": data.excluded})
         write_provenance(out, "train", seed=t.seed, device=str(dist.device), world_size=dist.world_size)
     return data, loader
 
