@@ -189,3 +189,45 @@ def test_centre_head_model_trains_on_several_folders(tmp_path):
     cfg.data.path = [str(tmp_path / "a"), str(tmp_path / "a")]
     with pytest.raises(ConfigError, match="in both"):
         train(cfg, tmp_path / "run2", progress=False, log=lambda s: None)
+
+
+def test_beads_per_tile_of_a_labelled_set():
+    from beadseg.instances import count_beads_in_mask, count_labelled_beads
+
+    # 6 single discs (area ~37) and one clump outlined as a smooth blob of ~3 bead areas
+    labels, _ = _discs((60, 60), [(8, 8), (8, 30), (8, 50), (30, 8), (50, 8), (50, 50)], 3.5)
+    mask = labels > 0
+    yy, xx = np.mgrid[:60, :60]
+    mask |= ((yy - 32) / 5.0) ** 2 + ((xx - 35) / 7.5) ** 2 <= 1  # area ~118: 3 beads
+    assert count_labelled_beads([mask, labels > 0]) == [9, 6]
+    assert count_beads_in_mask(np.zeros((5, 5), bool), 37) == 0
+
+
+def test_training_leaves_out_labels_graded_unusable(tmp_path, monkeypatch):
+    import json
+
+    from helpers import tiny_train_config
+
+    import beadseg.analysis as analysis
+    from beadseg.analysis import LabelGrade
+    from beadseg.synth import synth_tiled_frame
+    from beadseg.training import train
+    from beadseg.training.data import prepare_data
+
+    data = tmp_path / "d"
+    for frame in ("320x_a", "640x_b"):
+        synth_tiled_frame(data, frame, rows=1, cols=3, tile=96, overlap_px=16)
+    bad = sorted(p.stem for p in (data / "images").iterdir())[0]
+
+    def grades(pairs, **kw):
+        return [LabelGrade(p.name, "unusable" if p.name == bad else "good", ("scaled",)) for p in pairs]
+
+    monkeypatch.setattr(analysis, "grade_labels", grades)
+    cfg = tiny_train_config(data)
+    d = prepare_data(cfg)
+    assert bad not in {s.name for s in d.train + d.val} and d.excluded == {bad: "scaled"}
+    cfg.data.use_all_labels = True
+    assert bad in {s.name for s in (lambda t: t.train + t.val)(prepare_data(cfg))}
+    cfg.data.use_all_labels = False
+    train(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+    assert json.loads((tmp_path / "run" / "split.json").read_text())["excluded_labels"] == {bad: "scaled"}
