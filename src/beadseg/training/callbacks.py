@@ -93,10 +93,11 @@ def check_best_model(state: TrainState) -> None:
     row = state.history[epoch - 1]
     if is_collapsed(row["val_pred_fg"], row["val_true_fg"]):
         ratio = foreground_ratio(row["val_pred_fg"], row["val_true_fg"])
+        before = f" (the run had stopped: {state.reason})" if state.reason else ""
         state.status = "collapsed"
         state.reason = (
             f"the kept model (epoch {epoch}) predicts foreground {row['val_pred_fg']:.4f} vs true "
-            f"{row['val_true_fg']:.4f} ({ratio:.2g}x): {_collapse_advice(ratio)}"
+            f"{row['val_true_fg']:.4f} ({ratio:.2g}x): {_collapse_advice(ratio)}{before}"
         )
 
 
@@ -153,8 +154,8 @@ class CollapseGuard(Callback):
 
 class TrackBest(Callback):
     """Keep the best epoch by ``train.monitor`` (``val_loss`` minimised, scores maximised) and
-    count the epochs since; a collapsed epoch (foreground ratio outside :data:`COLLAPSE_BAND`,
-    or the run stopped as collapsed) is never the best."""
+    count the epochs since; an epoch of a run stopped as collapsed is never the best (a kept
+    model that predicts nothing marks the run collapsed at the end: :func:`check_best_model`)."""
 
     def __init__(self, monitor: str):
         self.monitor, self.maximize = monitor, monitor != "val_loss"
@@ -162,8 +163,7 @@ class TrackBest(Callback):
     def on_epoch_end(self, state: TrainState, row: dict, scores: ValidationScores) -> None:
         value = getattr(scores, self.monitor)
         best = state.best["value"]
-        healthy = state.status == "ok" and not is_collapsed(scores.val_pred_fg, scores.val_true_fg)
-        state.improved = healthy and (value > best if self.maximize else value < best)
+        state.improved = state.status == "ok" and (value > best if self.maximize else value < best)
         if state.improved:
             state.best = {"epoch": state.epoch + 1, "value": float(value), **scores.as_dict()}
             state.bad_epochs = 0
