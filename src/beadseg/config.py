@@ -197,8 +197,8 @@ class InstanceConfig(_Strict):
     split_touching: bool = True
     min_distance_px: int = Field(3, ge=1, description="closest two bead centres can be")
     fill_holes: bool = True
-    peak_distance_px: int = Field(
-        2, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window"
+    peak_distance_px: int | None = Field(
+        None, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window; default per method"
     )
     peak_sigma_px: float | None = Field(
         None, ge=0, description="peak methods: smoothing (px) of the map; default per method"

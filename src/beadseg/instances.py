@@ -307,11 +307,15 @@ def bead_table(
 
 # ----------------------------------------------------------------------------- seeded by peaks
 
-#: Gaussian smoothing (px) of the peak map when ``InstanceConfig.peak_sigma_px`` is None,
-#: measured on exact-truth composites: 0.7 px steadies the probability's flat tops; the
-#: centre head's distance map is smooth already (smoothing it merged tight pairs: clumped
-#: F1 0.949 vs 0.956 unsmoothed).
+#: Defaults per method of ``InstanceConfig.peak_sigma_px`` (Gaussian smoothing of the peak
+#: map) and ``peak_distance_px`` (peak window half-width), chosen on exact-truth composites of
+#: the training frames (benchmarks/tune_instances.py): the probability needs 0.7 px smoothing
+#: and a 5x5 window to give one peak per flat top; the centre head's distance map is smooth
+#: already and a 3x3 window keeps tight pairs apart (clumped beads touching at 0.75-0.9
+#: diameters: F1 0.910 / count -10.7 % with 3x3, 0.875 / -16.9 % with 5x5, 0.901 / -13.3 %
+#: smoothed at 0.5 px).
 PEAK_SIGMA_PX = {"probability_peaks": 0.7, "centre_peaks": 0.0}
+PEAK_DISTANCE_PX = {"probability_peaks": 2, "centre_peaks": 1}
 
 
 def split_by_markers(mask: np.ndarray, surface: np.ndarray, markers: np.ndarray) -> np.ndarray:
@@ -339,13 +343,18 @@ def split_by_markers(mask: np.ndarray, surface: np.ndarray, markers: np.ndarray)
 
 
 def instances_from_peaks(
-    mask: np.ndarray, peak_map: np.ndarray, cfg=None, floor: float | None = None, sigma_px: float = 0.0
+    mask: np.ndarray,
+    peak_map: np.ndarray,
+    cfg=None,
+    floor: float | None = None,
+    sigma_px: float = 0.0,
+    distance_px: int = 2,
 ) -> np.ndarray:
     """Beads of a mask, seeded at the peaks of a map (the probability, or a centre head's
     output), with the hole filling, splitting and size limits of an ``InstanceConfig``.
 
     ``peak_map`` is smoothed with ``sigma_px``; its :func:`local_maxima` within
-    ``cfg.peak_distance_px`` (and >= ``floor``) inside the mask are the bead centres, and
+    ``distance_px`` (and >= ``floor``) inside the mask are the bead centres, and
     :func:`split_by_markers` splits the components that hold several.
     """
     from .config import InstanceConfig
@@ -358,7 +367,7 @@ def instances_from_peaks(
     if sigma_px > 0:
         surface = ndi.gaussian_filter(surface, sigma_px, truncate=3.0)
     if cfg.split_touching:
-        markers = ndi.label(local_maxima(surface, cfg.peak_distance_px, floor, mask), structure=EIGHT)[0]
+        markers = ndi.label(local_maxima(surface, distance_px, floor, mask), structure=EIGHT)[0]
         labels = split_by_markers(mask, surface, markers)
     else:
         labels = label_components(mask)[0]
@@ -427,9 +436,10 @@ def segment_instances(
     if method == "distance":
         return instances_from_mask(mask, prob, cfg)
     sigma = PEAK_SIGMA_PX[method] if cfg.peak_sigma_px is None else cfg.peak_sigma_px
+    dist = PEAK_DISTANCE_PX[method] if cfg.peak_distance_px is None else cfg.peak_distance_px
     if method == "probability_peaks":
-        return instances_from_peaks(mask, prob, cfg, sigma_px=sigma)
-    return instances_from_peaks(mask, centre, cfg, floor=cfg.centre_threshold, sigma_px=sigma)
+        return instances_from_peaks(mask, prob, cfg, sigma_px=sigma, distance_px=dist)
+    return instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
 
 
 # ----------------------------------------------------------------------------- counts of annotations
