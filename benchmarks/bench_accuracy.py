@@ -87,6 +87,18 @@ def synthetic_fold(name: str, k: int) -> int | None:
     return names.index(name) % k if name in names else None
 
 
+def final_model(run: Path) -> Path:
+    """The model a fold keeps: its last epoch (both recipes; no epoch is chosen on the held-out
+    frames), with this version's instance settings."""
+    from beadseg.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
+
+    final = run / "final.pt"
+    if not final.exists():
+        state = load_checkpoint(run / "last.pt")
+        save_checkpoint(final, slim_checkpoint(state, instances=InstanceConfig().model_dump()))
+    return final
+
+
 def train_fold(recipe: str, split: dict, k: int, args, set_name: str, out: Path) -> Path:
     """Train one recipe on one fold (once); returns the run folder."""
     run = out / f"{recipe}_fold{k}"
@@ -163,7 +175,7 @@ def main():
         for target in ("raw", "fixed"):
             result["rows"][f"{recipe}@{target}"] = []
         for k, split in enumerate(splits):
-            run = train_fold(recipe, split, k, args, args.set, out)
+            model = final_model(train_fold(recipe, split, k, args, args.set, out))
             val = set(split["val"])
             for target in ("raw", "fixed"):
                 val_data = (
@@ -172,7 +184,7 @@ def main():
                     else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
                 )
                 ev = evaluate(
-                    run,
+                    model,
                     val_data,
                     out / f"{recipe}_fold{k}_eval_{target}",
                     PredictConfig(),
@@ -187,7 +199,7 @@ def main():
                 syn = subset(
                     f"synthetic80x_fold{k}_of{args.folds}", lambda s, k=k: synthetic_fold(s, args.folds) == k
                 )
-                images += evaluate(out / f"{recipe}_fold{k}", syn, None, PredictConfig()).images
+                images += evaluate(out / f"{recipe}_fold{k}" / "final.pt", syn, None, PredictConfig()).images
             result["synthetic_heldout"][recipe] = summarise(images)
     _classical(result, data, fixed, splits)
     for key, images in result["rows"].items():

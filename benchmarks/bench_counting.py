@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -209,6 +210,8 @@ def main() -> None:
         a.touch,
     )
     t_synth = time.perf_counter() - t0
+    if pred.exists():  # predict resumes finished frames: never score another model's outputs
+        shutil.rmtree(pred)
     t0 = time.perf_counter()
     beadseg(
         "predict",

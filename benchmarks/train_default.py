@@ -11,9 +11,16 @@ Training data (all under bench-out/train_data/):
   sparse..crowded, 4 per level, beads touching at 0.9-1.0 diameters (seed 101), and medium..
   crowded, 4 per level, at 0.75-0.9 (seed 102);
 - the 20 synthetic_80x tiles.
-Validation (best epoch): ``--holdout``: the real tiles of the held-out frames; the shipped
-model: composites from all frames with another seed (seed 201; in-domain, not held out).
-Fixed epochs, so the model does not depend on the machine's load.
+Validation: ``--holdout``: the real tiles of the held-out frames; the shipped model:
+composites from all frames with another seed (seed 201; in-domain, not held out).
+Fixed epochs, so the model does not depend on the machine's load. The model kept is the LAST
+epoch (the end of the cosine schedule), not the epoch of best validation IoU: on the shipped
+model's validation composites the last epoch counted touching beads better (clumped: count
+error -8.3 % vs -11.3 % at the best-IoU epoch 25). Its fingerprint is measured on the training
+images with the last weights, and it carries this version's instance settings.
+
+Writes bench-out/default_export/ (default.pt and its record) and, with --holdout,
+bench-out/default_heldout_export/heldout.pt (the model the counting benchmark holds out).
 """
 
 from __future__ import annotations
@@ -28,10 +35,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import DATA, OUT, ROOT, subset, synthetic_subset  # noqa: E402
 
-from beadseg.checkpoint import export_checkpoint  # noqa: E402
-from beadseg.config import load_config  # noqa: E402
+from beadseg.checkpoint import (  # noqa: E402
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    slim_checkpoint,
+)
+from beadseg.config import Config, InstanceConfig, load_config  # noqa: E402
 from beadseg.naming import source_frame  # noqa: E402
 from beadseg.training import train  # noqa: E402
+from beadseg.training.data import prepare_data  # noqa: E402
+from beadseg.training.validation import fingerprint_samples  # noqa: E402
 
 SPLIT = ROOT / "src" / "beadseg" / "weights" / "default_split.json"
 COMPOSITES = (  # (name, levels, per level, seed, touch)
@@ -114,11 +128,10 @@ def main():
             sets.append(f"train.num_threads={args.threads}")
         cfg = load_config(ROOT / "configs" / "default_model.yaml", sets)
         train(cfg, run, progress=False, log=lambda s: print(s, flush=True))
+    dest = OUT / ("default_heldout_export" if args.holdout else "default_export")
+    export_last(run, dest / ("heldout.pt" if args.holdout else "default.pt"))
     if args.holdout:
         return
-    dest = OUT / "default_export"
-    dest.mkdir(exist_ok=True)
-    export_checkpoint(run, dest / "default.pt")
     for src, name in (
         ("history.csv", "default_history.csv"),
         ("split.json", "default_training_data.json"),
@@ -129,6 +142,23 @@ def main():
     if args.install:
         for f in dest.iterdir():
             shutil.copy(f, ROOT / "src" / "beadseg" / "weights" / f.name)
+
+
+def export_last(run: Path, out: Path) -> Path:
+    """A slim checkpoint of the run's last epoch, with the fingerprint of those weights on the
+    training images and the instance settings of this version."""
+    import torch
+
+    state = load_checkpoint(run / "last.pt")
+    cfg = Config.model_validate(state["config"])
+    inst = InstanceConfig()
+    data = prepare_data(cfg)
+    model = model_from_checkpoint(state, run / "last.pt")
+    fp = fingerprint_samples(
+        model, data.train, inst, torch.device("cpu"), state["meta"].get("threshold", 0.5)
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(out, slim_checkpoint(state, fingerprint=fp, instances=inst.model_dump()))
 
 
 if __name__ == "__main__":

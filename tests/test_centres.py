@@ -231,3 +231,25 @@ def test_training_leaves_out_labels_graded_unusable(tmp_path, monkeypatch):
     cfg.data.use_all_labels = False
     train(cfg, tmp_path / "run", progress=False, log=lambda s: None)
     assert json.loads((tmp_path / "run" / "split.json").read_text())["excluded_labels"] == {bad: "scaled"}
+
+
+def test_fine_tuning_takes_the_network_and_scaling_of_its_start(tmp_path):
+    from helpers import tiny_train_config
+
+    from beadseg.checkpoint import load_checkpoint
+    from beadseg.synth import synth_dataset
+    from beadseg.training import train
+
+    synth_dataset(tmp_path / "d", n=6, size=64, seed=2, min_beads=10, max_beads=60)
+    start = tiny_train_config(
+        tmp_path / "d", **{"model.centre_head": True, "data.normalization": "percentile"}
+    )
+    train(start, tmp_path / "a", progress=False, log=lambda s: None)
+    lines = []
+    tuned = tiny_train_config(
+        tmp_path / "d", **{"train.init_weights": str(tmp_path / "a"), "train.epochs": 1}
+    )
+    train(tuned, tmp_path / "b", progress=False, log=lines.append)
+    meta = load_checkpoint(tmp_path / "b" / "best.pt")["meta"]
+    assert meta["model"]["centre_head"] and meta["normalization"]["method"] == "percentile"
+    assert any("replace model.* and data.*" in line for line in lines)

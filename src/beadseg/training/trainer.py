@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..checkpoint import inference_weights, load_checkpoint, resolve_model_path
-from ..config import Config, save_config
+from ..config import Config, ModelConfig, save_config
 from ..data.dataset import CropDataset
 from ..devices import Distributed, distributed, torch_threads
 from ..errors import ConfigError
@@ -82,6 +82,8 @@ def train(
             return {**ckpt["result"]}
     if out is None:
         raise ConfigError("give an output folder (--out RUN_DIR)")
+    if ckpt is None and cfg.train.init_weights:
+        cfg = fine_tuning_config(cfg, log)
     out = Path(out)
     with torch_threads(cfg.train.num_threads), distributed(cfg.train.device) as dist:
         data, loader = _prepare_run(cfg, out, dist)
@@ -313,6 +315,24 @@ def add_fingerprint(out: Path, samples: list, cfg: Config) -> None:
         ckpt = best if name == "best.pt" else load_checkpoint(out / name)
         ckpt["meta"]["fingerprint"] = fp
         save_checkpoint(out / name, ckpt)
+
+
+def fine_tuning_config(cfg: Config, log: Callable[[str], None] = print) -> Config:
+    """The config of a run that starts from ``train.init_weights``: the network (``model.*``,
+    ``data.channels``) and the input normalisation are the source checkpoint's, since weights
+    only fit their own architecture and were trained on their own input scaling."""
+    from ..normalization import LEGACY
+
+    meta = load_checkpoint(resolve_model_path(cfg.train.init_weights))["meta"]
+    model = ModelConfig(**{**ModelConfig().model_dump(), **meta["model"]})
+    norm = (meta.get("normalization") or LEGACY)["method"]
+    data = cfg.data.model_copy(update={"channels": meta["in_channels"], "normalization": norm})
+    if model != cfg.model or data != cfg.data:
+        log(
+            f"fine-tuning {cfg.train.init_weights}: its network and input scaling ({model.name}, "
+            f"centre head {model.centre_head}, {norm} normalisation) replace model.* and data.*"
+        )
+    return cfg.model_copy(update={"model": model, "data": data})
 
 
 def _init_from(model: torch.nn.Module, source: str) -> None:
