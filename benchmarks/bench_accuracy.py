@@ -1,12 +1,21 @@
-"""Accuracy: grouped K-fold cross-validation over source frames.
+"""Accuracy: grouped K-fold cross-validation over source frames, recipe against recipe.
 
-For each fold a model is trained on the other folds' frames with the default recipe
-(configs/default_model.yaml, time-capped) and evaluated on the held-out frames, against the masks
-as given ("raw") and against re-registered masks ("fixed", `beadseg fix-masks`). The classical
-baseline (beadseg.classical, threshold calibrated on the training folds) runs on the same folds.
-Out-of-fold counts give the dilution slope. Writes bench-out/accuracy/<set>/accuracy.json.
+The folds are drawn once (grouped by source frame, stratified by density, as `beadseg train`
+splits); for each fold and recipe a model is trained on the other folds' frames for a fixed
+number of epochs and evaluated on the held-out frames, against the masks as given ("raw") and
+against re-registered masks ("fixed", `beadseg fix-masks`). Recipes:
 
-    python benchmarks/bench_accuracy.py --set real --folds 4 --variants unet:align,unet:raw
+- ``v1``: configs/recipe_v1.yaml, the model shipped before the centre head (real tiles only);
+- ``v2``: configs/default_model.yaml (centre head), trained on the fold's real tiles plus
+  exact-truth composites made only from the fold's training frames and the synthetic 80x tiles
+  of the other folds (each synthetic tile is its own frame, dealt to the folds round-robin);
+  its pixel IoU on the synthetic tiles it left out is reported too.
+
+The classical baseline (beadseg.classical, threshold calibrated on the training folds) runs on
+the same folds. Out-of-fold counts give the dilution slope. Writes
+bench-out/accuracy/<set>/accuracy.json.
+
+    python benchmarks/bench_accuracy.py --set real --folds 4 --recipes v1,v2 --epochs 10
 """
 
 from __future__ import annotations
@@ -19,14 +28,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine, real_subset, subset, synthetic_subset  # noqa: E402
+from train_default import COMPOSITES, composites  # noqa: E402
 
 from beadseg.classical import calibrate_threshold, classical_segment  # noqa: E402
 from beadseg.config import InstanceConfig, PredictConfig, load_config  # noqa: E402
+from beadseg.data.split import grouped_split  # noqa: E402
 from beadseg.dilution import fit_dilution  # noqa: E402
 from beadseg.evaluate import aggregate, evaluate, evaluate_image, truth_labels  # noqa: E402
-from beadseg.io import find_pairs, read_pair  # noqa: E402
+from beadseg.instances import label_components  # noqa: E402
+from beadseg.io import find_pairs, read_mask, read_pair  # noqa: E402
+from beadseg.naming import source_frame  # noqa: E402
 from beadseg.registration import fix_masks  # noqa: E402
 from beadseg.training import train  # noqa: E402
+
+RECIPES = {"v1": ROOT / "configs" / "recipe_v1.yaml", "v2": ROOT / "configs" / "default_model.yaml"}
 
 
 def summarise(images: list) -> dict:
@@ -34,9 +49,11 @@ def summarise(images: list) -> dict:
     rows = [e.row() for e in images]
     return {
         "n_images": len(rows),
-        "iou_mean": agg.iou_mean, "iou_pooled": agg.pixels.iou,
+        "iou_mean": agg.iou_mean,
+        "iou_pooled": agg.pixels.iou,
         "iou_best_shift_mean": agg.iou_best_shift_mean,
-        "object_f1": agg.objects.f1, "centroid_f1": agg.centroids.f1,
+        "object_f1": agg.objects.f1,
+        "centroid_f1": agg.centroids.f1,
         "median_abs_count_error": agg.counts.median_abs_error,
         "total_count_error": agg.counts.total_relative_error,
         "dilution_slope_pred": slope(rows, "pred_count"),
@@ -54,13 +71,82 @@ def slope(rows: list[dict], key: str):
     return f.slope if f else None
 
 
+def folds(data: Path, k: int) -> list[dict]:
+    """The K grouped folds of the data ({"train": names, "val": names}), as `beadseg train`
+    draws them (split.seed 0, density = objects per tile)."""
+    pairs = find_pairs(data)
+    groups = {p.name: source_frame(p.name) for p in pairs}
+    density = {p.name: label_components(read_mask(p.mask).mask)[1] for p in pairs}
+    return [grouped_split(groups, density, folds=k, fold=i, seed=0).as_dict() for i in range(k)]
+
+
+def synthetic_fold(name: str, k: int) -> int | None:
+    """The fold of a synthetic 80x tile (each its own source frame): tiles dealt round-robin in
+    name order, so every v2 fold model leaves a quarter of them out for an honest pixel IoU."""
+    names = sorted(p.stem for p in (synthetic_subset() / "images").iterdir())
+    return names.index(name) % k if name in names else None
+
+
+def final_model(run: Path) -> Path:
+    """The model a fold keeps: its last epoch (both recipes; no epoch is chosen on the held-out
+    frames), with this version's instance settings."""
+    from beadseg.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
+
+    final = run / "final.pt"
+    if not final.exists():
+        state = load_checkpoint(run / "last.pt")
+        save_checkpoint(final, slim_checkpoint(state, instances=InstanceConfig().model_dump()))
+    return final
+
+
+def train_fold(recipe: str, split: dict, k: int, args, set_name: str, out: Path) -> Path:
+    """Train one recipe on one fold (once); returns the run folder."""
+    run = out / f"{recipe}_fold{k}"
+    if (run / "result.json").exists():
+        return run
+    train_dir = subset(f"{set_name}_fold{k}_train", lambda s, t=set(split["train"]): s in t)
+    val_dir = subset(f"{set_name}_fold{k}_val", lambda s, v=set(split["val"]): s in v)
+    paths = [train_dir]
+    if recipe == "v2":
+        frames = sorted(set(split["train_groups"]))
+        paths += [
+            composites(
+                OUT / "train_data" / f"composites_{set_name}_fold{k}_{c}",
+                frames,
+                lv,
+                n,
+                seed,
+                touch,
+                f"comp_{c}",
+            )
+            for c, lv, n, seed, touch in COMPOSITES
+        ]
+        if set_name == "real":  # the synthetic 80x tiles of the other folds (see synthetic_fold)
+            paths.append(
+                subset(
+                    f"synthetic80x_not_fold{k}_of{args.folds}",
+                    lambda s: synthetic_fold(s, args.folds) not in (None, k),
+                )
+            )
+    sets = [
+        f"data.path=[{','.join(map(str, paths))}]",
+        f"data.val_path={val_dir}",
+        f"train.epochs={args.epochs}",
+        "train.early_stop_patience=null",
+    ] + ([f"train.num_threads={args.threads}"] if args.threads else [])
+    cfg = load_config(RECIPES[recipe], sets)
+    train(cfg, run, progress=False, log=lambda s, tag=f"[{recipe} fold {k}]": print(tag, s, flush=True))
+    return run
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=["real", "synthetic"], default="real")
     ap.add_argument("--folds", type=int, default=4)
-    ap.add_argument("--variants", default="unet:align", help="model:align|raw, comma-separated")
-    ap.add_argument("--minutes", type=float, default=6.0)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--recipes", default="v1,v2", help="comma-separated: v1, v2")
+    ap.add_argument("--epochs", type=int, default=10, help="fixed epochs per fold")
+    ap.add_argument("--only-fold", type=int, default=None, help="train just this fold (parallel jobs)")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     data = real_subset() if args.set == "real" else synthetic_subset()
     out = OUT / "accuracy" / args.set
@@ -68,54 +154,66 @@ def main():
     fixed = out / "fixed-masks"
     if not (fixed / "shifts.csv").exists():
         fix_masks(data, fixed)
-    pairs = find_pairs(data)
+    splits = folds(data, args.folds)
+    recipes = args.recipes.split(",")
+    if args.only_fold is not None:
+        for recipe in recipes:
+            train_fold(recipe, splits[args.only_fold], args.only_fold, args, args.set, out)
+        return
     result = {
         "machine": machine(),
         "set": args.set,
         "folds": args.folds,
-        "minutes_per_fold": args.minutes,
+        "epochs_per_fold": args.epochs,
+        "splits": splits,
         "rows": {},
         "table": {},
+        "per_fold": {},
+        "synthetic_heldout": {},
     }
-    inst = InstanceConfig()
-    splits = []
-    for variant in args.variants.split(","):
-        name, align = variant.split(":")
+    for recipe in recipes:
         for target in ("raw", "fixed"):
-            result["rows"][f"{variant}@{target}"] = []
-        for k in range(args.folds):
-            run = out / f"{name}_{align}_fold{k}"
-            cfg = load_config(
-                ROOT / "configs" / "default_model.yaml",
-                [
-                    f"data.path={data}",
-                    f"model.name={name}",
-                    f"data.align_masks={align == 'align'}",
-                    f"split.folds={args.folds}",
-                    f"split.fold={k}",
-                    f"train.max_minutes={args.minutes}",
-                    f"train.epochs={args.epochs}",
-                ],
-            )
-            if not (run / "result.json").exists():
-                train(
-                    cfg,
-                    run,
-                    progress=False,
-                    log=lambda s, tag=f"[{variant} fold {k}]": print(tag, s, flush=True),
-                )
-            split = json.loads((run / "split.json").read_text())
-            if len(splits) < args.folds:
-                splits.append(split)
+            result["rows"][f"{recipe}@{target}"] = []
+        for k, split in enumerate(splits):
+            model = final_model(train_fold(recipe, split, k, args, args.set, out))
             val = set(split["val"])
             for target in ("raw", "fixed"):
-                val_data = subset(f"{args.set}_{target}_fold{k}_val", lambda s, v=val: s in v) \
-                    if target == "raw" else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
-                ev = evaluate(run, val_data, out / f"{name}_{align}_fold{k}_eval_{target}",
-                              PredictConfig(), gallery=target == "raw")
-                result["rows"][f"{variant}@{target}"] += ev.images
+                val_data = (
+                    subset(f"{args.set}_{target}_fold{k}_val", lambda s, v=val: s in v)
+                    if target == "raw"
+                    else _fixed_subset(fixed, val, out / f"fixed_fold{k}_val")
+                )
+                ev = evaluate(
+                    model,
+                    val_data,
+                    out / f"{recipe}_fold{k}_eval_{target}",
+                    PredictConfig(),
+                    gallery=target == "raw",
+                )
+                result["rows"][f"{recipe}@{target}"] += ev.images
+                result["per_fold"][f"{recipe}@{target}@fold{k}"] = summarise(ev.images)
+    if args.set == "real":
+        for recipe in recipes:  # each fold's model on the synthetic 80x tiles it never saw
+            images = []
+            for k in range(args.folds):
+                syn = subset(
+                    f"synthetic80x_fold{k}_of{args.folds}", lambda s, k=k: synthetic_fold(s, args.folds) == k
+                )
+                images += evaluate(out / f"{recipe}_fold{k}" / "final.pt", syn, None, PredictConfig()).images
+            result["synthetic_heldout"][recipe] = summarise(images)
+    _classical(result, data, fixed, splits)
+    for key, images in result["rows"].items():
+        result["table"][key] = summarise(images)
+        result["rows"][key] = [e.row() for e in images]
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2, default=float))
+    print(json.dumps({"table": result["table"], "per_fold": result["per_fold"]}, indent=2, default=float))
+
+
+def _classical(result: dict, data: Path, fixed: Path, splits: list[dict]) -> None:
+    """The classical baseline on the same folds (threshold calibrated on each fold's training side)."""
     t0 = time.time()
-    by_name = {p.name: p for p in pairs}
+    inst = InstanceConfig()
+    by_name = {p.name: p for p in find_pairs(data)}
     fixed_pairs = {p.name: p for p in find_pairs(fixed)}
     for target, src in (("raw", by_name), ("fixed", fixed_pairs)):
         rows = []
@@ -128,16 +226,17 @@ def main():
             thr = calibrate_threshold(imgs, labs)
             for n in split["val"]:
                 img, info = read_pair(src[n])
-                rows.append(evaluate_image(classical_segment(img, thr), info.mask,
-                                           truth_labels(data, src[n], info.mask, inst), name=n))
+                rows.append(
+                    evaluate_image(
+                        classical_segment(img, thr),
+                        info.mask,
+                        truth_labels(data, src[n], info.mask, inst),
+                        name=n,
+                    )
+                )
             result.setdefault("classical_threshold_sd", {}).setdefault(target, []).append(thr)
         result["rows"][f"classical@{target}"] = rows
     result["classical_seconds"] = time.time() - t0
-    for key, images in result["rows"].items():
-        result["table"][key] = summarise(images)
-        result["rows"][key] = [e.row() for e in images]
-    (out / "accuracy.json").write_text(json.dumps(result, indent=2, default=float))
-    print(json.dumps(result["table"], indent=2, default=float))
 
 
 def _fixed_subset(fixed: Path, names: set, out: Path) -> Path:

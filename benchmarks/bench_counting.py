@@ -12,11 +12,16 @@ on the package's internals) and scores, per level:
 - recall of single beads and of beads in touching groups;
 - total count error (predicted - true) / true over the level, and median |count error| per tile.
 
-Writes bench-out/counting_<model>.json (seed 0; other seeds or --touch ranges add a tag) and
-prints a Markdown table.
+With ``--compare-methods`` the same model's outputs are also turned into beads by each instance
+method (`InstanceConfig.method`: distance, probability_peaks, and centre_peaks for models with
+a centre head), in-process, and scored alike.
 
-    python benchmarks/bench_counting.py [MODEL] [--split SPLIT_JSON] [--seed 0] [--n 3]
-        [--touch 0.9,1.0] [--save-probabilities]
+Writes bench-out/counting_<tag>.json (seed 0; other seeds or --touch ranges add a tag) and
+prints a Markdown table. Only a model that never trained on the split's ``val`` frames is held
+out here: the shipped model trained on every dev frame (say so when you report it).
+
+    python benchmarks/bench_counting.py [MODEL] [--tag TAG] [--split SPLIT_JSON] [--seed 0]
+        [--n 3] [--touch 0.9,1.0] [--save-probabilities] [--compare-methods]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -113,6 +119,40 @@ def summarise(images: list[dict]) -> dict:
     }
 
 
+def compare_methods(model: str, truth: Path, level_of: dict[str, str], max_dist: float) -> dict:
+    """Per instance method: the level summaries of the model's beads (in-process)."""
+    from beadseg.inference import load_model, segment
+    from beadseg.instances import centroids
+    from beadseg.io import read_image
+
+    m = load_model(model)
+    methods = ["distance", "probability_peaks"] + (["centre_peaks"] if m.centre_head else [])
+    out = {}
+    for method in methods:
+        inst = m.instances.model_copy(update={"method": method})
+        images = []
+        for name, lv in level_of.items():
+            labels = segment(m, read_image(truth / "images" / f"{name}.png"), None, None, inst).labels
+            t, _ = read_points(truth / "centres" / f"{name}.csv", "x", "y")
+            mt = match_points(t, centroids(labels), max_dist)
+            images.append(
+                {
+                    "level": lv,
+                    "n_true": mt.n_true,
+                    "n_pred": mt.n_pred,
+                    "tp": mt.tp,
+                    "fp": mt.fp,
+                    "fn": mt.fn,
+                    "single_true": 0,
+                    "single_hit": 0,
+                    "grouped_true": 0,
+                    "grouped_hit": 0,
+                }
+            )
+        out[method] = {lv: summarise([r for r in images if r["level"] == lv]) for lv in LEVELS}
+    return out
+
+
 def markdown(model: str, levels: dict) -> str:
     lines = [
         f"| level ({model}) | tiles | true | predicted | centroid F1 | recall single | "
@@ -144,8 +184,10 @@ def main() -> None:
     ap.add_argument("--max-dist", type=float, default=3.0, help="centroid match distance (px)")
     ap.add_argument("--touch", default=DEFAULT_TOUCH, help="touching distance LOW,HIGH diameters")
     ap.add_argument("--save-probabilities", action="store_true")
+    ap.add_argument("--compare-methods", action="store_true", help="score every instance method too")
+    ap.add_argument("--tag", default=None, help="name of the result (default: the model's)")
     a = ap.parse_args()
-    tag = "default" if a.model == "default" else Path(a.model).stem
+    tag = a.tag or ("default" if a.model == "default" else Path(a.model).stem)
     val = json.loads(a.split.read_text())["val"]
     run = run_name(a.seed, a.touch)
     truth = OUT / "counting" / f"truth_{run}"
@@ -168,6 +210,8 @@ def main() -> None:
         a.touch,
     )
     t_synth = time.perf_counter() - t0
+    if pred.exists():  # predict resumes finished frames: never score another model's outputs
+        shutil.rmtree(pred)
     t0 = time.perf_counter()
     beadseg(
         "predict",
@@ -200,10 +244,14 @@ def main() -> None:
         "levels": levels,
         "images": images,
     }
+    if a.compare_methods:
+        result["methods"] = compare_methods(a.model, truth, level_of, a.max_dist)
     out = OUT / (f"counting_{tag}.json" if run == "seed0" else f"counting_{tag}_{run}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(tag, levels))
+    for method, by_level in result.get("methods", {}).items():
+        print("\n" + markdown(f"{tag}, {method}", by_level))
     print(
         f"\n{prov['n_sprites']} sprites from {len(prov['sprite_tiles'])} tiles, "
         f"{len(prov['background_tiles'])} backgrounds; synth {t_synth:.1f} s, predict "

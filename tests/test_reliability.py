@@ -25,10 +25,12 @@ from beadseg.registration import shift_mask
 from beadseg.synth import synth_dataset, synth_image
 
 TINY = [
-    "--set", "data.crop_size=64", "--set", "data.crops_per_epoch=8", "--set", "model.base_channels=4",
+    "--set", "data.crop_size=64", "--set", "data.crops_per_epoch=64", "--set", "optim.lr=0.01",
+    "--set", "model.base_channels=4",
     "--set", "model.depth=2", "--set", "train.batch_size=4", "--set", "train.num_threads=1",
     "--set", "split.val_fraction=0.34", "--epochs", "1", "--quiet",
-]  # fmt: skip
+]  # fmt: skip  (64 crops at lr 0.01 learn some beads in one epoch: a run that predicts nothing
+#   ends collapsed, exit 3)
 
 
 def cli(capsys, *args):
@@ -149,7 +151,7 @@ C["predict-same-stem-two-folders"] = lambda t, f: (
 C["train-into-old-run"] = lambda t, f: (
     ["train", f.data, "--out", _copy(f.root / "run", t / "o"), *TINY], t / "o", ["--resume"])
 C["train-other-settings-into-old-run"] = lambda t, f: (
-    ["train", f.data, "--out", _copy(f.root / "run", t / "o"), *TINY, "--set", "optim.lr=0.01"],
+    ["train", f.data, "--out", _copy(f.root / "run", t / "o"), *TINY, "--set", "optim.lr=0.02"],
     t / "o", ["optim.lr", "0.01"])
 C["cv-fold-done-with-another-model"] = lambda t, f: (
     ["cv", f.data, "--out", _copy(f.root / "cv", t / "o"), "--folds", 2, "--fold", 0, *TINY[:-3],
@@ -538,7 +540,7 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(small, tmp
     from beadseg.output_folder import claim_output
     from beadseg.training import train
 
-    cfg = tiny_train_config(small, **{"data.crops_per_epoch": 8})
+    cfg = tiny_train_config(small)  # 64 crops: it learns, so the finished run is "ok"
     run = tmp_path / "run"
     with pytest.raises(_Killed), claim_output(run, "train", cfg.model_dump(mode="json")):
         train(cfg, run, progress=False, log=lambda s: None, on_epoch=_kill_at(1))
@@ -568,7 +570,9 @@ def test_a_killed_sweep_resumes_without_running_trials_and_with_new_parameters(s
     assert code == 0 and f"trial {killed.number} was left running" in stdout
     trials = optuna.load_study(study_name="beadseg-sweep", storage=f"sqlite:///{out / 'study.db'}").trials
     states = [t.state.name for t in trials]
-    assert "RUNNING" not in states and states[killed.number] == "FAIL" and states.count("COMPLETE") == 2
+    assert "RUNNING" not in states and states[killed.number] == "FAIL"
+    # two trials finished (a tiny trial that collapses is finished as PRUNED)
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 2
     lrs = [t.params["optim.lr"] for t in trials]
     assert len(set(lrs)) == len(lrs)  # the resumed sampler does not replay the first proposal
     assert not list(out.glob(".*.????????????.*"))

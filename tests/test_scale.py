@@ -92,8 +92,8 @@ def _space(tmp_path, data, space="  optim.lr: {type: float, low: 1.0e-3, high: 1
     p = tmp_path / "space.yaml"
     p.write_text(
         "base:\n"
-        f"  data: {{path: {data}, crop_size: 48, crops_per_epoch: 8}}\n"
-        "  model: {base_channels: 2, depth: 2}\n"
+        f"  data: {{path: {data}, crop_size: 48, crops_per_epoch: 64}}\n"  # trials that learn: an
+        "  model: {base_channels: 4, depth: 2}\n"  # untrained model ends "collapsed", never the best
         "  train: {epochs: 2, batch_size: 4, num_threads: 1}\n"
         "  split: {val_fraction: 0.34}\n"
         "space:\n" + space)
@@ -156,7 +156,7 @@ def test_hpc_templates_pass_bash_n(tmp_path, args):
 def test_two_process_gloo_matches_single_process(tmp_path):
     data = tmp_path / "d"
     synth_dataset(data, n=6, size=64, seed=5, min_beads=10, max_beads=60)
-    sets = ["data.crop_size=64", "data.crops_per_epoch=16", "model.base_channels=4",
+    sets = ["data.crop_size=64", "data.crops_per_epoch=64", "optim.lr=0.01", "model.base_channels=4",
             "model.depth=2", "model.norm=group", "loss.name=bce", "train.batch_size=4",
             "train.num_threads=1", "split.val_fraction=0.34", "train.epochs=2",
             "augment.blur_prob=0"]
@@ -177,5 +177,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     b = _counts(tmp_path / "two" / "history.csv")
     assert len(a) == len(b) == 2
     for ra, rb in zip(a, b):
-        for k in ("train_loss", "val_loss", "val_iou"):
+        for k in ("train_loss", "val_loss"):
             assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), k
+        # IoU thresholds probabilities: a few pixels near 0.5 flip with the summation order
+        assert float(ra["val_iou"]) == pytest.approx(float(rb["val_iou"]), abs=0.01)

@@ -127,6 +127,39 @@ def test_absurd_lr_collapses_with_reason(tmp_path):
     assert saved["status"] == "collapsed"
 
 
+def test_a_model_that_predicts_nothing_is_never_ok(tmp_path):
+    """2 epochs end before the collapse guard may stop the run; the kept model predicts no
+    foreground (while its validation loss falls), so the run is marked collapsed, with the
+    reason."""
+    data = tmp_path / "d"
+    synth_dataset(data, n=6, size=64, seed=2, min_beads=10, max_beads=60)
+    over = {
+        "loss.name": "bce",
+        "loss.pos_weight": 1e-4,
+        "optim.lr": 0.05,
+        "data.crops_per_epoch": 48,
+        "train.monitor": "val_loss",
+    }
+    cfg = tiny_train_config(data, **over)
+    res = train(cfg, tmp_path / "run", progress=False, log=_quiet)
+    hist = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert len(hist) == 2
+    assert all(float(h["val_pred_fg"]) < 0.1 * float(h["val_true_fg"]) for h in hist)
+    assert res["status"] == "collapsed"
+    assert "kept model" in res["reason"] and "all background" in res["reason"]
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["status"] == "collapsed"
+
+
+def test_collapse_guard_fires_within_four_epochs_by_default(tmp_path):
+    data = tmp_path / "d"
+    synth_dataset(data, n=6, size=64, seed=2, min_beads=10, max_beads=60)
+    cfg = tiny_train_config(data, **{"optim.lr": 1e3, "train.epochs": 4})
+    assert (cfg.train.collapse_min_epoch, cfg.train.collapse_patience) == (1, 2)
+    res = train(cfg, tmp_path / "run", progress=False, log=_quiet)
+    assert res["status"] == "collapsed"
+    assert res["epochs_run"] <= 3
+
+
 @pytest.mark.parametrize(
     "override,match",
     [

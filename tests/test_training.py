@@ -106,10 +106,14 @@ def test_resume_of_a_checkpoint_without_scheduler_state(ema_runs, tmp_path):
 
 
 def test_early_stopping_fires(data, tmp_path):
-    # a learning rate too small to change any prediction: val_iou never improves after epoch 1
+    # a trained model (one that finds beads: an untrained one ends "collapsed") and a learning
+    # rate too small to change any prediction: val_iou never improves after epoch 1
+    start = tiny_train_config(data, **{"model.norm": "group"})
+    assert train(start, tmp_path / "start", progress=False, log=_quiet)["status"] == "ok"
     cfg = tiny_train_config(
         data,
         **{
+            "train.init_weights": str(tmp_path / "start"),
             "optim.lr": 1e-12,
             "schedule.name": "constant",
             "schedule.warmup_epochs": 0,

@@ -23,7 +23,16 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the training data is and how crops are drawn from it."""
 
-    path: str | None = Field(None, description="folder with images/ and masks/")
+    path: str | list[str] | None = Field(
+        None,
+        description="folder(s) with images/ and masks/ (labels/ and centres/ used when present)",
+    )
+    val_path: str | list[str] | None = Field(
+        None, description="validation folder(s); when set, all of data.path trains (no split)"
+    )
+    normalization: Literal["background", "percentile", "dtype_max"] = Field(
+        "background", description="input scaling, stored in the checkpoint (see normalization.py)"
+    )
     crop_size: int = Field(
         256, ge=16, description="training crop size in px, at native resolution (>= 16)"
     )
@@ -41,6 +50,23 @@ class DataConfig(_Strict):
         "listed in split.json)"
     )
     channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
+    centre_target: Literal["heatmap", "distance"] = Field(
+        "heatmap", description="centre head target: Gaussians at centres, or distance to edge"
+    )
+    centre_sigma_px: float = Field(1.5, gt=0, description="SD of the centre heatmap's Gaussians")
+    single_bead_area_px: float | None = Field(
+        None, gt=0, description="area of one bead; default: median object area of the masks"
+    )
+    clump_area_ratio: float = Field(
+        1.5, gt=1, description="objects above this many bead areas are clumps (no centre loss)"
+    )
+
+    @field_validator("path", "val_path")
+    @classmethod
+    def _one_or_many(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one folder")
+        return v
 
 
 class SplitConfig(_Strict):
@@ -61,6 +87,9 @@ class ModelConfig(_Strict):
     norm: Literal["batch", "group", "instance", "none"] = "batch"
     dropout: float = Field(0.0, ge=0, lt=1)
     upsample: Literal["transpose", "bilinear"] = "transpose"
+    centre_head: bool = Field(
+        False, description="a second output channel predicting bead centres (counts touching beads)"
+    )
 
 
 class LossConfig(_Strict):
@@ -74,6 +103,7 @@ class LossConfig(_Strict):
     tversky_alpha: float = Field(0.3, ge=0)
     tversky_beta: float = Field(0.7, ge=0)
     pos_weight: float | None = Field(None, gt=0, description="BCE weight of bead pixels")
+    centre_weight: float = Field(1.0, ge=0, description="weight of the centre head's BCE")
 
 
 class OptimConfig(_Strict):
@@ -124,9 +154,9 @@ class TrainConfig(_Strict):
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, e.g. 0.99")
     early_stop_patience: int | None = Field(10, ge=1)
     monitor: Literal["val_iou", "val_iou_pooled", "val_dice", "val_loss"] = "val_iou"
-    collapse_patience: int = Field(3, ge=1, description="collapsed val epochs in a row to stop")
+    collapse_patience: int = Field(2, ge=1, description="collapsed val epochs in a row to stop")
     collapse_min_epoch: int = Field(
-        3, ge=0, description="epochs before the foreground-ratio collapse check starts"
+        1, ge=0, description="epochs before the foreground-ratio collapse check starts"
     )
     threshold: float = Field(0.5, gt=0, lt=1)
     device: str = "auto"
@@ -155,13 +185,29 @@ class InstanceConfig(_Strict):
     The probability threshold that makes the mask is the model's (``meta["threshold"]`` of its
     checkpoint: ``train.threshold``, or the one ``beadseg evaluate --calibrate`` chose), unless
     ``--threshold`` overrides it.
+
+    ``method`` (see :mod:`beadseg.instances`): ``distance`` seeds the watershed at maxima of
+    the mask's distance transform; ``probability_peaks`` at local maxima of the smoothed
+    probability; ``centre_peaks`` at peaks of the centre head (models trained with
+    ``model.centre_head``); ``auto`` takes ``centre_peaks`` when the model has the head, else
+    ``distance``.
     """
 
+    method: Literal["auto", "distance", "probability_peaks", "centre_peaks"] = "auto"
     min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
     max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
     split_touching: bool = True
     min_distance_px: int = Field(3, ge=1, description="closest two bead centres can be")
     fill_holes: bool = True
+    peak_distance_px: int | None = Field(
+        None, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window; default per method"
+    )
+    peak_sigma_px: float | None = Field(
+        None, ge=0, description="peak methods: smoothing (px) of the map; default per method"
+    )
+    centre_threshold: float = Field(
+        0.3, gt=0, lt=1, description="centre_peaks: lowest centre-head value of a bead centre"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -220,7 +266,9 @@ class AnalyzeConfig(_Strict):
     registration_min_shift_px: float = Field(2.0, gt=0)
     registration_min_gain: float = Field(0.15, ge=0)
     mask_fit_ratio: float = Field(
-        0.4, gt=0, lt=1,
+        0.4,
+        gt=0,
+        lt=1,
         description="a mask fits its image when its correlation with the bead evidence is at "
         "least this share of its source frame's (or domain's) median",
     )

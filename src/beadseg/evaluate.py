@@ -4,7 +4,8 @@ overall, all computed with :mod:`beadseg.metrics`.
 Next to plain pixel IoU it reports the IoU at the best global shift within +-k px (masks that
 sit a few pixels off their beads cap plain IoU) and object F1 with centroid matching, so model
 quality can be told apart from label noise. Object scores over a set of images are pooled
-(:func:`beadseg.metrics.pool_matchings`).
+(:func:`beadseg.metrics.pool_matchings`). Exact-truth data (`beadseg synth --from`) carry their
+bead centres (``centres/NAME.csv``): centroid matching and counts are then against those points.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 from .analysis.grades import LabelSelection
 from .config import InstanceConfig, PredictConfig
 from .errors import InputError
-from .instances import instances_from_mask
-from .io import Pair, find_pairs, read_labels, read_mask, read_pair, write_csv
+from .instances import centroids, instances_from_mask, segment_instances
+from .io import Pair, find_pairs, read_centres, read_labels, read_mask, read_pair, write_csv
 from .metrics import (
     CountSummary,
     Matching,
@@ -29,6 +30,7 @@ from .metrics import (
     count_summary,
     match_centroids,
     match_objects,
+    match_points,
     pixel_scores,
     pool_matchings,
     pooled,
@@ -53,8 +55,13 @@ class ImageEvaluation:
     centroids: Matching
 
     @property
+    def true_count(self) -> int:
+        """Beads in the truth: its centres when known exactly, else its instances."""
+        return self.centroids.n_true
+
+    @property
     def count_error(self) -> float:
-        return count_error(self.objects.n_pred, self.objects.n_true)
+        return count_error(self.objects.n_pred, self.true_count)
 
     def row(self) -> dict:
         """One row of ``metrics.csv``."""
@@ -73,7 +80,7 @@ class ImageEvaluation:
             "mean_matched_iou": obj.mean_matched_score,
             "panoptic_quality": obj.panoptic_quality,
             "centroid_f1": cen.f1,
-            "true_count": obj.n_true,
+            "true_count": self.true_count,
             "pred_count": obj.n_pred,
             "count_error": self.count_error,
             "px_tp": px.tp,
@@ -99,8 +106,13 @@ def evaluate_image(
     shift_radius_px: int = 3,
     centroid_px: float = 3.0,
     name: str | None = None,
+    true_centres: np.ndarray | None = None,
 ) -> ImageEvaluation:
-    """All metrics of one image; its ``name`` gives its source frame and dilution."""
+    """All metrics of one image; its ``name`` gives its source frame and dilution.
+
+    With ``true_centres`` (``N x 2`` row/col, exact truth) centroid matching and the true count
+    use those points; otherwise the centroids of ``true_labels``.
+    """
     pred_mask = pred_labels > 0
     shift_iou, dy, dx = best_shift_iou(pred_mask, true_mask, shift_radius_px)
     parsed = parse_name(name) if name else None
@@ -112,7 +124,11 @@ def evaluate_image(
         iou_best_shift=shift_iou,
         best_shift=(dy, dx),
         objects=match_objects(true_labels, pred_labels, 0.5),
-        centroids=match_centroids(true_labels, pred_labels, centroid_px),
+        centroids=(
+            match_centroids(true_labels, pred_labels, centroid_px)
+            if true_centres is None
+            else match_points(true_centres, centroids(pred_labels), centroid_px)
+        ),
     )
 
 
@@ -168,7 +184,7 @@ def aggregate(images: list[ImageEvaluation]) -> SetSummary:
         objects=pool_matchings([e.objects for e in images]),
         centroids=pool_matchings([e.centroids for e in images]),
         object_f1_mean=float(np.mean([e.objects.f1 for e in images])),
-        counts=count_summary([e.objects.n_pred for e in images], [e.objects.n_true for e in images]),
+        counts=count_summary([e.objects.n_pred for e in images], [e.true_count for e in images]),
     )
 
 
@@ -200,7 +216,8 @@ def _definitions(shift_radius_px: int, centroid_px: float) -> dict:
         "object": "instances matched one-to-one at IoU >= 0.5 (stardist's matching), TP/FP/FN "
         "summed over images (stardist's matching_dataset)",
         "centroid": f"instances matched one-to-one by centroid distance <= {centroid_px} px",
-        "count_error": "(predicted - true) / max(true, 1) per image",
+        "count_error": "(predicted - true) / max(true, 1) per image; true = the exact centres of "
+        "centres/NAME.csv when the data has them, else the true instances",
         "true_instances": "labels/ of the data if present, else its masks split into beads "
         "with the model's instance settings (same size limits as predictions)",
     }
@@ -252,6 +269,12 @@ def truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig)
     return instances_from_mask(mask, None, inst)
 
 
+def truth_centres(data: Path, pair: Pair) -> np.ndarray | None:
+    """The exact bead centres of an image (``centres/NAME.csv`` of exact-truth data), or None."""
+    p = Path(data) / "centres" / f"{pair.name}.csv"
+    return read_centres(p) if p.is_file() else None
+
+
 def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray | None:
     """The predicted instances of one image in a prediction folder (None: not predicted)."""
     for ext in (".tif", ".tiff"):
@@ -300,9 +323,9 @@ class _ThresholdScan:
         self.model, self.centroid_px, self.thresholds = model, centroid_px, list(thresholds)
         self.matchings: list[list[Matching]] = [[] for _ in self.thresholds]
 
-    def add(self, prob: np.ndarray, true_labels: np.ndarray) -> None:
+    def add(self, prob: np.ndarray, centres: np.ndarray | None, true_labels: np.ndarray) -> None:
         for t, found in zip(self.thresholds, self.matchings):
-            labels = instances_from_mask(prob > t, prob, self.model.instances)
+            labels = segment_instances(prob, centres, self.model.instances, t)
             found.append(match_centroids(true_labels, labels, self.centroid_px))
 
     def result(self, out: Path | None) -> Calibration:
@@ -349,23 +372,25 @@ def _write(out: Path, result: Evaluation, cfg: PredictConfig, worst: list) -> No
 
 
 def _predict_pair(model, source, pair: Pair, cfg: PredictConfig, threshold: float | None):
-    """(image, mask info, predicted instances, probabilities or None) of one pair: the model's
-    prediction, or the one in the prediction folder ``source`` (None when it holds none)."""
+    """(image, mask info, predicted instances, probabilities, centres) of one pair: the model's
+    prediction (probabilities and, with a centre head, centres), or the one in the prediction
+    folder ``source`` (None when it holds none; no probabilities or centres then)."""
     if model is None:
-        pred, prob = _find_prediction(Path(str(source)), pair.name), None
+        pred, prob, centres = _find_prediction(Path(str(source)), pair.name), None, None
         if pred is None:
             return None
         image, info = read_pair(pair)
     else:
-        from .inference import segment_image  # torch only when there is a model to run
+        from .inference import segment  # torch only when there is a model to run
 
         image, info = read_pair(pair)
-        prob, pred, _ = segment_image(model, image, cfg, threshold)
+        seg = segment(model, image, cfg, threshold)
+        pred, prob, centres = seg.labels, seg.probabilities, seg.centres
     if pred.shape != info.mask.shape:
         raise InputError(
             f"prediction for {pair.name} is {pred.shape[::-1]} but the mask is {info.mask.shape[::-1]}"
         )
-    return image, info, pred, prob
+    return image, info, pred, prob, centres
 
 
 def _evaluation(source, data: Path, images, labels, no_prediction, shift_radius_px, centroid_px):
@@ -445,11 +470,12 @@ def evaluate(
         if found is None:
             no_prediction.append(pair.name)
             continue
-        image, info, pred, prob = found
+        image, info, pred, prob, centres = found
         truth = truth_labels(data, pair, info.mask, inst)
-        images.append(evaluate_image(pred, info.mask, truth, shift_radius_px, centroid_px, pair.name))
+        points = truth_centres(data, pair)
+        images.append(evaluate_image(pred, info.mask, truth, shift_radius_px, centroid_px, pair.name, points))
         if scan is not None:
-            scan.add(prob, truth)
+            scan.add(prob, centres, truth)
         if gallery and out is not None:
             worst.append((images[-1].centroids.f1, pair.name, image, info.mask, pred > 0))
             worst = sorted(worst, key=lambda w: w[0])[:4]  # keep only the 4 worst in memory

@@ -258,6 +258,14 @@ def read_image_meta(path: str | Path) -> tuple[np.ndarray, dict]:
     return to_unit_float(raw), meta
 
 
+def read_raw_image(path: str | Path) -> np.ndarray:
+    """Read an image as stored, ``H x W x C`` in its own dtype (alpha dropped), for
+    :func:`beadseg.normalization.normalize_image`: models normalise by the image's own
+    statistics, so the dtype's maximum must not be imposed first."""
+    path = Path(path)
+    return _to_hwc(_read_raw(path), path)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as float32 ``H x W x C`` in [0, 1].
 
@@ -376,6 +384,29 @@ def read_labels(path: str | Path) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
         return arr.astype(np.int64)
     raise InputError(f"label image {path} holds non-integer values; save integer ids")
+
+
+def read_centres(path: str | Path) -> np.ndarray:
+    """Bead centres of a ``centres/NAME.csv`` (written by `beadseg synth --from`: columns x, y
+    in px, one row per bead) as an ``N x 2`` float array of (row, col).
+
+    Raises
+    ------
+    InputError
+        The file is missing or has no x / y columns.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        pts = [[float(r["y"]), float(r["x"])] for r in rows]
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{path} is not a centres table (columns x, y in px, one row per bead)") from None
+    return np.array(pts, np.float64).reshape(-1, 2)
 
 
 def read_pair_meta(pair: Pair) -> tuple[np.ndarray, MaskInfo, dict]:

@@ -47,15 +47,15 @@ def dice_loss(logits, target, valid=None, smooth: float = 1.0) -> torch.Tensor:
     return 1 - (2 * tp + smooth) / (2 * tp + fp + fn + smooth)
 
 
-def tversky_loss(logits, target, valid=None, alpha: float = 0.3, beta: float = 0.7,
-                 smooth: float = 1.0) -> torch.Tensor:
+def tversky_loss(
+    logits, target, valid=None, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1.0
+) -> torch.Tensor:
     """Tversky loss ``1 - (TP + s) / (TP + alpha FP + beta FN + s)``; beta > alpha favours recall."""
     tp, fp, fn = _soft_counts(logits, target, valid)
     return 1 - (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
 
 
-def focal_loss(logits, target, valid=None, gamma: float = 2.0,
-               alpha: float | None = None) -> torch.Tensor:
+def focal_loss(logits, target, valid=None, gamma: float = 2.0, alpha: float | None = None) -> torch.Tensor:
     """Focal loss (Lin et al. 2017): BCE scaled by ``(1 - p_t) ** gamma``, optional alpha balance."""
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p = torch.sigmoid(logits)
@@ -66,8 +66,8 @@ def focal_loss(logits, target, valid=None, gamma: float = 2.0,
     return _masked_mean(values, valid)
 
 
-def build_loss(cfg) -> LossFn:
-    """The loss named in a :class:`beadseg.config.LossConfig`."""
+def _segmentation_loss(cfg) -> LossFn:
+    """The foreground loss named in a :class:`beadseg.config.LossConfig`."""
     name = cfg.name
     if name == "bce":
         return lambda lo, t, v=None: bce_loss(lo, t, v, cfg.pos_weight)
@@ -82,3 +82,27 @@ def build_loss(cfg) -> LossFn:
     if name == "tversky":
         return lambda lo, t, v=None: tversky_loss(lo, t, v, cfg.tversky_alpha, cfg.tversky_beta)
     raise ValueError(f"unknown loss {name!r}")
+
+
+def centre_loss(logits, target, valid) -> torch.Tensor:
+    """BCE of the centre head against its soft target (heatmap or distance map), over the
+    valid pixels only (clumps of annotated masks have unknown centres)."""
+    return bce_loss(logits, target, valid)
+
+
+def build_loss(cfg, centre_head: bool = False) -> LossFn:
+    """The loss of a :class:`beadseg.config.LossConfig`, as ``loss(logits, target, valid=None)``.
+
+    With ``centre_head`` the logits are ``N x 2 x H x W`` (foreground, centres) and the target
+    ``N x 3 x H x W`` (mask, centre target, centre validity): the foreground loss on channel 0
+    plus ``cfg.centre_weight`` x :func:`centre_loss` on channel 1.
+    """
+    seg = _segmentation_loss(cfg)
+    if not centre_head:
+        return seg
+
+    def loss(lo, t, v=None):
+        fg = seg(lo[:, :1], t[:, :1], v)
+        return fg + cfg.centre_weight * centre_loss(lo[:, 1:2], t[:, 1:2], t[:, 2:3])
+
+    return loss

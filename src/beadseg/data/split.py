@@ -29,12 +29,19 @@ class Split:
     def as_dict(self) -> dict:
         val_groups = sorted({self.groups[n] for n in self.val})
         train_groups = sorted({self.groups[n] for n in self.train})
-        return {"fold": self.fold, "folds": self.folds, "train": self.train, "val": self.val,
-                "train_groups": train_groups, "val_groups": val_groups}
+        return {
+            "fold": self.fold,
+            "folds": self.folds,
+            "train": self.train,
+            "val": self.val,
+            "train_groups": train_groups,
+            "val_groups": val_groups,
+        }
 
 
-def assign_folds(groups: dict[str, str], density: dict[str, float], folds: int,
-                 seed: int = 0) -> dict[str, int]:
+def assign_folds(
+    groups: dict[str, str], density: dict[str, float], folds: int, seed: int = 0
+) -> dict[str, int]:
     """Fold index of every group: stratified by density, seeded, each group whole.
 
     Parameters
@@ -59,8 +66,9 @@ def assign_folds(groups: dict[str, str], density: dict[str, float], folds: int,
             "<frame>_grid_r<r>_c<c> so frames can be told apart"
         )
     if folds > len(names):
-        raise ConfigError(f"split.folds = {folds} is more than the {len(names)} source frames; "
-                          f"use at most {len(names)}")
+        raise ConfigError(
+            f"split.folds = {folds} is more than the {len(names)} source frames; use at most {len(names)}"
+        )
     gdens = np.array([np.mean([density[n] for n in members[g]]) for g in names])
     rng = np.random.default_rng(seed)
     order = np.argsort(gdens + rng.uniform(0, 1e-9, len(gdens)), kind="stable")
@@ -68,15 +76,21 @@ def assign_folds(groups: dict[str, str], density: dict[str, float], folds: int,
     # walk the groups from sparse to dense in chunks of K, dealing one to each fold
     start = int(rng.integers(folds))
     for chunk_start in range(0, len(order), folds):
-        chunk = order[chunk_start:chunk_start + folds]
+        chunk = order[chunk_start : chunk_start + folds]
         slots = rng.permutation(folds)[: len(chunk)]
         for gi, slot in zip(chunk, slots):
             fold_of[names[gi]] = int((slot + start) % folds)
     return fold_of
 
 
-def grouped_split(groups: dict[str, str], density: dict[str, float], val_fraction: float = 0.2,
-                  folds: int | None = None, fold: int = 0, seed: int = 0) -> Split:
+def grouped_split(
+    groups: dict[str, str],
+    density: dict[str, float],
+    val_fraction: float = 0.2,
+    folds: int | None = None,
+    fold: int = 0,
+    seed: int = 0,
+) -> Split:
     """Split image names into train and validation, keeping each group on one side.
 
     With ``folds`` = K, fold ``fold`` is validation (K-fold cross-validation); otherwise

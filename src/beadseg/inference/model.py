@@ -11,14 +11,19 @@ import torch
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint, resolve_model_path
 from ..config import InstanceConfig
+from ..models import has_centre_head
+from ..normalization import LEGACY
 
 
 @dataclass
 class LoadedModel:
     """A network with the settings it was trained/calibrated with.
 
-    Calling it maps a float32 ``N x C x H x W`` numpy batch to ``N x H x W`` probabilities, the
-    predictor :func:`beadseg.inference.tiling.predict_tiled` takes.
+    Calling it maps a float32 ``N x C x H x W`` numpy batch of normalised images to
+    ``N x H x W`` probabilities (``N x 2 x H x W``: foreground and bead centres, for a model with
+    a centre head), the predictor :func:`beadseg.inference.tiling.predict_tiled` takes.
+    ``normalization`` is how images must be scaled for it (:mod:`beadseg.normalization`; the
+    checkpoint's record, dtype-max scaling for checkpoints without one).
     """
 
     net: torch.nn.Module
@@ -28,6 +33,17 @@ class LoadedModel:
     instances: InstanceConfig
     source: str
     meta: dict = field(default_factory=dict)
+    normalization: dict = field(default_factory=lambda: dict(LEGACY))
+
+    @property
+    def centre_head(self) -> bool:
+        """True when the network also predicts bead centres (a second output channel)."""
+        return has_centre_head(self.meta.get("model", {}))
+
+    @property
+    def fingerprint(self) -> dict | None:
+        """The training-data fingerprint (:mod:`beadseg.domain`), None for older checkpoints."""
+        return self.meta.get("fingerprint")
 
     @property
     def device(self) -> torch.device:
@@ -45,7 +61,8 @@ class LoadedModel:
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return torch.sigmoid(self.net(x)).float().cpu().numpy()[:, 0]
+            out = torch.sigmoid(self.net(x)).float().cpu().numpy()
+        return out if out.shape[1] > 1 else out[:, 0]
 
 
 def load_model(model: str | Path, device: torch.device | None = None) -> LoadedModel:
@@ -62,7 +79,8 @@ def load_model(model: str | Path, device: torch.device | None = None) -> LoadedM
     Returns
     -------
     LoadedModel
-        Its threshold is the checkpoint's ``meta["threshold"]`` (0.5 when absent).
+        Its threshold is the checkpoint's ``meta["threshold"]`` (0.5 when absent), its
+        normalisation ``meta["normalization"]`` (dtype-max scaling when absent).
 
     Raises
     ------
@@ -87,4 +105,5 @@ def load_model(model: str | Path, device: torch.device | None = None) -> LoadedM
         InstanceConfig(**meta.get("instances", {})),
         str(path),
         meta,
+        dict(meta.get("normalization") or LEGACY),
     )

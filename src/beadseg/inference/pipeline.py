@@ -1,9 +1,11 @@
 """`beadseg predict`: probabilities, masks, bead instances and counts for images of any size.
 
-One image: :func:`predict_probabilities` (whole frame in one call, or tiles, see
-:mod:`beadseg.inference.tiling`) -> threshold -> instances (:mod:`beadseg.instances`). Many
-images: :func:`predict_images` streams them one at a time, writes per-image outputs and the
-run's ``counts.csv``; :func:`merge_runs` joins the runs of a job array.
+One image: normalisation (the model's, :mod:`beadseg.normalization`) -> :func:`predict_maps`
+(whole frame in one call, or tiles, see :mod:`beadseg.inference.tiling`) -> threshold ->
+instances (:func:`beadseg.instances.segment_instances`: seeded at the centre head's peaks for
+models that have one) -> domain check (:mod:`beadseg.domain`). Many images:
+:func:`predict_images` streams them one at a time, writes per-image outputs and the run's
+``counts.csv``; :func:`merge_runs` joins the runs of a job array.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import numpy as np
 
 from ..config import InstanceConfig, PredictConfig, save_config
 from ..devices import resolve_device
-from ..errors import BeadsegError, InputError
-from ..instances import bead_table, instances_from_mask
+from ..domain import domain_check
+from ..errors import BeadsegError, BeadsegWarning, InputError
+from ..instances import bead_table, segment_instances
 from ..io import (
     find_images,
     read_image,
@@ -35,6 +38,7 @@ from ..io import (
     write_mask,
 )
 from ..naming import parse_name
+from ..normalization import normalize_image
 from ..provenance import write_json, write_provenance
 from .model import LoadedModel, load_model
 from .overlay import OVERLAY_PALETTE, overlay
@@ -53,25 +57,31 @@ def _batch_size(cfg: PredictConfig, model: LoadedModel, tile_px: int) -> int:
     return max(1, 262144 // tile_px)
 
 
-def predict_probabilities(
-    model: LoadedModel, image: np.ndarray, cfg: PredictConfig | None = None
-) -> np.ndarray:
-    """Bead probability of every pixel of an ``H x W x C`` image.
+def predict_maps(
+    model: LoadedModel, image: np.ndarray, cfg: PredictConfig | None = None, normalized: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Bead probability (and, for a centre-head model, bead-centre map) of every pixel.
 
     Parameters
     ----------
     model : LoadedModel
-    image : ndarray of float32 in [0, 1], ``H x W x C``
-        Channels are adapted to the model (grey <-> RGB).
+    image : ndarray, ``H x W`` or ``H x W x C``, any dtype
+        Normalised here as the model was trained (``model.normalization``) unless
+        ``normalized``; channels are adapted to the model (grey <-> RGB).
     cfg : PredictConfig
         ``mode`` (auto: whole frame up to ``full_frame_max_mp``, else tiles), ``tile_size``,
         ``overlap``, ``batch_size``, ``blend``.
+    normalized : bool
+        ``image`` is already the model's normalised float32 ``H x W x C``.
 
     Returns
     -------
-    ndarray of float32, ``H x W``
+    probabilities : ndarray of float32, ``H x W``
+    centres : ndarray of float32, ``H x W``, or None
     """
     cfg = cfg or PredictConfig()
+    if not normalized:
+        image = normalize_image(image, model.normalization)
     image = to_channels(image, model.in_channels)
     h, w = image.shape[:2]
     chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)
@@ -79,11 +89,60 @@ def predict_probabilities(
     if mode == "auto":
         mode = "full" if h * w / 1e6 <= cfg.full_frame_max_mp else "tiled"
     if mode == "full":
-        return model(chw[None])[0]
-    align = model.align
-    tile = max(cfg.tile_size - cfg.tile_size % align, align)
-    tile_px = min(tile, h + (-h) % align) * min(tile, w + (-w) % align)
-    return predict_tiled(model, chw, tile, cfg.overlap, align, _batch_size(cfg, model, tile_px), cfg.blend)
+        out = model(chw[None])[0]
+    else:
+        align = model.align
+        tile = max(cfg.tile_size - cfg.tile_size % align, align)
+        tile_px = min(tile, h + (-h) % align) * min(tile, w + (-w) % align)
+        out = predict_tiled(model, chw, tile, cfg.overlap, align, _batch_size(cfg, model, tile_px), cfg.blend)
+    return (out[0], out[1]) if out.ndim == 3 else (out, None)
+
+
+def predict_probabilities(
+    model: LoadedModel, image: np.ndarray, cfg: PredictConfig | None = None
+) -> np.ndarray:
+    """Bead probability of every pixel of an image (see :func:`predict_maps`): ``H x W``
+    float32. ``image`` is ``H x W`` or ``H x W x C`` of any dtype."""
+    return predict_maps(model, image, cfg)[0]
+
+
+@dataclass
+class Segmentation:
+    """One image through the model: what it saw, what it output, the beads, the domain check."""
+
+    image: np.ndarray  # normalised, H x W x C float32
+    probabilities: np.ndarray
+    centres: np.ndarray | None
+    labels: np.ndarray
+    in_domain: bool
+    domain_reason: str
+    timings: dict[str, float]
+
+
+def segment(
+    model: LoadedModel,
+    image: np.ndarray,
+    cfg: PredictConfig | None = None,
+    threshold: float | None = None,
+    instances: InstanceConfig | None = None,
+) -> Segmentation:
+    """Normalise -> probabilities (and centres) -> mask -> instances -> domain check.
+
+    ``image`` is ``H x W`` or ``H x W x C`` of any dtype; ``threshold`` and ``instances``
+    default to the model's (``instances.method`` auto: the centre head's peaks when the model
+    has one, else the distance watershed).
+    """
+    t0 = time.perf_counter()
+    norm = normalize_image(image, model.normalization)
+    prob, centres = predict_maps(model, norm, cfg, normalized=True)
+    t1 = time.perf_counter()
+    thr = model.threshold if threshold is None else threshold
+    labels = segment_instances(prob, centres, instances or model.instances, thr)
+    t2 = time.perf_counter()
+    ok, why = domain_check(model.fingerprint, norm, labels)
+    t3 = time.perf_counter()
+    timings = {"probabilities_s": t1 - t0, "instances_s": t2 - t1, "domain_s": t3 - t2}
+    return Segmentation(norm, prob, centres, labels, ok, why, timings)
 
 
 def segment_image(
@@ -93,18 +152,14 @@ def segment_image(
     threshold: float | None = None,
     instances: InstanceConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Probabilities -> mask -> instances.
+    """Segment one image array: (probabilities, instance labels, timings in s).
 
-    ``threshold`` and ``instances`` default to the model's. Returns (probabilities, instance
-    labels, timings in s).
+    ``image`` is ``H x W`` (grey) or ``H x W x C``, of any dtype: it is normalised as the
+    model was trained. ``threshold`` and ``instances`` default to the model's. See
+    :func:`segment` for the centre map and the domain check.
     """
-    t0 = time.perf_counter()
-    prob = predict_probabilities(model, image, cfg)
-    t1 = time.perf_counter()
-    thr = model.threshold if threshold is None else threshold
-    labels = instances_from_mask(prob > thr, prob, instances or model.instances)
-    t2 = time.perf_counter()
-    return prob, labels, {"probabilities_s": t1 - t0, "instances_s": t2 - t1}
+    s = segment(model, image, cfg, threshold, instances)
+    return s.probabilities, s.labels, s.timings
 
 
 @dataclass
@@ -119,6 +174,8 @@ class ImageResult:
     timings: dict[str, float]
     labels: np.ndarray | None = None
     probabilities: np.ndarray | None = None
+    out_of_domain: bool = False
+    domain_reason: str = ""
 
 
 def _table_rows(table: dict[str, np.ndarray]) -> list[dict]:
@@ -138,13 +195,16 @@ def predict_file(
     threshold: float | None = None,
     keep: bool = False,
     write_outputs: bool = True,
+    instances: InstanceConfig | None = None,
 ) -> ImageResult:
     """Predict one image file and write its outputs into ``out`` (masks/, labels/, overlays/,
-    beads/, and probabilities/ with ``cfg.save_probabilities``)."""
+    beads/, and probabilities/ with ``cfg.save_probabilities``); ``instances`` defaults to the
+    model's."""
     t0 = time.perf_counter()
-    image = read_image(path)
+    image = read_image(path)  # [0, 1] by dtype, for the overlay and table; the model normalises
     t_read = time.perf_counter() - t0
-    prob, labels, timings = segment_image(model, image, cfg, threshold)
+    seg = segment(model, image, cfg, threshold, instances)
+    prob, labels, timings = seg.probabilities, seg.labels, seg.timings
     timings["read_s"] = t_read
     stem = Path(path).stem
     if write_outputs:
@@ -168,6 +228,8 @@ def predict_file(
         timings,
         labels if keep else None,
         prob if keep else None,
+        not seg.in_domain,
+        seg.domain_reason,
     )
 
 
@@ -274,6 +336,8 @@ class CountRow:
     width: int
     area_mp: float
     beads_per_mp: float
+    out_of_domain: bool = False  # unlike the model's training images (see beadseg.domain)
+    domain_reason: str = ""
 
     @classmethod
     def of(cls, r: ImageResult) -> CountRow:
@@ -289,6 +353,8 @@ class CountRow:
             r.width,
             round(mp, 6),
             round(r.count / mp, 3),
+            r.out_of_domain,
+            r.domain_reason,
         )
 
     def as_dict(self) -> dict:
@@ -361,14 +427,22 @@ def _record_path(out: Path, stem: str) -> Path:
 
 
 def _run_settings(
-    m: LoadedModel, cfg: PredictConfig, threshold: float | None, shard: tuple[int, int] | None
+    m: LoadedModel,
+    cfg: PredictConfig,
+    threshold: float | None,
+    shard: tuple[int, int] | None,
+    instances: InstanceConfig | None = None,
 ) -> dict:
     """What makes two runs comparable (``settings.json``; :func:`merge_runs` checks it)."""
+    from ..instances import resolve_method
+
+    inst = instances or m.instances
     return {
         "model": m.source,
-        "model_meta": {k: v for k, v in m.meta.items() if k != "instances"},
+        "model_meta": {k: v for k, v in m.meta.items() if k not in ("instances", "fingerprint")},
         "threshold": m.threshold if threshold is None else threshold,
-        "instances": m.instances.model_dump(),
+        "instances": inst.model_dump(),
+        "instance_method": resolve_method(inst, m.centre_head),
         "predict": cfg.model_dump(exclude={"device"}),
         "shard": list(shard) if shard else None,
     }
@@ -397,6 +471,7 @@ def predict_images(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     shard: tuple[int, int] | None = None,
+    instances: InstanceConfig | None = None,
 ) -> PredictSummary:
     """Predict every input image, one in memory at a time, and write run-level tables.
 
@@ -408,7 +483,9 @@ def predict_images(
 
     Writes ``counts.csv``, ``errors.csv``, ``settings.json``, ``summary.json``, ``config.yaml``
     (the resolved :class:`~beadseg.config.PredictConfig`) and the per-image outputs of
-    :func:`predict_file`.
+    :func:`predict_file`. ``instances`` (default: the model's settings) picks how beads are
+    separated (``method``: the centre head's peaks for models that have one, else the distance
+    watershed, see :class:`~beadseg.config.InstanceConfig`).
 
     Raises
     ------
@@ -431,7 +508,7 @@ def predict_images(
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = _run_settings(m, cfg, threshold, shard)
+    settings = _run_settings(m, cfg, threshold, shard, instances)
     summary = PredictSummary()
     with _progress(progress, len(files)) as advance:
         for f in files:
@@ -441,7 +518,7 @@ def predict_images(
                 if done is not None:
                     summary.add(done, None)
                     continue
-                r = predict_file(m, f, out, cfg, threshold)
+                r = predict_file(m, f, out, cfg, threshold, instances=instances)
             except BeadsegError as exc:
                 summary.errors.append({"image": str(f), "error": str(exc)})
                 if log:
@@ -454,6 +531,7 @@ def predict_images(
             write_json(record, {**row.as_dict(), "source": str(f.resolve()), "settings_hash": digest})
             summary.add(row, r)
     summary.n_errors = len(summary.errors)
+    _warn_out_of_domain(summary.counts, m)
     write_csv(out / "counts.csv", [r.as_dict() for r in summary.counts], COUNT_FIELDS)
     write_csv(out / "errors.csv", summary.errors, ERROR_FIELDS)
     write_json(out / "settings.json", {**settings, "device": str(device)})
@@ -482,6 +560,21 @@ def _reusable_record(record: Path, source: Path, digest: str) -> CountRow | None
     return CountRow(**{k: data[k] for k in COUNT_FIELDS})
 
 
+def _warn_out_of_domain(rows: list[CountRow], m: LoadedModel) -> None:
+    """One warning line per run naming the images unlike the model's training data."""
+    import warnings
+
+    odd = [r.image for r in rows if r.out_of_domain]
+    if odd:
+        shown = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+        warnings.warn(
+            f"{len(odd)} of {len(rows)} images look unlike the training data of {m.source} "
+            f"({shown}); their counts may be wrong (counts.csv: out_of_domain, domain_reason)",
+            BeadsegWarning,
+            stacklevel=3,
+        )
+
+
 # ----------------------------------------------------------------------------- merging runs
 
 
@@ -497,7 +590,8 @@ class MergeSummary:
 def _comparable_settings(settings: dict) -> dict:
     """Settings minus what may differ between shards, in today's form (old runs wrote
     ``blend: gaussian`` and ``instances.threshold``; both read as today's settings)."""
-    key = {k: v for k, v in settings.items() if k not in ("shard", "device")}
+    # instance_method follows from model and instances (older runs did not write it)
+    key = {k: v for k, v in settings.items() if k not in ("shard", "device", "instance_method")}
     if isinstance(key.get("predict"), dict):
         key["predict"] = PredictConfig(**key["predict"]).model_dump(exclude={"device"})
     if isinstance(key.get("instances"), dict):

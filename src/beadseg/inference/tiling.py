@@ -26,7 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-#: maps a float32 ``N x C x H x W`` batch to ``N x H x W`` probabilities
+#: maps a float32 ``N x C x H x W`` batch to ``N x H x W`` probabilities (or ``N x K x H x W``:
+#: K maps per pixel, e.g. foreground and bead centres, blended alike)
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 BLENDS = ("cosine", "constant")
@@ -107,7 +108,8 @@ def predict_tiled(
     Parameters
     ----------
     predictor : callable
-        float32 ``N x C x h x w`` batch -> ``N x h x w`` probabilities (numpy in, numpy out).
+        float32 ``N x C x h x w`` batch -> ``N x h x w`` probabilities, or ``N x K x h x w``
+        for K maps (numpy in, numpy out).
     image : ndarray of float32, ``C x H x W``
     tile : int
         Tile side in px, a multiple of ``align``; shrunk to the padded frame where it is smaller.
@@ -121,7 +123,7 @@ def predict_tiled(
 
     Returns
     -------
-    ndarray of float32, ``H x W``
+    ndarray of float32, ``H x W`` (``K x H x W`` for a predictor of K maps)
     """
     if tile % align or tile <= 0:
         raise ValueError(f"tile {tile} must be a positive multiple of align {align}")
@@ -135,12 +137,14 @@ def predict_tiled(
     positions = [
         (y, x) for y in tile_starts(ph, th, overlap, align) for x in tile_starts(pw, tw, overlap, align)
     ]
-    acc = np.zeros((ph, pw), np.float32)
+    acc = None  # (K x) ph x pw, shaped by the predictor's first output
     wsum = np.zeros((ph, pw), np.float32)
     weights: dict[tuple[bool, ...], np.ndarray] = {}  # one per edge pattern
     for b in range(0, len(positions), batch):
         chunk = positions[b : b + batch]
         probs = predictor(np.stack([padded[:, y : y + th, x : x + tw] for y, x in chunk]))
+        if acc is None:
+            acc = np.zeros(probs.shape[1:-2] + (ph, pw), np.float32)
         for (y, x), p in zip(chunk, probs):
             key = (y > 0, y + th < ph, x > 0, x + tw < pw)
             if key not in weights:
@@ -149,6 +153,6 @@ def predict_tiled(
                     blend_profile(tw, overlap, align, key[2], key[3], blend),
                 )
             wt = weights[key]
-            acc[y : y + th, x : x + tw] += p * wt
+            acc[..., y : y + th, x : x + tw] += p * wt
             wsum[y : y + th, x : x + tw] += wt
-    return (acc[:h, :w] / np.maximum(wsum[:h, :w], 1e-8)).astype(np.float32, copy=False)
+    return (acc[..., :h, :w] / np.maximum(wsum[:h, :w], 1e-8)).astype(np.float32, copy=False)

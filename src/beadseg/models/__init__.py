@@ -7,8 +7,17 @@ from .registry import (
     create_model,
     flops_per_megapixel,
     fuse_for_inference,
+    has_centre_head,
     model_table,
 )
 
-__all__ = ["MODELS", "build_model", "create_model", "count_parameters", "flops_per_megapixel",
-           "fuse_for_inference", "model_table"]
+__all__ = [
+    "MODELS",
+    "build_model",
+    "create_model",
+    "count_parameters",
+    "flops_per_megapixel",
+    "fuse_for_inference",
+    "has_centre_head",
+    "model_table",
+]

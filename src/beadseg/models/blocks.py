@@ -68,10 +68,8 @@ class AttentionGate(nn.Module):
 
     def __init__(self, gate_ch: int, skip_ch: int, inter_ch: int, norm: str = "batch"):
         super().__init__()
-        self.w_g = nn.Sequential(nn.Conv2d(gate_ch, inter_ch, 1, bias=False),
-                                 norm_layer(norm, inter_ch))
-        self.w_x = nn.Sequential(nn.Conv2d(skip_ch, inter_ch, 1, bias=False),
-                                 norm_layer(norm, inter_ch))
+        self.w_g = nn.Sequential(nn.Conv2d(gate_ch, inter_ch, 1, bias=False), norm_layer(norm, inter_ch))
+        self.w_x = nn.Sequential(nn.Conv2d(skip_ch, inter_ch, 1, bias=False), norm_layer(norm, inter_ch))
         self.psi = nn.Sequential(nn.Conv2d(inter_ch, 1, 1), nn.Sigmoid())
         self.act = nn.ReLU(inplace=True)
 
@@ -117,7 +115,8 @@ class EncoderDecoder(nn.Module):
         See :class:`beadseg.config.ModelConfig`.
 
     Any input size works: the input is padded (reflect) to a multiple of ``2**depth`` and the
-    logits are cropped back. The output is one logit channel with no normalisation after it.
+    logits are cropped back. The output is ``out_channels`` logit channels with no normalisation
+    after them: foreground, then (with a centre head) bead centres.
     """
 
     def __init__(
@@ -130,9 +129,11 @@ class EncoderDecoder(nn.Module):
         norm: str = "batch",
         dropout: float = 0.0,
         upsample: str = "transpose",
+        out_channels: int = 1,
     ):
         super().__init__()
         self.depth = depth
+        self.out_channels = out_channels
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList()
         cin = in_channels
@@ -150,7 +151,8 @@ class EncoderDecoder(nn.Module):
                 AttentionGate(skip, skip, max(skip // 2, 1), norm) if attention else nn.Identity()
             )
             self.decoders.append(block(2 * skip, skip, norm, 0.0))
-        self.head = nn.Conv2d(widths[0], 1, 1)  # logits: no normalisation on the output
+        # logits: no normalisation on the output; channel 0 foreground, 1 bead centres (if any)
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

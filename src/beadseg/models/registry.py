@@ -27,7 +27,8 @@ def create_model(name: str, **kwargs) -> nn.Module:
     name : str
         One of ``MODELS`` (``unet``, ``attention_unet``, ``attention_resunet``).
     **kwargs
-        ``in_channels``, ``base_channels``, ``depth``, ``norm``, ``dropout``, ``upsample``.
+        ``in_channels``, ``base_channels``, ``depth``, ``norm``, ``dropout``, ``upsample``,
+        ``out_channels`` (1: foreground logits; 2: foreground and bead-centre logits).
 
     Raises
     ------
@@ -44,9 +45,16 @@ def create_model(name: str, **kwargs) -> nn.Module:
 def build_model(model_cfg, in_channels: int) -> nn.Module:
     """The network described by a model config (a :class:`beadseg.config.ModelConfig` or the
     dict of one, as stored in checkpoints): the one place a config becomes a network."""
+    cfg = dict(model_cfg if isinstance(model_cfg, dict) else model_cfg.model_dump())
+    # checkpoints written before the centre head have no such key: one output channel
+    out_channels = 2 if cfg.pop("centre_head", False) else 1
+    return create_model(cfg.pop("name"), in_channels=in_channels, out_channels=out_channels, **cfg)
+
+
+def has_centre_head(model_cfg) -> bool:
+    """True when a model config (or a checkpoint's ``meta["model"]``) has the centre head."""
     cfg = model_cfg if isinstance(model_cfg, dict) else model_cfg.model_dump()
-    return create_model(cfg["name"], in_channels=in_channels,
-                        **{k: v for k, v in cfg.items() if k != "name"})
+    return bool(cfg.get("centre_head", False))
 
 
 def fuse_for_inference(model: nn.Module) -> nn.Module:
@@ -104,12 +112,14 @@ def model_table(base_channels: int = 8, depth: int = 3, in_channels: int = 3) ->
     rows = []
     for name in MODELS:
         m = create_model(name, in_channels=in_channels, base_channels=base_channels, depth=depth)
-        rows.append({
-            "model": name,
-            "base_channels": base_channels,
-            "depth": depth,
-            "parameters": count_parameters(m),
-            "gflops_per_mp": flops_per_megapixel(m, in_channels) / 1e9,
-            "description": (MODELS[name].__doc__ or "").strip().splitlines()[0],
-        })
+        rows.append(
+            {
+                "model": name,
+                "base_channels": base_channels,
+                "depth": depth,
+                "parameters": count_parameters(m),
+                "gflops_per_mp": flops_per_megapixel(m, in_channels) / 1e9,
+                "description": (MODELS[name].__doc__ or "").strip().splitlines()[0],
+            }
+        )
     return rows

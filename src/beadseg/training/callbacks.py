@@ -60,13 +60,54 @@ class EMAUpdate(Callback):
 
 # ----------------------------------------------------------------------------- stopping rules
 
+#: A validation epoch whose predicted foreground fraction is outside this band times the true
+#: one has collapsed (DESIGN.md): the model predicts (nearly) nothing or (nearly) everything.
+COLLAPSE_BAND = (0.1, 10.0)
+
+
+def foreground_ratio(pred_fg: float, true_fg: float) -> float | None:
+    """Predicted over true foreground fraction; None when the truth has no foreground."""
+    return pred_fg / true_fg if true_fg > 0 else None
+
+
+def is_collapsed(pred_fg: float, true_fg: float) -> bool:
+    """True when the foreground ratio lies outside :data:`COLLAPSE_BAND`."""
+    ratio = foreground_ratio(pred_fg, true_fg)
+    return ratio is not None and not COLLAPSE_BAND[0] <= ratio <= COLLAPSE_BAND[1]
+
+
+def _collapse_advice(ratio: float) -> str:
+    return (
+        f"the model predicts {'all background' if ratio < 1 else 'nearly everything'}; lower "
+        "optim.lr, check masks with `beadseg analyze`, or use loss bce_dice"
+    )
+
+
+def check_best_model(state: TrainState) -> None:
+    """Mark the run ``collapsed`` when the model it keeps (best.pt: the best epoch, or the last
+    one when no epoch improved) predicts < 0.1x or > 10x the true foreground, whatever stopped
+    the run: a model that predicts nothing is never ``ok``."""
+    if not state.history or state.status == "collapsed":
+        return
+    epoch = state.best["epoch"] if state.best["epoch"] > 0 else len(state.history)
+    row = state.history[epoch - 1]
+    if is_collapsed(row["val_pred_fg"], row["val_true_fg"]):
+        ratio = foreground_ratio(row["val_pred_fg"], row["val_true_fg"])
+        before = f" (the run had stopped: {state.reason})" if state.reason else ""
+        state.status = "collapsed"
+        state.reason = (
+            f"the kept model (epoch {epoch}) predicts foreground {row['val_pred_fg']:.4f} vs true "
+            f"{row['val_true_fg']:.4f} ({ratio:.2g}x): {_collapse_advice(ratio)}{before}"
+        )
+
 
 class CollapseGuard(Callback):
     """Stop when the loss is not finite or the predicted foreground is far from the true one.
 
     A validation epoch collapses (DESIGN.md) when its predicted foreground fraction is < 0.1x or
     > 10x the true one; ``collapse_patience`` such epochs in a row after ``collapse_min_epoch``
-    stop the run.
+    stop the run. The defaults (1, 2) stop a collapsed run after its third epoch; a healthy run
+    can have one such epoch early on (the shipped model's third epoch predicted 11x).
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -97,23 +138,24 @@ class CollapseGuard(Callback):
             return
         if scores.val_true_fg <= 0 or epoch <= self.min_epoch:
             return
-        ratio = scores.val_pred_fg / scores.val_true_fg
-        state.collapse_count = state.collapse_count + 1 if (ratio < 0.1 or ratio > 10) else 0
+        ratio = foreground_ratio(scores.val_pred_fg, scores.val_true_fg)
+        collapsed = is_collapsed(scores.val_pred_fg, scores.val_true_fg)
+        state.collapse_count = state.collapse_count + 1 if collapsed else 0
         if state.collapse_count >= self.patience:
             state.stop(
                 "collapsed",
                 (
                     f"predicted foreground {scores.val_pred_fg:.4f} vs true {scores.val_true_fg:.4f} "
                     f"({ratio:.2g}x) for {state.collapse_count} epochs in a row up to epoch {epoch}: "
-                    f"the model predicts {'all background' if ratio < 1 else 'nearly everything'}; "
-                    "lower optim.lr, check masks with `beadseg analyze`, or use loss bce_dice"
+                    + _collapse_advice(ratio)
                 ),
             )
 
 
 class TrackBest(Callback):
     """Keep the best epoch by ``train.monitor`` (``val_loss`` minimised, scores maximised) and
-    count the epochs since; a collapsed epoch is never the best."""
+    count the epochs since; an epoch of a run stopped as collapsed is never the best (a kept
+    model that predicts nothing marks the run collapsed at the end: :func:`check_best_model`)."""
 
     def __init__(self, monitor: str):
         self.monitor, self.maximize = monitor, monitor != "val_loss"

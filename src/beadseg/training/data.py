@@ -8,61 +8,143 @@ finder; :func:`crop_loader` batches the random crops with a ``DataLoader`` (a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..analysis.grades import LabelSelection, select_labels
-from ..config import Config
+from ..config import Config, DataConfig
 from ..data.dataset import CropDataset, Sample, load_samples
-from ..data.split import Split, grouped_split
+from ..data.split import Split, check_no_leak, grouped_split
+from ..data.targets import centre_targets, single_bead_area
 from ..errors import ConfigError
 from ..instances import label_components
-from ..io import find_pairs
+from ..io import Pair, find_pairs
 from ..naming import source_frame
+from ..normalization import normalization_record
 
 
 @dataclass
 class TrainingData:
-    """The samples on each side of the run's split, and which labels the grades left out or
-    re-registered (``labels``; written to ``split.json``)."""
+    """The samples on each side of the run's split, which labels the grades left out or
+    re-registered (``labels``; written to ``split.json``) and the single-bead area (px) behind
+    the centre targets (0 without a centre head)."""
 
     split: Split
     train: list[Sample]
     val: list[Sample]
+    single_bead_area_px: float = 0.0
     labels: LabelSelection = field(default_factory=lambda: LabelSelection({}, {}, graded=False))
 
 
-def prepare_data(cfg: Config) -> TrainingData:
-    """Read ``data.path`` into memory and split it by source frame (stratified by density).
+def data_folders(path: str | list[str] | None) -> list[str]:
+    """``data.path`` / ``data.val_path`` as a list of folders."""
+    if path is None:
+        return []
+    return [path] if isinstance(path, str) else list(path)
 
-    Unless ``data.use_all_labels``, labels graded unusable (:func:`beadseg.analysis.select_labels`)
-    are left out and shifted masks re-registered (:func:`reregister`).
+
+def find_all_pairs(folders: list[str]) -> list[Pair]:
+    """Image/mask pairs of several data folders; a name found in two folders is an error."""
+    pairs, seen = [], {}
+    for folder in folders:
+        for p in find_pairs(folder):
+            if p.name in seen:
+                raise ConfigError(
+                    f"{p.name} is in both {seen[p.name]} and {folder}; image names must be unique "
+                    "across the folders of data.path"
+                )
+            seen[p.name] = folder
+            pairs.append(p)
+    return pairs
+
+
+def usable_pairs(
+    folders: list[str], use_all: bool = False, reregister: bool = True
+) -> tuple[list[Pair], LabelSelection]:
+    """The pairs of several data folders without those whose label
+    :func:`beadseg.analysis.select_labels` grades unusable (misfiled, drawn at another scale, ...),
+    and the selection (left out, shifts of fixable masks), unless ``use_all``. Each folder is
+    graded on its own (grading compares a mask with the rest of its set); exact-truth folders
+    (with ``centres/``) are not graded."""
+    pairs = find_all_pairs(folders)
+    if use_all:
+        return pairs, LabelSelection({}, {}, graded=False)
+    left_out: dict[str, tuple[str, ...]] = {}
+    shifts: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        if (Path(folder) / "centres").is_dir():
+            continue
+        _, sel = select_labels(find_pairs(folder), reregister=reregister)
+        left_out |= sel.left_out
+        shifts |= sel.shifts
+    return [p for p in pairs if p.name not in left_out], LabelSelection(left_out, shifts)
+
+
+def prepare_data(cfg: Config) -> TrainingData:
+    """Read ``data.path`` (one or several folders) into memory and split it by source frame
+    (stratified by density), or validate on ``data.val_path`` when it is set. Unless
+    ``data.use_all_labels``, labels graded unusable are left out (:func:`usable_pairs`) and
+    shifted masks re-registered (:func:`reregister`).
 
     Raises
     ------
     ConfigError
         ``data.path`` is not set, or the split is impossible (fewer than 2 source frames, ...).
     InputError
-        The folder holds no readable image/mask pairs.
+        A folder holds no readable image/mask pairs.
     """
     if not cfg.data.path:
         raise ConfigError("data.path is not set; give the data folder (beadseg train DATA)")
+    d = cfg.data
+    norm = normalization_record(d.normalization)
+    align = d.align_radius_px if d.align_masks else None
     # masks aligned when read (data.align_masks) take no shift from the grades
-    pairs, labels = select_labels(
-        find_pairs(cfg.data.path), cfg.data.use_all_labels, reregister=not cfg.data.align_masks
-    )
-    samples = load_samples(
-        pairs, cfg.data.channels, cfg.data.align_radius_px if cfg.data.align_masks else None
-    )
-    samples = reregister(samples, labels)
+    pairs, labels = usable_pairs(data_folders(d.path), d.use_all_labels, reregister=align is None)
+    samples = reregister(load_samples(pairs, d.channels, align, norm), labels)
     groups = {s.name: source_frame(s.name) for s in samples}
-    density = {s.name: label_components(s.mask)[1] for s in samples}
-    split = grouped_split(
-        groups, density, cfg.split.val_fraction, cfg.split.folds, cfg.split.fold, cfg.split.seed
-    )
-    by_name = {s.name: s for s in samples}
-    return TrainingData(split, [by_name[n] for n in split.train], [by_name[n] for n in split.val], labels)
+    if d.val_path:
+        val_pairs, val_labels = usable_pairs(data_folders(d.val_path), d.use_all_labels, align is None)
+        labels = LabelSelection(
+            labels.left_out | val_labels.left_out, labels.shifts | val_labels.shifts, labels.graded
+        )
+        val = reregister(load_samples(val_pairs, d.channels, align, norm), labels)
+        clash = sorted({s.name for s in val} & set(groups))
+        if clash:
+            raise ConfigError(f"{clash[0]} is in both data.path and data.val_path; validate on other images")
+        groups |= {s.name: source_frame(s.name) for s in val}
+        split = Split([s.name for s in samples], [s.name for s in val], 0, 1, groups)
+        check_no_leak(split.train, split.val, groups)
+        data = TrainingData(split, samples, val, labels=labels)
+    else:
+        density = {s.name: label_components(s.mask)[1] for s in samples}
+        split = grouped_split(
+            groups, density, cfg.split.val_fraction, cfg.split.folds, cfg.split.fold, cfg.split.seed
+        )
+        by_name = {s.name: s for s in samples}
+        data = TrainingData(
+            split, [by_name[n] for n in split.train], [by_name[n] for n in split.val], labels=labels
+        )
+    if cfg.model.centre_head:
+        data.single_bead_area_px = add_centre_targets(data.train + data.val, d, data.train)
+    return data
+
+
+def add_centre_targets(samples: list[Sample], d: DataConfig, reference: list[Sample]) -> float:
+    """Attach the centre head's target and validity (:func:`beadseg.data.targets.centre_targets`)
+    to every sample; the single-bead area is ``data.single_bead_area_px`` or the median object
+    area of the ``reference`` samples without exact truth (the training side). Returns it."""
+    area = d.single_bead_area_px
+    if area is None:
+        annotated = [s.mask for s in reference if s.centres is None] or [s.mask for s in reference]
+        area = single_bead_area(annotated)
+    for s in samples:
+        target, valid = centre_targets(
+            s.mask, area, s.centres, s.labels, d.centre_target, d.centre_sigma_px, d.clump_area_ratio
+        )
+        s.centre, s.centre_valid = target.astype(np.float16), valid
+    return float(area)
 
 
 def reregister(samples: list[Sample], labels: LabelSelection) -> list[Sample]:

@@ -86,7 +86,7 @@ def _range_test(
     """Train with a geometrically growing learning rate: (learning rates, smoothed losses)."""
     model = build_model(cfg.model, cfg.data.channels).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=start_lr, weight_decay=cfg.optim.weight_decay)
-    loss_fn = build_loss(cfg.loss)
+    loss_fn = build_loss(cfg.loss, cfg.model.centre_head)
     factor = (end_lr / start_lr) ** (1 / max(steps - 1, 1))
     lrs, losses = [], []
     avg, best = 0.0, np.inf

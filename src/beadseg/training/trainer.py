@@ -20,14 +20,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..checkpoint import inference_weights, load_checkpoint, resolve_model_path
-from ..config import Config, save_config
+from ..config import Config, ModelConfig, save_config
 from ..data.dataset import CropDataset
 from ..devices import Distributed, distributed, torch_threads
 from ..errors import ConfigError, InputError
 from ..losses import build_loss
 from ..models import build_model, count_parameters
+from ..normalization import normalization_record
 from ..provenance import write_json, write_provenance
-from .callbacks import Callback, build_ema, default_callbacks
+from .callbacks import Callback, build_ema, check_best_model, default_callbacks
 from .data import TrainingData, bead_area_stats, crop_loader, prepare_data
 from .schedules import build_scheduler
 from .state import TrainState
@@ -90,6 +91,8 @@ def train(
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"device": device})})
     if out is None:
         raise ConfigError("give an output folder (--out RUN_DIR)")
+    if ckpt is None and cfg.train.init_weights:
+        cfg = fine_tuning_config(cfg, log)
     out = Path(out)
     if ckpt is None and os.environ.get("RANK", "0") == "0":
         _remove_run_files(out)
@@ -102,9 +105,12 @@ def train(
             log(f"resuming {out} at epoch {state.epoch + 1}")
         callbacks = default_callbacks(cfg.train, out, on_epoch)
         _fit(state, data, loader, callbacks, progress, log)
+        check_best_model(state)
         result = _result(state, data, len(loader.dataset))
     if dist.is_main:
         _finish(state, result, callbacks, log)
+        if state.history:
+            add_fingerprint(out, data.train, cfg)
     return result
 
 
@@ -350,7 +356,14 @@ def _build_state(
         "bead_area_px": bead_area_stats(data.train),
         "parameters": count_parameters(model),
         "trained_on": str(cfg.data.path),
+        "normalization": normalization_record(cfg.data.normalization),
     }
+    if cfg.model.centre_head:
+        meta["centres"] = {
+            "target": cfg.data.centre_target,
+            "sigma_px": cfg.data.centre_sigma_px,
+            "single_bead_area_px": data.single_bead_area_px,
+        }
     state = TrainState(
         cfg=cfg,
         out=out,
@@ -361,13 +374,47 @@ def _build_state(
         scheduler=build_scheduler(optimizer, cfg.schedule, steps_per_epoch, t.epochs),
         scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
         ema=build_ema(model, t.ema_decay) if t.ema_decay else None,
-        loss_fn=build_loss(cfg.loss),
+        loss_fn=build_loss(cfg.loss, cfg.model.centre_head),
         meta=meta,
         amp_dtype=amp_dtype,
     )
     if ckpt is not None:
         state.restore(ckpt, steps_per_epoch)
     return state
+
+
+def add_fingerprint(out: Path, samples: list, cfg: Config) -> None:
+    """Store the training-data fingerprint of the kept model (best.pt) in best.pt and last.pt
+    (``meta["fingerprint"]``, see :mod:`beadseg.domain`), so prediction can flag images unlike
+    the training data."""
+    from ..checkpoint import model_from_checkpoint, save_checkpoint
+    from .validation import fingerprint_samples
+
+    best = load_checkpoint(out / "best.pt")
+    model = model_from_checkpoint(best, out / "best.pt")
+    fp = fingerprint_samples(model, samples, cfg.instances, torch.device("cpu"), cfg.train.threshold)
+    for name in ("best.pt", "last.pt"):
+        ckpt = best if name == "best.pt" else load_checkpoint(out / name)
+        ckpt["meta"]["fingerprint"] = fp
+        save_checkpoint(out / name, ckpt)
+
+
+def fine_tuning_config(cfg: Config, log: Callable[[str], None] = print) -> Config:
+    """The config of a run that starts from ``train.init_weights``: the network (``model.*``,
+    ``data.channels``) and the input normalisation are the source checkpoint's, since weights
+    only fit their own architecture and were trained on their own input scaling."""
+    from ..normalization import LEGACY
+
+    meta = load_checkpoint(resolve_model_path(cfg.train.init_weights))["meta"]
+    model = ModelConfig(**{**ModelConfig().model_dump(), **meta["model"]})
+    norm = (meta.get("normalization") or LEGACY)["method"]
+    data = cfg.data.model_copy(update={"channels": meta["in_channels"], "normalization": norm})
+    if model != cfg.model or data != cfg.data:
+        log(
+            f"fine-tuning {cfg.train.init_weights}: its network and input scaling ({model.name}, "
+            f"centre head {model.centre_head}, {norm} normalisation) replace model.* and data.*"
+        )
+    return cfg.model_copy(update={"model": model, "data": data})
 
 
 def _init_from(model: torch.nn.Module, source: str) -> None:

@@ -44,7 +44,8 @@ def validate(
     samples : list of Sample
         Validation images and masks.
     loss_fn : callable
-        ``loss_fn(logits, target)``, the training loss.
+        ``loss_fn(logits, target)``, the training loss (target: mask, and the centre target
+        and its validity when the samples carry them).
     device : torch.device
     threshold : float
         Probability above which a pixel counts as bead.
@@ -53,10 +54,10 @@ def validate(
     losses, scores = [], []
     for s in samples:
         x = to_tensor(s.image.astype(np.float32)).to(device)
-        y = torch.from_numpy(s.mask[None, None].astype(np.float32)).to(device)
+        y = torch.from_numpy(_target(s)[None]).to(device)
         logits = model(x).float()
         losses.append(float(loss_fn(logits, y)))
-        pred = (torch.sigmoid(logits) > threshold).cpu().numpy()[0, 0]
+        pred = (torch.sigmoid(logits[:, :1]) > threshold).cpu().numpy()[0, 0]
         scores.append(pixel_scores(pred, s.mask))
     p = pooled(scores)
     return ValidationScores(
@@ -67,3 +68,47 @@ def validate(
         val_pred_fg=p.pred_fraction,
         val_true_fg=p.true_fraction,
     )
+
+
+def _target(s: Sample) -> np.ndarray:
+    """``K x H x W`` float32 target of a whole sample, as the crops have it."""
+    maps = [s.mask]
+    if s.centre is not None:
+        maps += [s.centre, s.centre_valid]
+    return np.stack([np.asarray(m, np.float32) for m in maps])
+
+
+@torch.no_grad()
+def model_outputs(
+    model: torch.nn.Module, image: np.ndarray, device: torch.device
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Foreground probability and (for a centre-head model) the centre map of a normalised
+    ``H x W x C`` image, whole, in eval mode."""
+    model.eval()
+    out = torch.sigmoid(model(to_tensor(np.asarray(image, np.float32)).to(device)).float())
+    out = out.cpu().numpy()[0]
+    return out[0], (out[1] if out.shape[0] > 1 else None)
+
+
+def fingerprint_samples(
+    model: torch.nn.Module,
+    samples: list[Sample],
+    instances,
+    device: torch.device,
+    threshold: float = 0.5,
+    max_images: int = 256,
+) -> dict:
+    """The training-data fingerprint (:func:`beadseg.domain.summarise_features`) of a model on
+    its own training images (at most ``max_images``, evenly spaced), measured on its outputs as
+    prediction will measure new images."""
+    from ..domain import image_features, summarise_features
+    from ..instances import segment_instances
+
+    step = max(1, -(-len(samples) // max_images))
+    rows = []
+    for s in samples[::step]:
+        image = s.image.astype(np.float32)
+        prob, centre = model_outputs(model, image, device)
+        labels = segment_instances(prob, centre, instances, threshold)
+        rows.append(image_features(image, labels))
+    return summarise_features(rows)

@@ -1,0 +1,89 @@
+"""Choose the instance settings of a centre-head model on exact truth from its TRAINING frames.
+
+The model's outputs are computed once per image; every combination of the centre-peak floor
+(``instances.centre_threshold``), the peak window (``peak_distance_px``) and the smoothing
+(``peak_sigma_px``) - and the probability_peaks / distance methods for reference - is scored
+by centroid F1 and total count error per density level. Use truth sets made (`beadseg synth
+--from --frames ...`) from frames the model trained on, never from the frames a benchmark
+holds out. Writes bench-out/tune_instances_<tag>.json and prints the settings ranked by their
+worst level (lowest F1, largest |count error|).
+
+    python benchmarks/tune_instances.py MODEL TRUTH [TRUTH ...] [--tag TAG]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import OUT  # noqa: E402
+
+from beadseg.config import InstanceConfig  # noqa: E402
+from beadseg.inference import load_model, segment  # noqa: E402
+from beadseg.instances import centroids, segment_instances  # noqa: E402
+from beadseg.io import read_centres, read_image  # noqa: E402
+from beadseg.metrics import count_summary, match_points  # noqa: E402
+
+
+def settings(has_centre: bool) -> dict[str, InstanceConfig]:
+    out = {
+        "distance": InstanceConfig(method="distance"),
+        "probability_peaks": InstanceConfig(method="probability_peaks"),
+    }
+    if has_centre:
+        for t, d, s in itertools.product((0.2, 0.3, 0.4, 0.5), (1, 2, 3), (0.0, 0.5)):
+            out[f"centre t={t} d={d} s={s}"] = InstanceConfig(
+                method="centre_peaks", centre_threshold=t, peak_distance_px=d, peak_sigma_px=s
+            )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("truth", nargs="+", type=Path)
+    ap.add_argument("--tag", default="model")
+    a = ap.parse_args()
+    m = load_model(a.model)
+    cands = settings(m.centre_head)
+    scores: dict[str, dict[str, list]] = {k: {} for k in cands}
+    for truth in a.truth:
+        for row in csv.DictReader(open(truth / "composites.csv")):
+            name, level = row["name"], f"{truth.name}:{row['level']}"
+            seg = segment(m, read_image(truth / "images" / f"{name}.png"))
+            pts = read_centres(truth / "centres" / f"{name}.csv")
+            for key, inst in cands.items():
+                labels = segment_instances(seg.probabilities, seg.centres, inst, m.threshold)
+                mt = match_points(pts, centroids(labels), 3.0)
+                scores[key].setdefault(level, []).append((mt.tp, mt.fp, mt.fn, mt.n_pred, mt.n_true))
+    table = {}
+    for key, by_level in scores.items():
+        table[key] = {}
+        for level, r in by_level.items():
+            r = np.array(r, float)
+            tp, fp, fn = r[:, :3].sum(0)
+            c = count_summary(r[:, 3], r[:, 4])
+            table[key][level] = {
+                "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+                "total_count_error": c.total_relative_error,
+            }
+    worst = {
+        k: (min(v["f1"] for v in t.values()), max(abs(v["total_count_error"]) for v in t.values()))
+        for k, t in table.items()
+    }
+    ranked = sorted(table, key=lambda k: worst[k][1] - worst[k][0])
+    (OUT / f"tune_instances_{a.tag}.json").write_text(json.dumps({"table": table, "worst": worst}, indent=1))
+    print("| setting | worst F1 | worst abs count error |\n|---|---|---|")
+    for k in ranked[:12] + [k for k in ("distance", "probability_peaks") if k not in ranked[:12]]:
+        print(f"| {k} | {worst[k][0]:.3f} | {100 * worst[k][1]:.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
