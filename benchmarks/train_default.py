@@ -18,6 +18,7 @@ from common import OUT, ROOT, real_subset  # noqa: E402
 from beadseg.checkpoint import export_checkpoint  # noqa: E402
 from beadseg.config import load_config  # noqa: E402
 from beadseg.evaluate import evaluate  # noqa: E402
+from beadseg.export.onnx import export_onnx  # noqa: E402
 from beadseg.training import train  # noqa: E402
 
 
@@ -36,6 +37,7 @@ def main():
     dest = OUT / "default_export"
     dest.mkdir(exist_ok=True)
     export_checkpoint(run, dest / "default.pt")
+    export_onnx(dest / "default.pt", dest / "default.onnx")  # predict runs this one, no torch
     for src, name in (
         ("history.csv", "default_history.csv"),
         ("split.json", "default_split.json"),

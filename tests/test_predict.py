@@ -138,7 +138,7 @@ def test_old_blend_name_and_instance_threshold_still_read():
 def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
     import beadseg.inference.pipeline as P
 
-    monkeypatch.setattr(P, "load_model", lambda model, device=None: oracle_model())
+    monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     truth = {}
     for i, n in enumerate([5, 40, 90]):
         s = synth_image(160, n, seed=i, cluster_fraction=0.0, min_gap_px=2)
@@ -177,7 +177,7 @@ def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
 def test_merge_reads_settings_of_older_runs(tmp_path, monkeypatch):
     import beadseg.inference.pipeline as P
 
-    monkeypatch.setattr(P, "load_model", lambda model, device=None: oracle_model())
+    monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     for i in range(2):
         write_image(tmp_path / "in" / f"320x_f{i}.png", synth_image(64, 5, seed=i).image)
     for i in range(2):

@@ -14,18 +14,20 @@ A beadseg checkpoint is a ``dict`` saved with ``torch.save`` and loaded with
                     the training record; ``last.pt`` also holds the optimizer, scaler and loop
                     state needed for an exact resume (see :mod:`beadseg.training`).
 
-``default`` names the model shipped in ``beadseg/weights``.
+``default`` names the model shipped in ``beadseg/weights``. torch is imported only by the
+functions that need it, so finding a model (:func:`resolve_model_path`) costs no torch import.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .io import atomic_path
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CHECKPOINT_FORMAT = "beadseg-checkpoint-1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -68,6 +70,8 @@ def is_shipped(path: str | Path) -> bool:
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write a checkpoint atomically (a temporary file renamed into place)."""
     path = Path(path)
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
@@ -81,6 +85,8 @@ def load_checkpoint(path: str | Path) -> dict:
     InputError
         The file is missing, is not a torch file, lacks the format marker or a required key.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist")

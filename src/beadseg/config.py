@@ -188,6 +188,14 @@ class PredictConfig(_Strict):
         1.0, gt=0, description="auto mode runs the whole frame in one call up to this size (MP)"
     )
     device: str = "auto"
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="auto: ONNX Runtime on the CPU when the model has an up-to-date .onnx file "
+        "(no torch import), torch on GPUs and otherwise; onnx or torch: force one",
+    )
+    num_threads: int | None = Field(
+        None, ge=1, description="CPU threads of the network (default: the cores this process may use)"
+    )
     save_probabilities: bool = False
 
     @field_validator("blend", mode="before")

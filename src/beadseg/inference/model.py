@@ -1,5 +1,7 @@
-"""A trained network ready for inference: loaded from a checkpoint, BatchNorm folded into the
-convolutions, channels-last on CPU, and callable as a tiling predictor (numpy in, numpy out)."""
+"""A trained network ready for inference with torch: loaded from a checkpoint, BatchNorm folded
+into the convolutions, channels-last on CPU, and callable as a tiling predictor (numpy in, numpy
+out). The engine for GPUs and for checkpoints without an ONNX file; which engine runs a model is
+decided by :func:`beadseg.inference.runtime.load_model`."""
 
 from __future__ import annotations
 
@@ -28,11 +30,17 @@ class LoadedModel:
     instances: InstanceConfig
     source: str
     meta: dict = field(default_factory=dict)
+    runtime: str = "torch"
 
     @property
     def device(self) -> torch.device:
         """Where the network's weights are (CPU for a network without parameters)."""
         return next(self.net.parameters(), torch.empty(0)).device
+
+    @property
+    def device_type(self) -> str:
+        """``cpu``, ``cuda`` or ``mps``."""
+        return self.device.type
 
     @property
     def align(self) -> int:
@@ -48,16 +56,16 @@ class LoadedModel:
             return torch.sigmoid(self.net(x)).float().cpu().numpy()[:, 0]
 
 
-def load_model(model: str | Path, device: torch.device | None = None) -> LoadedModel:
-    """Load a model for inference.
+def load_torch_model(model: str | Path, device: torch.device | str | None = None) -> LoadedModel:
+    """Load a checkpoint for inference with torch.
 
     Parameters
     ----------
     model : path or "default"
         A run folder, a checkpoint or ``default`` (see
         :func:`beadseg.checkpoint.resolve_model_path`).
-    device : torch.device, optional
-        Default: CPU.
+    device : torch.device or str, optional
+        A torch device or a ``--device`` name (``auto``, ``cpu``, ``cuda``, ...); default: CPU.
 
     Returns
     -------
@@ -75,7 +83,12 @@ def load_model(model: str | Path, device: torch.device | None = None) -> LoadedM
     state = load_checkpoint(path)
     net = fuse_for_inference(model_from_checkpoint(state, path))
     meta = state["meta"]
-    device = device or torch.device("cpu")
+    if device is None:
+        device = torch.device("cpu")
+    elif not isinstance(device, torch.device):
+        from ..devices import resolve_device
+
+        device = resolve_device(str(device))
     net = net.to(device)
     if device.type == "cpu":
         net = net.to(memory_format=torch.channels_last)  # 2-3x faster convolutions on CPU

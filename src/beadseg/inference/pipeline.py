@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..config import InstanceConfig, PredictConfig, save_config
-from ..devices import resolve_device
 from ..errors import BeadsegError, InputError
 from ..instances import bead_table, instances_from_mask
 from ..io import (
@@ -35,9 +35,12 @@ from ..io import (
 )
 from ..naming import parse_name
 from ..provenance import write_json, write_provenance
-from .model import LoadedModel, load_model
 from .overlay import OVERLAY_PALETTE, overlay
+from .runtime import load_model
 from .tiling import predict_tiled
+
+if TYPE_CHECKING:  # either engine: an OnnxModel has the same attributes
+    from .model import LoadedModel
 
 # ----------------------------------------------------------------------------- one image
 
@@ -45,7 +48,7 @@ from .tiling import predict_tiled
 def _batch_size(cfg: PredictConfig, model: LoadedModel, tile_px: int) -> int:
     if cfg.batch_size:
         return cfg.batch_size
-    if model.device.type == "cuda":
+    if model.device_type == "cuda":
         return 8
     # On CPU a call should touch ~0.26 MP: measured here, 512-px tiles run at 13.3 MP/s one at a
     # time but 6.1 MP/s four at a time (the activations no longer fit in cache).
@@ -287,6 +290,10 @@ def _record_path(out: Path, stem: str) -> Path:
     return out / "records" / f"{stem}.json"
 
 
+#: settings that may differ between runs whose results are merged (same model, same numbers)
+_NOT_COMPARED = {"device", "runtime", "num_threads"}
+
+
 def _run_settings(
     m: LoadedModel, cfg: PredictConfig, threshold: float | None, shard: tuple[int, int] | None
 ) -> dict:
@@ -296,7 +303,7 @@ def _run_settings(
         "model_meta": {k: v for k, v in m.meta.items() if k != "instances"},
         "threshold": m.threshold if threshold is None else threshold,
         "instances": m.instances.model_dump(),
-        "predict": cfg.model_dump(exclude={"device"}),
+        "predict": cfg.model_dump(exclude=_NOT_COMPARED),
         "shard": list(shard) if shard else None,
     }
 
@@ -346,8 +353,7 @@ def predict_images(
     files = collect_inputs(inputs)
     if shard is not None:
         files = files[shard[0] :: shard[1]]
-    device = resolve_device(cfg.device)
-    m = load_model(model, device)
+    m = load_model(model, cfg.device, cfg.runtime, cfg.num_threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(m, cfg, threshold, shard)
@@ -373,7 +379,7 @@ def predict_images(
     summary.n_errors = len(summary.errors)
     write_csv(out / "counts.csv", [r.as_dict() for r in summary.counts], COUNT_FIELDS)
     write_csv(out / "errors.csv", summary.errors, ERROR_FIELDS)
-    write_json(out / "settings.json", {**settings, "device": str(device)})
+    write_json(out / "settings.json", {**settings, "device": m.device_type, "runtime": m.runtime})
     write_json(out / "summary.json", summary.as_dict())
     save_config(cfg, out / "config.yaml")
     write_provenance(out, "predict")
@@ -396,9 +402,9 @@ class MergeSummary:
 def _comparable_settings(settings: dict) -> dict:
     """Settings minus what may differ between shards, in today's form (old runs wrote
     ``blend: gaussian`` and ``instances.threshold``; both read as today's settings)."""
-    key = {k: v for k, v in settings.items() if k not in ("shard", "device")}
+    key = {k: v for k, v in settings.items() if k not in ("shard", "device", "runtime")}
     if isinstance(key.get("predict"), dict):
-        key["predict"] = PredictConfig(**key["predict"]).model_dump(exclude={"device"})
+        key["predict"] = PredictConfig(**key["predict"]).model_dump(exclude=_NOT_COMPARED)
     if isinstance(key.get("instances"), dict):
         key["instances"] = InstanceConfig(**key["instances"]).model_dump()
     return key

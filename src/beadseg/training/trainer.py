@@ -1,7 +1,8 @@
 """`beadseg train`: build a run, loop over epochs, write the run folder.
 
 A run folder holds: ``config.yaml`` (resolved), ``split.json``, ``history.csv``, ``curves.png``,
-``best.pt`` and ``last.pt`` (atomic, loadable with ``weights_only=True``), ``result.json``
+``best.pt`` and ``last.pt`` (atomic, loadable with ``weights_only=True``), ``best.onnx`` (the
+kept model for ONNX Runtime, :mod:`beadseg.export.onnx`), ``result.json``
 (status ok / early-stopped / collapsed / time-limit) and ``provenance.json``. The loop itself
 is a few functions over a :class:`~beadseg.training.state.TrainState`; stopping rules, weight
 averaging and checkpoints are :mod:`~beadseg.training.callbacks`.
@@ -92,7 +93,17 @@ def train(
         result = _result(state, data, len(loader.dataset))
     if dist.is_main:
         _finish(state, result, callbacks, log)
+        _write_onnx(out)
     return result
+
+
+def _write_onnx(out: Path) -> None:
+    """``best.onnx`` beside ``best.pt``, last (after every rewrite of best.pt): predict runs it
+    with ONNX Runtime, without torch. ~0.2 s; a failure only warns."""
+    from ..export.onnx import write_onnx_beside
+
+    if (out / "best.pt").is_file():
+        write_onnx_beside(out / "best.pt")
 
 
 # ----------------------------------------------------------------------------- the loop
