@@ -174,12 +174,20 @@ class PredictConfig(_Strict):
     """Inference on images of any size."""
 
     mode: Literal["auto", "tiled", "full"] = "auto"
-    tile_size: int = Field(512, ge=32)
+    tile_size: int | None = Field(
+        None,
+        ge=32,
+        description="largest tile side in px; default: the engine's (1152 ONNX Runtime, 512 torch; "
+        "measured, see BENCHMARKS.md)",
+    )
     overlap: int = Field(
         96, ge=0, description="px shared by neighbouring tiles (>= 2x the network's reach: exact)"
     )
     batch_size: int | None = Field(
-        None, ge=1, description="tiles per call; default: ~0.26 MP per call on CPU (cache-sized), 8 on GPU"
+        None,
+        ge=1,
+        description="tiles per call; default: 1 with ONNX Runtime, ~0.26 MP per call with torch on "
+        "CPU (cache-sized), 8 on GPU",
     )
     blend: Literal["cosine", "constant"] = Field(
         "cosine", description="cosine: raised-cosine ramp, zero near inner tile edges (exact); constant"

@@ -56,6 +56,29 @@ def tile_starts(size: int, tile: int, overlap: int, align: int) -> list[int]:
     return sorted({int(round(i * last / max(n - 1, 1) / align)) * align for i in range(n)})
 
 
+def fit_tile(size: int, tile: int, overlap: int, align: int) -> int:
+    """The smallest tile side (a multiple of ``align``, at most ``tile``) that covers ``size``
+    with as few tiles as ``tile`` needs, neighbours still sharing ``overlap`` px.
+
+    A 3840-px side needs 4 tiles of 1152 px with 96 px of overlap; 4 tiles of 1032 px do the
+    same, so the network computes 4128 px instead of 4608 (10 % less work along that axis).
+
+    Examples
+    --------
+    >>> fit_tile(3840, 1152, 96, 8)
+    1032
+    >>> fit_tile(2160, 1152, 96, 8)
+    1128
+    >>> fit_tile(256, 512, 96, 8)
+    256
+    """
+    if size <= tile:
+        return size
+    n = len(tile_starts(size, tile, overlap, align))
+    need = -(-(size + (n - 1) * overlap) // n)  # ceil: n tiles of this side cover size
+    return min(tile, -(-need // align) * align)
+
+
 def blend_profile(
     tile: int, overlap: int, align: int, taper_start: bool, taper_end: bool, blend: str = "cosine"
 ) -> np.ndarray:
@@ -110,7 +133,9 @@ def predict_tiled(
         float32 ``N x C x h x w`` batch -> ``N x h x w`` probabilities (numpy in, numpy out).
     image : ndarray of float32, ``C x H x W``
     tile : int
-        Tile side in px, a multiple of ``align``; shrunk to the padded frame where it is smaller.
+        Largest tile side in px, a multiple of ``align``; along each axis the tiles are shrunk to
+        the smallest side that needs no more of them (:func:`fit_tile`), and to the padded
+        frame where it is smaller.
     overlap : int
         px shared by neighbouring tiles (at most ``tile // 2``).
     align : int
@@ -130,8 +155,8 @@ def predict_tiled(
     h, w = image.shape[-2:]
     padded = pad_to_multiple(np.asarray(image, np.float32), align)
     ph, pw = padded.shape[-2:]
-    th, tw = min(tile, ph), min(tile, pw)
     overlap = min(overlap, tile // 2)
+    th, tw = fit_tile(ph, tile, overlap, align), fit_tile(pw, tile, overlap, align)
     positions = [
         (y, x) for y in tile_starts(ph, th, overlap, align) for x in tile_starts(pw, tw, overlap, align)
     ]
