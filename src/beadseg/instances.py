@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import watershed
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -124,6 +123,8 @@ def split_touching(mask: np.ndarray, prob: np.ndarray | None = None, min_distanc
     if n == 0 or not multi.any():
         return comps.astype(np.int32)
     # one watershed over the components that hold two or more markers; the rest stay as they are
+    from skimage.segmentation import watershed  # ~60-100 ms to import: only when a clump is split
+
     region = multi[comps]
     split = watershed(-dist, markers * region, mask=region, connectivity=2)
     out = comps.astype(np.int64)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .errors import BeadsegWarning, InputError
 
@@ -323,6 +322,8 @@ def _is_soft_like(arr: np.ndarray, top: float) -> bool:
     inter = (arr > 0) & (arr < top)
     if not inter.any():
         return False
+    from scipy import ndimage as ndi  # here, not at the top: io is imported by every command
+
     near_bg = ndi.binary_dilation(arr == 0, iterations=3)
     if (inter & near_bg).sum() < 0.7 * inter.sum():
         return False

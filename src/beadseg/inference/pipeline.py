@@ -22,7 +22,6 @@ import numpy as np
 
 from ..config import InstanceConfig, PredictConfig, save_config
 from ..errors import BeadsegError, InputError
-from ..instances import bead_table, instances_from_mask
 from ..io import (
     find_images,
     read_image,
@@ -46,13 +45,7 @@ if TYPE_CHECKING:  # either engine: an OnnxModel has the same attributes
 
 
 def _batch_size(cfg: PredictConfig, model: LoadedModel, tile_px: int) -> int:
-    if cfg.batch_size:
-        return cfg.batch_size
-    if model.device_type == "cuda":
-        return 8
-    # On CPU a call should touch ~0.26 MP: measured here, 512-px tiles run at 13.3 MP/s one at a
-    # time but 6.1 MP/s four at a time (the activations no longer fit in cache).
-    return max(1, 262144 // tile_px)
+    return cfg.batch_size or model.default_batch_size(tile_px)
 
 
 def predict_probabilities(
@@ -66,8 +59,8 @@ def predict_probabilities(
     image : ndarray of float32 in [0, 1], ``H x W x C``
         Channels are adapted to the model (grey <-> RGB).
     cfg : PredictConfig
-        ``mode`` (auto: whole frame up to ``full_frame_max_mp``, else tiles), ``tile_size``,
-        ``overlap``, ``batch_size``, ``blend``.
+        ``mode`` (auto: whole frame up to ``full_frame_max_mp``, else tiles), ``tile_size``
+        (default: the model's engine's), ``overlap``, ``batch_size``, ``blend``.
 
     Returns
     -------
@@ -83,7 +76,8 @@ def predict_probabilities(
     if mode == "full":
         return model(chw[None])[0]
     align = model.align
-    tile = max(cfg.tile_size - cfg.tile_size % align, align)
+    size = cfg.tile_size or model.default_tile_size
+    tile = max(size - size % align, align)
     tile_px = min(tile, h + (-h) % align) * min(tile, w + (-w) % align)
     return predict_tiled(model, chw, tile, cfg.overlap, align, _batch_size(cfg, model, tile_px), cfg.blend)
 
@@ -100,6 +94,8 @@ def segment_image(
     ``threshold`` and ``instances`` default to the model's. Returns (probabilities, instance
     labels, timings in s).
     """
+    from ..instances import instances_from_mask  # scipy.ndimage: not for `beadseg merge`
+
     t0 = time.perf_counter()
     prob = predict_probabilities(model, image, cfg)
     t1 = time.perf_counter()
@@ -132,6 +128,51 @@ def _table_rows(table: dict[str, np.ndarray]) -> list[dict]:
     ]
 
 
+def _grey(image: np.ndarray) -> np.ndarray:
+    """Channel mean of an ``H x W x C`` image (a grey ``H x W`` image is returned as is)."""
+    if image.ndim == 2:
+        return image
+    # a matrix-vector product: ~3x faster than image.mean(-1) over a 3-long last axis
+    return image @ np.full(image.shape[-1], 1 / image.shape[-1], image.dtype)
+
+
+def write_outputs_of(
+    out: Path,
+    stem: str,
+    image: np.ndarray,
+    prob: np.ndarray,
+    labels: np.ndarray,
+    save_probabilities: bool = False,
+) -> None:
+    """Write one image's outputs: ``masks/``, ``labels/``, ``overlays/``, ``beads/`` (and
+    ``probabilities/``), each atomically; returns when all are written.
+
+    The PNG and TIFF encoders (zlib) release the GIL, so the files are encoded by worker
+    threads while this thread measures the beads: ~2.5x less wall time on a 4K frame.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..instances import bead_table
+
+    grey = _grey(image)  # once, for overlay and table
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        jobs = [
+            pool.submit(write_mask, out / "masks" / f"{stem}.png", labels > 0),
+            pool.submit(write_labels, out / "labels" / f"{stem}.tif", labels),
+            pool.submit(
+                lambda: write_indexed_png(
+                    out / "overlays" / f"{stem}.png", overlay(grey, labels), OVERLAY_PALETTE
+                )
+            ),
+        ]
+        if save_probabilities:
+            jobs.append(pool.submit(write_float_tiff, out / "probabilities" / f"{stem}.tif", prob))
+        table = bead_table(labels, grey, prob)
+        write_csv(out / "beads" / f"{stem}.csv", _table_rows(table), list(table))
+        for job in jobs:
+            job.result()  # re-raises a writer's error here
+
+
 def predict_file(
     model: LoadedModel,
     path: Path,
@@ -151,14 +192,7 @@ def predict_file(
     stem = Path(path).stem
     if write_outputs:
         t1 = time.perf_counter()
-        grey = image.mean(-1) if image.ndim == 3 else image  # once, for overlay and table
-        write_mask(out / "masks" / f"{stem}.png", labels > 0)
-        write_labels(out / "labels" / f"{stem}.tif", labels)
-        if cfg.save_probabilities:
-            write_float_tiff(out / "probabilities" / f"{stem}.tif", prob)
-        write_indexed_png(out / "overlays" / f"{stem}.png", overlay(grey, labels), OVERLAY_PALETTE)
-        table = bead_table(labels, grey, prob)
-        write_csv(out / "beads" / f"{stem}.csv", _table_rows(table), list(table))
+        write_outputs_of(out, stem, image, prob, labels, cfg.save_probabilities)
         timings["write_s"] = time.perf_counter() - t1
     h, w = labels.shape
     return ImageResult(
