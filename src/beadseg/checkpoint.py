@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 CHECKPOINT_FORMAT = "beadseg-checkpoint-1"
+#: the ``beadseg.format`` metadata of ONNX exports (see :mod:`beadseg.export.onnx`)
+ONNX_FORMAT = "beadseg-onnx-1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "default.pt"
 REQUIRED_KEYS = ("model_state", "meta")
@@ -60,6 +62,23 @@ def resolve_model_path(model: str | Path) -> Path:
     if not path.exists():
         raise InputError(f"model {path} does not exist; give a run folder, a checkpoint or default")
     return path
+
+
+def onnx_path(checkpoint: str | Path) -> Path:
+    """Where the ONNX export of a checkpoint lives: ``best.pt`` -> ``best.onnx`` beside it
+    (written by ``beadseg train`` and ``beadseg export``, see :mod:`beadseg.export.onnx`)."""
+    return Path(checkpoint).with_suffix(".onnx")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes: an ONNX file records the one of its checkpoint."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def is_shipped(path: str | Path) -> bool:

@@ -27,7 +27,6 @@ Exporting needs torch and the ``onnx`` package; running the file needs only onnx
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -35,29 +34,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..checkpoint import ONNX_FORMAT, file_sha256, onnx_path
 from ..errors import InputError
 
-ONNX_FORMAT = "beadseg-onnx-1"
 OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 #: the mismatch (max abs difference of probabilities) between torch and ONNX Runtime that an
 #: export tolerates; measured ~4e-6 on the shipped model
 MAX_EXPORT_DIFF = 1e-4
-
-
-def onnx_path(checkpoint: str | Path) -> Path:
-    """Where the ONNX file of a checkpoint lives: ``best.pt`` -> ``best.onnx`` beside it."""
-    return Path(checkpoint).with_suffix(".onnx")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_normalization(meta: dict) -> dict:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import ONNX_FORMAT
 from ..errors import InputError
 from .tiling import pad_to_multiple
-
-ONNX_FORMAT = "beadseg-onnx-1"  # as written by beadseg.export.onnx (which imports torch)
 
 
 def read_onnx_metadata(session) -> dict[str, str]:

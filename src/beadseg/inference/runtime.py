@@ -57,7 +57,7 @@ def _wants_cpu(device: str) -> bool:
 def _onnx_beside(checkpoint: Path, threads: int | None, warn: bool = True):
     """The OnnxModel of ``checkpoint``'s ONNX file when it exists, matches the checkpoint and
     onnxruntime is installed; else None (a stale or broken file is reported with ``warn``)."""
-    from ..export.onnx import file_sha256, onnx_path
+    from ..checkpoint import file_sha256, onnx_path
 
     path = onnx_path(checkpoint)
     if not path.is_file():
