@@ -68,8 +68,8 @@ class OnnxModel:
     """An ONNX Runtime session with the settings stored in its file.
 
     Calling it maps a float32 ``N x C x H x W`` batch (any H and W: padded to the network's
-    multiple and cropped back) to ``N x H x W`` foreground probabilities;
-    :meth:`all_channels` returns every output channel.
+    multiple and cropped back) to ``N x H x W`` foreground probabilities, or ``N x K x H x W``
+    for a network of K outputs (foreground, bead centres), as the torch model does.
     """
 
     session: object
@@ -104,6 +104,22 @@ class OnnxModel:
     def threads(self) -> int:
         return int(self.session.get_session_options().intra_op_num_threads)
 
+    @property
+    def normalization(self) -> dict:
+        """How images must be scaled for the network (the checkpoint's record; dtype-max
+        scaling for models exported without one)."""
+        return dict(self.meta.get("normalization") or {"method": "dtype_max"})
+
+    @property
+    def centre_head(self) -> bool:
+        """True when the network also outputs a bead-centre map."""
+        return len(self.outputs) > 1
+
+    @property
+    def fingerprint(self) -> dict | None:
+        """The training-data fingerprint (``meta["fingerprint"]``), None when not recorded."""
+        return self.meta.get("fingerprint")
+
     def all_channels(self, batch: np.ndarray) -> np.ndarray:
         """Every output channel: ``N x K x H x W`` probabilities (see ``outputs``)."""
         batch = np.asarray(batch, np.float32)
@@ -117,7 +133,8 @@ class OnnxModel:
         return out[:, :, :h, :w]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.all_channels(batch)[:, 0]
+        out = self.all_channels(batch)
+        return out if out.shape[1] > 1 else out[:, 0]
 
 
 def load_onnx_model(path: str | Path, threads: int | None = None, source: str | None = None) -> OnnxModel:
