@@ -311,6 +311,11 @@ def measure_all(
     work = partial(measure_image, settings=settings)
     if workers <= 1:
         return list(_progress(map(work, pairs), len(pairs), progress))
+    # what the workers import on first use, imported once here: forked workers inherit it
+    # (the checks and figures need both in this process later anyway)
+    import PIL.PngImagePlugin  # noqa: F401
+    import scipy.fft  # noqa: F401
+
     with _pool(workers) as pool:
         # a few pairs per task: fewer round trips, still balanced across the workers
         chunk = max(1, len(pairs) // (4 * workers))
