@@ -7,7 +7,10 @@ model with a centre head); beadseg's threshold and instance settings are stated 
 and in ``config.beadseg`` of the rdf, since bioimage.io has no watershed post-processing.
 
 Preprocessing: beadseg's input normalisation (:func:`beadseg.export.onnx.input_normalization`)
-written in bioimage.io's vocabulary where it exists there (see :func:`preprocessing_steps`).
+written in bioimage.io's vocabulary where it exists there (``dtype_max``, ``percentile``, see
+:func:`preprocessing_steps`); the ``background`` normalisation has no equivalent there and is
+computed inside the graphs instead (:mod:`beadseg.export.graph_normalization`), which then take
+raw intensities.
 
 Needs ``bioimageio.spec`` (``pip install 'beadseg[bioimageio]'``) and torch.
 """
@@ -59,12 +62,13 @@ def preprocessing_steps(norm: dict, v0_5) -> tuple[str, list]:
 
     ``dtype_max``: 8-bit input divided by 255 (``scale_linear``). ``percentile``:
     ``scale_range`` over channels and space with the same percentiles (beadseg takes them from a
-    subsample of ~0.26 MP; identical for tiles up to 512 x 512).
+    subsample of ~0.26 MP; identical for tiles up to 512 x 512). ``background``: a cast to
+    float32 only; the graph normalises (:func:`network_for_package`).
 
     Raises
     ------
     InputError
-        A normalisation bioimage.io cannot express.
+        A normalisation method beadseg does not know.
     """
     # ensure_dtype first and last: without the last one bioimage.io casts the result back to
     # the input's dtype (uint8)
@@ -77,16 +81,32 @@ def preprocessing_steps(norm: dict, v0_5) -> tuple[str, list]:
         axes = [v0_5.AxisId("channel"), v0_5.AxisId("y"), v0_5.AxisId("x")]
         kwargs = v0_5.ScaleRangeKwargs(axes=axes, min_percentile=norm["low"], max_percentile=norm["high"])
         return "uint8", [to_float, v0_5.ScaleRangeDescr(kwargs=kwargs), to_float]
+    if method == "background":
+        return "uint8", [to_float]
     raise InputError(f"normalisation {method!r} has no bioimage.io equivalent in this version of beadseg")
 
 
 def _apply_preprocessing(raw: np.ndarray, norm: dict) -> np.ndarray:
     """What bioimage.io's steps of :func:`preprocessing_steps` make of ``raw`` (float32)."""
     x = raw.astype(np.float32)
+    if norm["method"] == "background":
+        return x  # normalised inside the graph
     if norm["method"] == "dtype_max":
         return x * np.float32(1 / 255)
     lo, hi = np.percentile(x, [norm["low"], norm["high"]])
     return ((x - lo) / (hi - lo + 1e-6)).astype(np.float32)  # bioimage.io's scale_range eps
+
+
+def network_for_package(net, meta: dict):
+    """The graph of the package: ``net`` (the checkpoint's network as
+    :func:`beadseg.export.onnx.inference_network` gives it) preceded by the input normalisation
+    where bioimage.io's preprocessing cannot express it."""
+    from torch import nn
+
+    from .graph_normalization import normalization_module
+
+    norm = normalization_module(input_normalization(meta))
+    return net if norm is None else nn.Sequential(norm, net).eval()
 
 
 def _test_input(in_channels: int) -> np.ndarray:
@@ -135,6 +155,14 @@ def _card_metrics(src: Path, state: dict) -> list[str]:
     return lines or ["- No validation record in this checkpoint."]
 
 
+def _where_normalised(norm: dict) -> str:
+    from .graph_normalization import describe
+
+    if norm.get("method") == "background":
+        return describe(norm)
+    return "written as this package's preprocessing (bioimage.io steps)"
+
+
 def _model_card(src: Path, state: dict, halo: int, align: int) -> str:
     meta, cfg = state["meta"], state.get("config") or {}
     m = meta["model"]
@@ -155,8 +183,8 @@ def _model_card(src: Path, state: dict, halo: int, align: int) -> str:
         "",
         "## Inputs and outputs",
         "",
-        f"- Input `image`: {meta['in_channels']} channel(s), H and W multiples of {align}, normalised "
-        f"by `{json.dumps(norm, sort_keys=True)}` (written as this package's preprocessing).",
+        f"- Input `image`: {meta['in_channels']} channel(s), H and W multiples of {align}; beadseg's "
+        f"normalisation `{json.dumps(norm, sort_keys=True)}`: {_where_normalised(norm)}.",
         f"- Output `probabilities`: sigmoid probabilities, channels {', '.join(output_channels(meta))}; "
         f"crop a halo of {halo} px when tiling.",
         f"- beadseg's bead mask: foreground > {float(meta.get('threshold', 0.5))}; instances: "
@@ -262,7 +290,11 @@ def _write_weights(net, meta: dict, x: np.ndarray, work: Path) -> tuple[Path, Pa
     align = 2 ** int(meta["model"]["depth"])
     onnx_file, ts_file = work / "weights.onnx", work / "weights_torchscript.pt"
     _trace_to_onnx(net, int(meta["in_channels"]), align, onnx_file)
-    _add_metadata(onnx_file, onnx_metadata(meta), _doc_string(meta))
+    props = onnx_metadata(meta)
+    props["beadseg.input"] = (
+        "raw" if input_normalization(meta).get("method") == "background" else "preprocessed"
+    )
+    _add_metadata(onnx_file, props, _doc_string(meta))
     import warnings
 
     with torch.no_grad(), warnings.catch_warnings():
@@ -303,9 +335,11 @@ def export_bioimageio(model: str | Path, out: str | Path | None = None) -> Path:
     state = load_checkpoint(src)
     meta = state["meta"]
     dtype, pre = preprocessing_steps(input_normalization(meta), v0_5)
-    net = inference_network(state, src)
+    bare = inference_network(state, src)
+    net = network_for_package(bare, meta)
     align = 2 ** int(meta["model"]["depth"])
-    halo = -(-receptive_radius(net, meta["in_channels"], meta["model"]["depth"]) // align) * align
+    # the network's reach, without the normalisation (whose statistics see the whole input)
+    halo = -(-receptive_radius(bare, meta["in_channels"], meta["model"]["depth"]) // align) * align
     with tempfile.TemporaryDirectory() as name:
         work = Path(name)
         raw = _test_input(int(meta["in_channels"]))
