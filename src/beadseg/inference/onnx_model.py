@@ -49,6 +49,9 @@ def open_session(path: str | Path, threads: int | None = None):
     opts.intra_op_num_threads = int(threads or cpu_threads())
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no pre-planned block for all activations: peak memory of a 1128 x 1032 tile 245 MB instead
+    # of 390 MB, same speed (measured); the arena still reuses buffers between calls
+    opts.enable_mem_pattern = False
     opts.log_severity_level = 3  # errors only: no "unused initializer" chatter on stderr
     # threads sleep between operators instead of spinning: on a busy machine spinning threads
     # fight the other processes (1.5x slower wall time with 2 threads, measured at load ~4); with
