@@ -473,12 +473,28 @@ def _write_array(path: Path, arr: np.ndarray) -> Path:
             import tifffile
 
             tifffile.imwrite(tmp, arr, compression="zlib", compressionargs={"level": 1})
-        else:
+        elif not _write_with_pillow(tmp, arr, path.suffix.lower()):
             import imageio.v3 as iio
 
             ext = path.suffix.lower()
             iio.imwrite(tmp, arr, extension=ext, **({"compress_level": 1} if ext == ".png" else {}))
     return path
+
+
+def _write_with_pillow(tmp: Path, arr: np.ndarray, ext: str) -> bool:
+    """PNG/JPEG by Pillow directly (what imageio calls underneath; predict then never imports
+    imageio, ~80 ms); False for arrays Pillow cannot take as they are (imageio handles those)."""
+    from PIL import Image
+
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(ext)
+    if fmt is None:
+        return False
+    try:
+        im = Image.fromarray(arr)
+    except (TypeError, ValueError):
+        return False
+    im.save(tmp, format=fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
+    return True
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:
