@@ -1,6 +1,8 @@
 # Two set-up commands: `make demo` (install + the demo) and `make test` (install + the tests).
 PYTHON ?= python3
 VENV ?= .venv
+# extras installed with beadseg; CI adds napari-test (napari + pytest-qt for the plugin's tests)
+EXTRAS ?= dev
 PY := $(VENV)/bin/python
 BEADSEG := $(VENV)/bin/beadseg
 
@@ -10,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# the CPU wheel of torch first: a bare `pip install torch` pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(VENV)/.installed

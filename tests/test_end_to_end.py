@@ -8,8 +8,7 @@ import pytest
 
 
 def cli(*args, check=True):
-    r = subprocess.run([sys.executable, "-m", "beadseg", *map(str, args)], capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, "-m", "beadseg", *map(str, args)], capture_output=True, text=True)
     if check:
         assert r.returncode == 0, (args, r.stderr[-3000:])
     return r
@@ -21,18 +20,36 @@ def test_cli_pipeline(tmp_path):
     cli("synth", series, "--dilution-series", "--size", 96, "--seed", 3)
     cli("analyze", data, "--out", tmp_path / "an", "--workers", 1)
     assert json.loads((tmp_path / "an" / "summary.json").read_text())["dataset_size"] == 6
-    sets = ["data.crop_size=64", "data.crops_per_epoch=16", "model.base_channels=4",
-            "model.depth=2", "train.batch_size=4", "split.val_fraction=0.34"]
+    sets = [
+        "data.crop_size=64",
+        "data.crops_per_epoch=16",
+        "model.base_channels=4",
+        "model.depth=2",
+        "train.batch_size=4",
+        "split.val_fraction=0.34",
+    ]
     setargs = sum((["--set", s] for s in sets), [])
     cli("train", data, "--out", tmp_path / "run", "--epochs", 2, "--quiet", *setargs)
     assert (tmp_path / "run" / "best.onnx").is_file()  # predict runs it, without torch
-    cli("train", data, "--out", tmp_path / "run2", "--epochs", 1, "--model", "attention_unet",
-        "--quiet", *setargs)
+    cli(
+        "train",
+        data,
+        "--out",
+        tmp_path / "run2",
+        "--epochs",
+        1,
+        "--model",
+        "attention_unet",
+        "--quiet",
+        *setargs,
+    )
     r = cli("compare", tmp_path / "run", tmp_path / "run2", "--out", tmp_path / "cmp")
     assert "attention_unet" in r.stdout and (tmp_path / "cmp" / "compare.csv").is_file()
     cli("predict", tmp_path / "run", series / "images", "--out", tmp_path / "pred", "--quiet")
     assert (tmp_path / "pred" / "counts.csv").is_file()
-    cli("evaluate", tmp_path / "pred", series, "--out", tmp_path / "ev")
+    r = cli("evaluate", tmp_path / "pred", series, "--out", tmp_path / "ev")
+    assert f"read {tmp_path / 'ev' / 'report.html'}" in r.stdout
+    assert (tmp_path / "ev" / "report.html").is_file()
     r = cli("evaluate", tmp_path / "run", data, "--out", tmp_path / "ev2", "--calibrate")
     from beadseg.checkpoint import load_checkpoint
 
@@ -56,8 +73,13 @@ def test_demo_quick(tmp_path):
     if not (WEIGHTS_DIR / "default.pt").is_file():
         pytest.fail("the shipped default model is missing")
     cli("demo", "--quick", "--out", tmp_path / "demo")
-    html = (tmp_path / "demo" / "index.html").read_text()
-    for fig in ("analysis/distribution_analysis.png", "evaluate-default/worst_cases.png",
-                "finetune/curves.png", "dilution/dilution.png"):
-        assert fig in html and (tmp_path / "demo" / fig).is_file()
-    assert (tmp_path / "demo" / "index.md").is_file()
+    html = (tmp_path / "demo" / "report.html").read_text()
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert "src=" not in html.replace('src="data:image/png;base64,', "")  # every figure embedded
+    for fig in (
+        "analysis/distribution_analysis.png",
+        "evaluate-default/worst_cases.png",
+        "finetune/curves.png",
+        "dilution/dilution.png",
+    ):
+        assert f"({fig})" in md and f'title="{fig}"' in html and (tmp_path / "demo" / fig).is_file()

@@ -77,10 +77,12 @@ def test_evaluate_only_and_empty_images(tmp_path):
         write_mask(data / "masks" / f"{name}.png", truth > 0)
         write_labels(data / "labels" / f"{name}.tif", truth)
         write_labels(pred / "labels" / f"{name}.tif", truth)
-    r = evaluate(pred, data)
+    # b's image shows beads and its label is empty: graded unusable, so scored only with all labels
+    assert [e.image for e in evaluate(pred, data).images] == ["a"]
+    r = evaluate(pred, data, use_all_labels=True)
     assert [e.objects.f1 for e in r.images] == [1.0, 1.0]
     assert r.overall.objects.tp == int(s.labels.max()) and r.overall.objects.fp == 0
-    assert evaluate(pred, data, only={"b"}).overall.objects.f1 == 1.0
+    assert evaluate(pred, data, only={"b"}, use_all_labels=True).overall.objects.f1 == 1.0
     with pytest.raises(InputError, match="none of the requested"):
         evaluate(pred, data, only={"zzz"})
 

@@ -145,15 +145,35 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Mo
     InputError
         The stored weights do not fit the stored architecture.
     """
+    from .errors import BeadsegError
     from .models import build_model
 
     meta = state["meta"]
-    model = build_model(meta["model"], meta["in_channels"])
     try:
-        model.load_state_dict(inference_weights(state))
-    except (RuntimeError, KeyError, TypeError) as exc:
+        model = build_model(meta["model"], meta["in_channels"])
+    except BeadsegError as exc:
+        raise InputError(f"{path}: its stored architecture is not valid ({exc})") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic errors are ValueErrors
+        first = str(exc).strip().splitlines()[0][:160]
+        raise InputError(f"{path}: its stored architecture is not valid ({first})") from None
+    import torch
+
+    weights = inference_weights(state)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0][:160]
         raise InputError(f"{path}: the weights do not fit the stored architecture ({first})") from None
+    bad = [
+        k
+        for k, v in weights.items()
+        if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if bad:
+        raise InputError(
+            f"{path}: the weights hold NaN or inf values ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
+            "the run diverged: use an earlier checkpoint or train again with a lower optim.lr"
+        )
     return model.eval()
 
 

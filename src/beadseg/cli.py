@@ -36,16 +36,34 @@ def _root(
     """beadseg: microbead segmentation toolkit."""
 
 
+OVERWRITE_HELP = "Replace what --out holds (output of another command or other settings)."
+OVERWRITE = typer.Option(False, "--overwrite", help=OVERWRITE_HELP)
+
+
+def _claim(out: Path, command: str, settings, overwrite: bool = False, inputs=(), **options):
+    """Hold ``out`` for this command (:func:`beadseg.output_folder.claim_output`): one command
+    and one set of settings per folder, a lock against a second writer, checked before any
+    computation, and nothing left behind on bad input."""
+    from .output_folder import claim_output
+
+    return claim_output(out, command, settings, overwrite=overwrite, inputs=inputs, **options)
+
+
+def _abs(path) -> str | None:
+    """A path as an absolute string for the settings of an output folder (None stays None)."""
+    return None if path is None else str(Path(path).resolve())
+
+
 @app.command()
 def synth(
     out: Path = typer.Argument(..., help="Output folder (images/, masks/, labels/)."),
     n: int | None = typer.Option(
         None, "--n", min=1, help="Number of images (default 8); with --from, per level (default 3)."
     ),
-    size: int = typer.Option(512, "--size", min=16, help="Image side in px."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    min_beads: int = typer.Option(3, help="Fewest beads per 512x512 image."),
-    max_beads: int = typer.Option(750, help="Most beads per 512x512 image."),
+    size: int = typer.Option(512, "--size", min=16, max=4096, help="Image side in px."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+    min_beads: int = typer.Option(3, min=0, help="Fewest beads per 512x512 image."),
+    max_beads: int = typer.Option(750, min=0, help="Most beads per 512x512 image."),
     dilution_series: bool = typer.Option(
         False, help="Write a synthetic dilution series (true slope -1) instead."
     ),
@@ -74,40 +92,48 @@ def synth(
     touch: str = typer.Option(
         "0.9,1.0", help="With --from: centre distance of touching beads, LOW,HIGH diameters."
     ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Write synthetic bead images with exact masks and instance labels (--from: real appearances
     pasted at known centres, with centres/NAME.csv)."""
+    from .errors import ConfigError
     from .provenance import write_provenance
     from .synth import synth_dataset, synth_dilution_series
 
     if from_data is None and (levels or counts or frames):
-        from .errors import ConfigError
-
         raise ConfigError("--levels, --counts and --frames need --from DATA (real sparse tiles)")
-    if from_data is not None:
-        from .composite import parse_levels, parse_touch, write_composites
+    if from_data is not None and dilution_series:
+        raise ConfigError("--dilution-series and --from do not go together; give one")
+    if min_beads > max_beads:
+        raise ConfigError(f"--min-beads {min_beads} is above --max-beads {max_beads}; give min <= max")
+    settings = {
+        "n": n, "size": size, "seed": seed, "min_beads": min_beads, "max_beads": max_beads,
+        "dilution_series": dilution_series, "from": _abs(from_data), "levels": levels,
+        "counts": counts, "clump_fraction": clump_fraction, "max_group": max_group,
+        "frames": frames, "prefix": prefix, "touch": touch,
+    }
+    with _claim(out, "synth", settings, overwrite, inputs=[from_data]):
+        if from_data is not None:
+            from .composite import parse_levels, parse_touch, write_composites
 
+            lv = parse_levels(levels, counts, clump_fraction, max_group)
+            names = frames.split(",") if frames else None
+            r = write_composites(
+                out, from_data, lv, n or 3, size, seed, names, prefix, touch=parse_touch(touch)
+            )
+            typer.echo(
+                f"wrote {len(r.names)} exact-truth images to {out} from {r.n_sprites} "
+                f"sprites ({len(r.sprite_tiles)} tiles) and {r.n_backgrounds} backgrounds "
+                f"in {r.seconds:.1f} s"
+            )
+            return
         if dilution_series:
-            from .errors import ConfigError
-
-            raise ConfigError("--dilution-series and --from do not go together; give one")
-
-        lv = parse_levels(levels, counts, clump_fraction, max_group)
-        names = frames.split(",") if frames else None
-        r = write_composites(
-            out, from_data, lv, n or 3, size, seed, names, prefix, touch=parse_touch(touch)
-        )
-        typer.echo(
-            f"wrote {len(r.names)} exact-truth images to {out} from {r.n_sprites} "
-            f"sprites ({len(r.sprite_tiles)} tiles) and {r.n_backgrounds} backgrounds "
-            f"in {r.seconds:.1f} s"
-        )
-        return
-    if dilution_series:
-        names = synth_dilution_series(out, size=size, seed=seed)
-    else:
-        names = synth_dataset(out, n=n or 8, size=size, seed=seed, min_beads=min_beads, max_beads=max_beads)
-    write_provenance(out, "synth", seed=seed)
+            names = synth_dilution_series(out, size=size, seed=seed)
+        else:
+            names = synth_dataset(
+                out, n=n or 8, size=size, seed=seed, min_beads=min_beads, max_beads=max_beads
+            )
+        write_provenance(out, "synth", seed=seed)
     typer.echo(f"wrote {len(names)} synthetic pairs to {out}")
 
 
@@ -130,14 +156,18 @@ def analyze(
     config: Path | None = typer.Option(None, help="YAML with analyze settings."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary lines."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     from .analysis import analyze_dataset
     from .analysis.outputs import console_lines
     from .config import AnalyzeConfig, load_config
 
     cfg = load_config(config, model=AnalyzeConfig)
-    s = analyze_dataset(data, out, reference=reference, workers=workers, cfg=cfg,
-                        plots=not no_plots, progress=not quiet)
+    settings = {"data": _abs(data), "reference": _abs(reference), "config": cfg.model_dump(),
+                "plots": not no_plots}
+    with _claim(out, "analyze", settings, overwrite, inputs=[data, reference]):
+        s = analyze_dataset(data, out, reference=reference, workers=workers, cfg=cfg,
+                            plots=not no_plots, progress=not quiet)
     if not quiet:
         for line in console_lines(s, out, plots=not no_plots):
             typer.echo(line)
@@ -197,10 +227,31 @@ SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 (repeatable)."
 DATA_HELP = "Folder with images/ and masks/ (config: data.path)."
 
 
+RESUME_HELP = (
+    "Continue the run in this folder with its own config.yaml (killed before its first epoch "
+    "ended: start it). DATA, --config, --set, --model, --epochs, --folds, --fold and another "
+    "--out are refused with it (they would change the run); --device is applied."
+)
+
+
+def _resume_conflicts(resume: Path, out: Path | None, given: dict) -> None:
+    """``--resume`` continues a run exactly: options that would change it are an error."""
+    from .errors import ConfigError
+
+    named = [flag for flag, value in given.items() if value]
+    if out is not None and out.resolve() != resume.resolve():
+        named.append("--out")
+    if named:
+        raise ConfigError(
+            f"--resume {resume} continues that run with its own config.yaml; {', '.join(named)} "
+            "would change it: leave them out, or start a new run with --out NEW_DIR"
+        )
+
+
 @app.command()
 def train(
     data: Path | None = typer.Argument(None, help=DATA_HELP),
-    out: Path | None = typer.Option(None, "--out", help="Run folder."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (new, or --overwrite)."),
     config: Path | None = typer.Option(None, help="YAML config (see --print-config)."),
     sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     model: str | None = typer.Option(
@@ -210,15 +261,25 @@ def train(
     device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N, mps (config: train.device)."),
     folds: int | None = typer.Option(None, min=2, help="K-fold cross-validation: K (config: split.folds)."),
     fold: int | None = typer.Option(None, min=0, help="Which fold is validation (config: split.fold)."),
-    resume: Path | None = typer.Option(None, help="Continue the run in this folder."),
+    resume: Path | None = typer.Option(None, help=RESUME_HELP),
     print_config: bool = typer.Option(False, "--print-config", help="Print the config, exit."),
     nproc: int = typer.Option(1, min=1, help="Processes: > 1 launches torchrun (DDP)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Train a bead segmentation model (grouped split, early stopping, collapse guard)."""
+    """Train a bead segmentation model (grouped split, early stopping, collapse guard).
+
+    A run folder holds one run: training into a folder that holds one is refused (continue it
+    with --resume, or --overwrite to start again).
+    """
     from .config import config_to_yaml
+    from .errors import ConfigError
     from .training import train as run_train
 
+    if resume is not None:
+        _resume_conflicts(resume, out, {"DATA": data, "--config": config, "--set": sets,
+                                        "--model": model, "--epochs": epochs, "--folds": folds,
+                                        "--fold": fold, "--overwrite": overwrite})
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
     cfg = _config(
@@ -237,15 +298,20 @@ def train(
         typer.echo(config_to_yaml(cfg), nl=False)
         return
     if resume is None and out is None:
-        from .errors import ConfigError
-
         raise ConfigError("give --out RUN_DIR (or --resume RUN_DIR)")
-    res = run_train(cfg, out, resume=resume, progress=not quiet, log=typer.echo)
+    run_dir = resume or out
+    if resume is not None:
+        claim = _claim(resume, "train", None)
+    else:
+        claim = _claim(out, "train", cfg.model_dump(mode="json"), overwrite, inputs=[cfg.data.path],
+                       continue_hint=f"{out} holds this run already: continue it with --resume {out}")
+    with claim:
+        res = run_train(cfg, out, resume=resume, progress=not quiet, log=typer.echo, device=device)
     code = 3 if res["status"] == "collapsed" else 0
     if res["rank"] == 0:
         typer.echo(
             f"{res['status']}: best val IoU {res['best_val_iou'] or 0:.3f} at epoch "
-            f"{res['best_epoch']}; run folder {resume or out}"
+            f"{res['best_epoch']}; run folder {run_dir}"
         )
     if res["world_size"] > 1:
         _exit_torchrun_worker(code)
@@ -264,12 +330,19 @@ def cv(
     report_only: bool = typer.Option(False, help="Only summarise finished folds."),
     config: Path | None = typer.Option(None, help="YAML config."),
     sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """K-fold cross-validation over source frames: mean +/- SD of every metric."""
+    """K-fold cross-validation over source frames: mean +/- SD of every metric.
+
+    Folds left unfinished by a killed job are continued; a folder of folds trained with other
+    settings is refused (or --overwrite). Fold jobs of one array may share --out.
+    """
     from .experiments.cv import cross_validate
 
     cfg = _config(config, sets, {"data.path": data, "split.folds": folds})
-    s = cross_validate(cfg, out=out, only_fold=fold, report_only=report_only, log=typer.echo)
+    settings = {"config": cfg.model_dump(mode="json"), "folds": folds}
+    with _claim(out, "cv", settings, overwrite, inputs=[cfg.data.path], exclusive=False):
+        s = cross_validate(cfg, out=out, only_fold=fold, report_only=report_only, log=typer.echo)
     typer.echo(s["markdown"])
 
 
@@ -279,11 +352,19 @@ def sweep(
     trials: int = typer.Option(20, min=1, help="Finished trials wanted in the study."),
     storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite in OUT)."),
     out: Path = typer.Option(Path("beadseg-sweep"), "--out", help="Output folder."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Optuna hyperparameter search over config keys, resumable, shareable across workers."""
+    """Optuna hyperparameter search over config keys, resumable, shareable across workers.
+
+    Running it again into the same --out continues the study (trials left running by a killed
+    run are marked failed); another search space into that folder is refused (or --overwrite).
+    """
+    from .experiments.sweep import load_space
     from .experiments.sweep import sweep as run_sweep
 
-    r = run_sweep(space, trials, out, storage, log=typer.echo)
+    settings = {"space": load_space(space).model_dump(), "storage": storage}
+    with _claim(out, "sweep", settings, overwrite, inputs=[space]):
+        r = run_sweep(space, trials, out, storage, log=typer.echo)
     typer.echo(
         f"{r['n_trials']} trials ({r['n_complete']} complete, {r['n_pruned']} pruned); results in {out}"
     )
@@ -361,11 +442,16 @@ def hpc(
 def compare(
     runs: list[Path] = typer.Argument(..., help="Run folders."),
     out: Path | None = typer.Option(None, "--out", help="Write compare.csv/.md/.png here."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Table of runs: best/final val IoU, epochs, status, time, parameters."""
+    from contextlib import nullcontext
+
     from .experiments.compare import compare_runs, markdown_table
 
-    rows = compare_runs(runs, out)
+    settings = {"runs": [_abs(r) for r in runs]}
+    with _claim(out, "compare", settings, overwrite, inputs=runs) if out else nullcontext():
+        rows = compare_runs(runs, out)
     typer.echo(markdown_table(rows), nl=False)
 
 
@@ -378,12 +464,15 @@ def lr_find_cmd(
     model: str | None = typer.Option(None, help="Model name (config: model.name)."),
     steps: int | None = typer.Option(None, min=10, help="Most sweep steps (default: 200)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, mps (config: train.device)."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Learning-rate range test: plot and suggested learning rate."""
     from .training import lr_find
 
     cfg = _config(config, sets, {"data.path": data, "model.name": model, "train.device": device})
-    res = lr_find(cfg, out, **({"steps": steps} if steps else {}))
+    settings = {"config": cfg.model_dump(mode="json"), "steps": steps}
+    with _claim(out, "lr-find", settings, overwrite, inputs=[cfg.data.path]):
+        res = lr_find(cfg, out, **({"steps": steps} if steps else {}))
     lr = res["suggested_lr"]
     typer.echo(
         f"suggested learning rate: {lr:.3g} (use --set optim.lr={lr:.3g}); plot: {out / 'lr_find.png'}"
@@ -446,13 +535,19 @@ def predict(
     ),
     shard: str | None = typer.Option(None, help="i/N: process every N-th input from i."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv.
 
-    Settings not given take the values of --config, else the PredictConfig defaults.
+    Settings not given take the values of --config, else the PredictConfig defaults. Running
+    again into the same --out with the same model, settings and inputs resumes (frames already
+    done are not predicted again); another model, threshold, setting or inputs is refused,
+    naming the difference (or --overwrite to start again).
     """
     from .inference import parse_shard, predict_images
+    from .inference.pipeline import check_threshold, predict_settings
 
+    check_threshold(threshold)
     cfg = _predict_config(
         config,
         sets,
@@ -463,16 +558,19 @@ def predict(
         device=device,
         save_probabilities=save_probabilities,
     )
-    s = predict_images(
-        model,
-        [str(i) for i in inputs],
-        out,
-        cfg,
-        threshold,
-        progress=not quiet,
-        log=typer.echo,
-        shard=parse_shard(shard),
-    )
+    shards = parse_shard(shard)
+    settings = predict_settings(model, cfg, threshold, [str(i) for i in inputs], shards)
+    with _claim(out, "predict", settings, overwrite, inputs=[*inputs, None if model == "default" else model]):
+        s = predict_images(
+            model,
+            [str(i) for i in inputs],
+            out,
+            cfg,
+            threshold,
+            progress=not quiet,
+            log=typer.echo,
+            shard=shards,
+        )
     typer.echo(
         f"{s.n_images} images, {s.total_count} beads ({s.n_errors} skipped); counts: {out / 'counts.csv'}"
     )
@@ -481,12 +579,23 @@ def predict(
 @app.command()
 def merge(
     runs: list[Path] = typer.Argument(..., help="Prediction folders (e.g. shards)."),
-    out: Path = typer.Option(..., "--out", help="Merged folder."),
+    out: Path = typer.Option(..., "--out", help="Merged folder (not one of the inputs)."),
+    incomplete: bool = typer.Option(
+        False, "--incomplete", help="Merge although shards are missing (marked in settings.json)."
+    ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Join the counts.csv/errors.csv of prediction runs made with the same model and settings."""
+    """Join the counts.csv/errors.csv of prediction runs made with the same model and settings.
+
+    Shards of a job array must all be given (each records i/N), unless --incomplete.
+    """
     from .inference import merge_runs
 
-    r = merge_runs(runs, out)
+    settings = {"runs": [_abs(r) for r in runs], "incomplete": incomplete}
+    with _claim(out, "merge", settings, overwrite, inputs=runs):
+        r = merge_runs(runs, out, incomplete=incomplete)
+    if r.missing_shards:
+        typer.echo(f"warning: incomplete: shards {', '.join(r.missing_shards)} missing", err=True)
     typer.echo(f"merged {r.n_images} images ({r.n_errors} errors) into {out / 'counts.csv'}")
 
 
@@ -504,27 +613,47 @@ def evaluate(
         False, help="Pick the F1-best threshold; write a copy of the model with it to OUT/calibrated.pt."
     ),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, mps."),
+    all_labels: bool = typer.Option(
+        False, "--all-labels", help="Score against every label, also those graded unusable."
+    ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Pixel, object and count metrics per image, source frame, dilution and overall."""
+    """Pixel, object and count metrics per image, source frame, dilution and overall.
+
+    Labels graded unusable (see `beadseg analyze`) are left out and listed, unless --all-labels;
+    a prediction folder covering part of the data is scored on the images it holds.
+    """
     from .evaluate import evaluate as run_eval
 
     cfg = _predict_config(config, sets, device=device)
     given = {"shift_radius_px": shift_radius, "centroid_px": centroid_px}
-    r = run_eval(
-        source,
-        data,
-        out,
-        cfg,
-        threshold,
-        calibrate=calibrate,
-        **{k: v for k, v in given.items() if v is not None},
-    )
+    settings = {"source": source if source == "default" else _abs(source), "data": _abs(data),
+                "predict": cfg.model_dump(exclude={"device"}), "threshold": threshold,
+                **given, "calibrate": calibrate, "all_labels": all_labels}
+    with _claim(out, "evaluate", settings, overwrite, inputs=[data, None if source == "default" else source]):
+        r = run_eval(
+            source,
+            data,
+            out,
+            cfg,
+            threshold,
+            calibrate=calibrate,
+            use_all_labels=all_labels,
+            **{k: v for k, v in given.items() if v is not None},
+        )
+    for name, reasons in sorted(r.labels.left_out.items()):
+        typer.echo(f"left out {name} (label unusable: {reasons[0]})")
+    if r.no_prediction:
+        typer.echo(
+            f"{len(r.no_prediction)} of {len(r.no_prediction) + len(r.images)} labelled images "
+            f"have no prediction in {source} (e.g. {r.no_prediction[0]}); scored the others"
+        )
     o = r.overall
     typer.echo(
         f"pixel IoU mean {o.iou_mean:.3f} / pooled {o.pixels.iou:.3f}, best-shift IoU "
         f"{o.iou_best_shift_mean:.3f}; object F1 (IoU 0.5) {o.objects.f1:.3f}, centroid "
         f"F1 {o.centroids.f1:.3f}; median |count error| {o.counts.median_abs_error:.3f}; "
-        f"metrics: {out / 'metrics.json'}"
+        f"metrics: {out / 'metrics.json'}; read {out / 'report.html'}"
     )
     if r.calibration is not None:
         typer.echo(
@@ -573,10 +702,15 @@ def dilution(
     depth_um: float | None = typer.Option(
         None, help="Chamber depth in micrometres (needs --pixel-size-um)."
     ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    from .dilution import console_lines, dilution_report
+    from .dilution import console_lines, dilution_report, microlitre_per_mp
 
-    r = dilution_report(counts_csv, out, pixel_size_um, depth_um, samples=samples)
+    microlitre_per_mp(pixel_size_um, depth_um)  # bad sizes fail before --out is touched
+    settings = {"counts": _abs(counts_csv), "samples": _abs(samples),
+                "pixel_size_um": pixel_size_um, "depth_um": depth_um}
+    with _claim(out, "dilution", settings, overwrite, inputs=[counts_csv, samples]):
+        r = dilution_report(counts_csv, out, pixel_size_um, depth_um, samples=samples)
     for line in console_lines(r, out):
         typer.echo(line)
 
@@ -588,12 +722,15 @@ def fix_masks_cmd(
     radius: int | None = typer.Option(
         None, min=1, help="Largest shift searched (px; default: the config's data.align_radius_px)."
     ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Write re-registered masks for masks that sit off their beads, plus shifts.csv."""
     from .config import DataConfig
     from .registration import fix_masks
 
-    rows = fix_masks(data, out, DataConfig().align_radius_px if radius is None else radius)
+    radius = DataConfig().align_radius_px if radius is None else radius
+    with _claim(out, "fix-masks", {"data": _abs(data), "radius": radius}, overwrite, inputs=[data]):
+        rows = fix_masks(data, out, radius)
     n = sum(r["fixed"] for r in rows)
     typer.echo(f"{n} of {len(rows)} masks shifted onto their beads; see {out / 'shifts.csv'}")
 
@@ -602,12 +739,14 @@ def fix_masks_cmd(
 def demo(
     out: Path = typer.Option(Path("beadseg-demo"), "--out", help="Output folder."),
     quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer epochs (< 60 s)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, help="Random seed."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """The whole pipeline on generated data with the shipped model; writes index.html."""
+    """The whole pipeline on generated data with the shipped model; writes report.html."""
     from .demo import run_demo
 
-    run_demo(out, quick=quick, seed=seed, log=typer.echo)
+    with _claim(out, "demo", {"quick": quick, "seed": seed}, overwrite):
+        run_demo(out, quick=quick, seed=seed, log=typer.echo)
 
 
 def _warning_printer(fallback):
@@ -623,17 +762,46 @@ def _warning_printer(fallback):
     return show
 
 
+def _usage_line(exc) -> str:
+    """A command-line usage error (bad option value, missing argument) as one line."""
+    text = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return f"error: {text}{where}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2 (no traceback)."""
+    """Entry point: user errors become one line on stderr and exit code 2 (no traceback);
+    so do command-line usage errors (typer's own multi-line panel is not used)."""
+    from typer.exceptions import TyperException
+
     previous = warnings.showwarning
     warnings.showwarning = _warning_printer(previous)  # for this call only; restored below
     try:
-        app(args=argv)  # standalone: usage errors exit 2, --help/--version exit 0
+        code = app(args=argv, prog_name="beadseg", standalone_mode=False)  # --help: 0
     except BeadsegError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except MemoryError:
+        print("error: out of memory; give smaller images or settings (e.g. --set batch_size=1)",
+              file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        print(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror}", file=sys.stderr)
+        sys.exit(2)
+    except TyperException as exc:  # usage errors; Abort (Ctrl-D at a prompt) has no message
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `beadseg` alone: the help
+            print(exc.format_message())
+            sys.exit(0)
+        print(_usage_line(exc) if hasattr(exc, "format_message") else "aborted", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 1))
     finally:
         warnings.showwarning = previous
+    sys.exit(code if isinstance(code, int) else 0)  # as typer's standalone mode does

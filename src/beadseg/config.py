@@ -24,7 +24,9 @@ class DataConfig(_Strict):
     """Where the training data is and how crops are drawn from it."""
 
     path: str | None = Field(None, description="folder with images/ and masks/")
-    crop_size: int = Field(256, gt=0, description="training crop size in px, at native resolution")
+    crop_size: int = Field(
+        256, ge=16, description="training crop size in px, at native resolution (>= 16)"
+    )
     crops_per_epoch: int = Field(512, gt=0, description="random crops drawn per training epoch")
     bead_crop_fraction: float = Field(
         0.5, ge=0, le=1, description="share of crops centred on a bead (oversampling)"
@@ -34,8 +36,9 @@ class DataConfig(_Strict):
     )
     align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
     use_all_labels: bool = Field(
-        False, description="train on every label; by default labels graded unusable by "
-        "`beadseg.analysis.grade_labels` are left out (listed in split.json)"
+        False, description="train on every label as it is; by default labels graded unusable by "
+        "`beadseg.analysis.grade_labels` are left out and shifted ones re-registered (both "
+        "listed in split.json)"
     )
     channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
 
@@ -46,7 +49,7 @@ class SplitConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     folds: int | None = Field(None, ge=2, description="K for K-fold cross-validation")
     fold: int = Field(0, ge=0, description="which fold is validation (0-based)")
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
 
 class ModelConfig(_Strict):
@@ -128,7 +131,7 @@ class TrainConfig(_Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     device: str = "auto"
     amp: bool = Field(True, description="mixed precision, used on CUDA only")
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
     num_workers: int = Field(
@@ -278,13 +281,52 @@ def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return out
 
 
+#: names users bring from other tools, and the key beadseg calls them
+_ALIASES = {
+    "learning_rate": "lr",
+    "lr_max": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_epochs": "epochs",
+    "batch": "batch_size",
+    "arch": "name",
+    "architecture": "name",
+    "patience": "early_stop_patience",
+    "crop": "crop_size",
+    "patch_size": "crop_size",
+}
+
+
+def _key_hint(key: str, model: type[BaseModel]) -> str:
+    """``; did you mean 'x'?`` for an unknown key, else the valid keys of its section."""
+    keys = _keys(model)
+    section, _, leaf = key.rpartition(".")
+    siblings = [k for k in keys if k.rpartition(".")[0] == section]
+    alias = f"{section}.{_ALIASES[leaf]}".lstrip(".") if leaf in _ALIASES else None
+    close = [alias] if alias in keys else difflib.get_close_matches(key, keys, n=1)
+    if not close:
+        leaves = {k.rpartition(".")[2]: k for k in siblings}
+        close = [leaves[c] for c in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.5)]
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if siblings and section:
+        return f" ({section} keys: {', '.join(k.rpartition('.')[2] for k in siblings)})"
+    return " (`--print-config` lists the keys)"
+
+
+def _in(tree: Any, loc: tuple) -> bool:
+    for part in loc:
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
 def _explain(err: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
     e = err.errors()[0]
     key = ".".join(str(p) for p in e["loc"])
     if e["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(key, _keys(model), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return ConfigError(f"{source}: unknown key {key!r}{hint} (`--print-config` lists the keys)")
+        return ConfigError(f"{source}: unknown key {key!r}{_key_hint(key, model)}")
     given = e.get("input")
     return ConfigError(f"{source}: {key} = {given!r} is not valid: {e['msg']}")
 
@@ -300,7 +342,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         parts = key.strip().split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it") from None
     return out
 
 
@@ -349,7 +394,11 @@ def load_config(
     try:
         return model.model_validate(_merge(raw, extra))
     except ValidationError as err:
-        raise _explain(err, model, source) from None
+        # blame the command line when the offending key came from it, not the config file
+        loc = tuple(str(p) for p in err.errors()[0]["loc"])
+        from_cli = "--set" if not isinstance(overrides, dict) else "command line"
+        blamed = from_cli if _in(extra, loc) else source
+        raise _explain(err, model, blamed) from None
 
 
 def config_to_yaml(cfg: BaseModel) -> str:

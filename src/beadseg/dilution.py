@@ -303,10 +303,9 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"sample sheet {path} does not exist")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip().lower() for c in reader.fieldnames or []]
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+    header, raw = _read_csv(path, "sample sheet")
+    columns = [c.strip().lower() for c in header]
+    rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in raw]
     keys = [c for c in _KEY_COLUMNS if c in columns]
     if "dilution" not in columns or not keys:
         raise InputError(
@@ -328,14 +327,40 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
 # ----------------------------------------------------------------------------- the report
 
 
+def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict]]:
+    """Header and rows of a UTF-8 CSV (a byte-order mark, as Excel writes, is fine).
+
+    Raises
+    ------
+    InputError
+        Not a text CSV, or a row with more or fewer fields than the header.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(
+            f"{path} is not a UTF-8 CSV {what} ({type(exc).__name__}); save it as CSV (UTF-8)"
+        ) from None
+    for i, r in enumerate(rows, start=2):
+        if None in r or None in r.values():
+            n = len([v for k, v in r.items() if k is not None and v is not None]) + len(r.get(None) or [])
+            raise InputError(
+                f"{path} line {i} has {n} fields but the header has {len(header)}; every row "
+                "needs one value per column"
+            )
+    return header, rows
+
+
 def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[dict]:
     """Rows of a counts.csv (``image``, ``count``, ``area_mp``; ``source_frame`` and
     ``dilution`` optional) with the dilution from the sheet when given, else from the names."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist; give the counts.csv written by `beadseg predict`")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
+    _, rows = _read_csv(path, "counts table")
     need = {"image", "count", "area_mp"}
     if not rows or not need <= set(rows[0]):
         raise InputError(
@@ -353,9 +378,12 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
         try:
             count, area = float(r["count"]), float(r["area_mp"])
         except ValueError:
+            count = area = float("nan")
+        if not (np.isfinite(count) and count >= 0 and np.isfinite(area) and area > 0):
             raise InputError(
-                f"{path} line {i}: count {r['count']!r} / area_mp {r['area_mp']!r} are not numbers"
-            ) from None
+                f"{path} line {i}: count {r['count']!r} / area_mp {r['area_mp']!r} must be numbers, "
+                "count >= 0 and area_mp > 0 (as `beadseg predict` writes them)"
+            )
         out.append(
             {
                 "image": r["image"],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis.grades import LabelSelection
 from .config import InstanceConfig, PredictConfig
 from .errors import InputError
 from .instances import instances_from_mask
@@ -217,12 +218,16 @@ class Evaluation:
     per_dilution: dict[str, SetSummary]
     images: list[ImageEvaluation] = field(default_factory=list)
     calibration: Calibration | None = None
+    labels: LabelSelection = field(default_factory=lambda: LabelSelection({}, {}, graded=False))
+    no_prediction: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {
             "source": self.source,
             "data": self.data,
             "definitions": self.definitions,
+            "labels": {k: v for k, v in self.labels.as_dict().items() if k != "re_registered"},
+            "no_prediction": self.no_prediction,
             "overall": self.overall.as_dict(),
             "per_source_frame": {k: v.as_dict() for k, v in self.per_source_frame.items()},
             "per_dilution": {k: v.as_dict() for k, v in self.per_dilution.items()},
@@ -247,7 +252,8 @@ def truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig)
     return instances_from_mask(mask, None, inst)
 
 
-def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray:
+def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray | None:
+    """The predicted instances of one image in a prediction folder (None: not predicted)."""
     for ext in (".tif", ".tiff"):
         p = pred_dir / "labels" / f"{stem}{ext}"
         if p.is_file():
@@ -255,10 +261,7 @@ def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray:
     p = pred_dir / "masks" / f"{stem}.png"
     if p.is_file():
         return instances_from_mask(read_mask(p).mask)
-    raise InputError(
-        f"no prediction for {stem} in {pred_dir}/labels or {pred_dir}/masks; run "
-        "`beadseg predict` on the same images first"
-    )
+    return None
 
 
 def _load_source_model(source: str | Path, cfg: PredictConfig):
@@ -271,13 +274,19 @@ def _load_source_model(source: str | Path, cfg: PredictConfig):
     return load_model(source, cfg.device, cfg.runtime, cfg.num_threads)
 
 
-def _select_pairs(data: Path, only: set[str] | None) -> list[Pair]:
-    pairs = find_pairs(data)
+def _usable_pairs(data: Path, only: set[str] | None, use_all: bool) -> tuple[list[Pair], LabelSelection]:
+    """The pairs to score: those named in ``only`` whose labels are usable (graded over the
+    whole data set, since grading compares each label with the rest)."""
+    from .analysis.grades import select_labels
+
+    everything = find_pairs(data)
+    kept, labels = select_labels(everything, use_all)
     if only is not None:
-        pairs = [p for p in pairs if p.name in only]
-        if not pairs:
-            raise InputError(f"none of the requested images is in {data}")
-    return pairs
+        kept = [p for p in kept if p.name in only]
+        labels = LabelSelection({n: r for n, r in labels.left_out.items() if n in only}, {}, labels.graded)
+        if not kept:
+            raise InputError(f"none of the requested images with a usable label is in {data}")
+    return kept, labels
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -332,7 +341,52 @@ def _write(out: Path, result: Evaluation, cfg: PredictConfig, worst: list) -> No
         from .plots import plot_worst_cases
 
         plot_worst_cases(worst, out / "worst_cases.png")
+    from .reporting import write_report
+    from .reporting.evaluation import evaluation_terms, render_evaluation
+
+    body = render_evaluation(result, "worst_cases.png" if worst else None)
+    write_report(out, body, evaluation_terms(result))
     write_provenance(out, "evaluate")
+
+
+def _predict_pair(model, source, pair: Pair, cfg: PredictConfig, threshold: float | None):
+    """(image, mask info, predicted instances, probabilities or None) of one pair: the model's
+    prediction, or the one in the prediction folder ``source`` (None when it holds none)."""
+    if model is None:
+        pred, prob = _find_prediction(Path(str(source)), pair.name), None
+        if pred is None:
+            return None
+        image, info = read_pair(pair)
+    else:
+        from .inference import segment_image  # torch only when there is a model to run
+
+        image, info = read_pair(pair)
+        prob, pred, _ = segment_image(model, image, cfg, threshold)
+    if pred.shape != info.mask.shape:
+        raise InputError(
+            f"prediction for {pair.name} is {pred.shape[::-1]} but the mask is {info.mask.shape[::-1]}"
+        )
+    return image, info, pred, prob
+
+
+def _evaluation(source, data: Path, images, labels, no_prediction, shift_radius_px, centroid_px):
+    """The :class:`Evaluation` of the scored images (at least one)."""
+    if not images:
+        raise InputError(
+            f"{source} holds no prediction for any of the {len(no_prediction)} labelled images "
+            f"of {data} (e.g. {no_prediction[0]}); run `beadseg predict` on {data} first"
+        )
+    return Evaluation(
+        str(source),
+        str(data),
+        _definitions(shift_radius_px, centroid_px),
+        aggregate(images),
+        _group(images, "source_frame"),
+        _group(images, "dilution"),
+        images,
+        labels=labels,
+        no_prediction=no_prediction,
+    )
 
 
 def evaluate(
@@ -346,6 +400,7 @@ def evaluate(
     calibrate: bool = False,
     gallery: bool = True,
     only: set[str] | None = None,
+    use_all_labels: bool = False,
 ) -> Evaluation:
     """Evaluate predictions (a `beadseg predict` folder) or a model against a labelled set.
 
@@ -356,17 +411,28 @@ def evaluate(
     data : path
         Folder with images/ and masks/ (and optionally labels/).
     out : path, optional
-        Writes metrics.csv, metrics.json, config.yaml, worst_cases.png (and calibrated.pt).
+        Writes metrics.csv, metrics.json, config.yaml, worst_cases.png, report.md and the
+        self-contained report.html (and calibrated.pt).
     calibrate : bool
         With a model: choose the probability threshold that maximises pooled object F1
         (centroid matching) on this set; with ``out``, write a copy of the model carrying it
         to ``out/calibrated.pt``.
     only : set of str, optional
         Evaluate only these image names (e.g. the validation side of a split).
+    use_all_labels : bool
+        Score against every label as it is; by default labels graded unusable
+        (:func:`beadseg.analysis.select_labels`) are left out and listed (``labels.left_out``).
+
+    Notes
+    -----
+    A prediction folder that covers only part of the data is evaluated on the images it holds;
+    the labelled images without a prediction are listed (``no_prediction``).
     """
     cfg = cfg or PredictConfig()
     data = Path(data)
-    pairs = _select_pairs(data, only)
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError(f"--threshold {threshold} is not a probability between 0 and 1 (exclusive)")
+    pairs, labels = _usable_pairs(data, only, use_all_labels)
     model = _load_source_model(source, cfg)
     if calibrate and model is None:
         raise InputError(
@@ -374,19 +440,13 @@ def evaluate(
         )
     inst = model.instances if model else InstanceConfig()
     scan = _ThresholdScan(model, centroid_px) if calibrate else None
-    if model is not None:
-        from .inference import segment_image  # torch only when there is a model to run
-    images, worst = [], []
+    images, worst, no_prediction = [], [], []
     for pair in pairs:
-        image, info = read_pair(pair)
-        if model is None:
-            pred, prob = _find_prediction(Path(str(source)), pair.name), None
-        else:
-            prob, pred, _ = segment_image(model, image, cfg, threshold)
-        if pred.shape != info.mask.shape:
-            raise InputError(
-                f"prediction for {pair.name} is {pred.shape[::-1]} but the mask is {info.mask.shape[::-1]}"
-            )
+        found = _predict_pair(model, source, pair, cfg, threshold)
+        if found is None:
+            no_prediction.append(pair.name)
+            continue
+        image, info, pred, prob = found
         truth = truth_labels(data, pair, info.mask, inst)
         images.append(evaluate_image(pred, info.mask, truth, shift_radius_px, centroid_px, pair.name))
         if scan is not None:
@@ -394,15 +454,7 @@ def evaluate(
         if gallery and out is not None:
             worst.append((images[-1].centroids.f1, pair.name, image, info.mask, pred > 0))
             worst = sorted(worst, key=lambda w: w[0])[:4]  # keep only the 4 worst in memory
-    result = Evaluation(
-        str(source),
-        str(data),
-        _definitions(shift_radius_px, centroid_px),
-        aggregate(images),
-        _group(images, "source_frame"),
-        _group(images, "dilution"),
-        images,
-    )
+    result = _evaluation(source, data, images, labels, no_prediction, shift_radius_px, centroid_px)
     if scan is not None:
         result = replace(result, calibration=scan.result(out))
     if out is not None:

@@ -8,6 +8,7 @@ Canonical in-memory forms used everywhere in beadseg:
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 import warnings
@@ -95,7 +96,13 @@ def find_images(path: str | Path) -> list[Path]:
     """
     p = Path(path)
     if any(ch in str(path) for ch in "*?["):
-        files = sorted(q for q in Path().glob(str(path)) if q.suffix.lower() in IMAGE_EXTENSIONS)
+        # glob.glob, not Path.glob: a quoted absolute pattern ("/data/frames/*.png", as job
+        # scripts pass it) is valid; "**" matches any depth
+        matched = glob.glob(os.path.expanduser(str(path)), recursive=True)
+        if not matched:
+            raise InputError(f"no file matches {path}; check the pattern (beadseg expands quoted ones)")
+        found = (Path(q) for q in matched)
+        files = sorted(q for q in found if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
     elif p.is_file():
         files = [p]
     elif p.is_dir():
@@ -206,7 +213,22 @@ def _read_with_pillow(path: Path) -> np.ndarray | None:
         return np.asarray(im)
 
 
+def check_finite(arr: np.ndarray, path: str | Path) -> None:
+    """Raise :class:`InputError` when a float image holds NaN or inf pixels (a model would turn
+    them into a silent wrong count)."""
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise InputError(
+                f"{path} has {bad} NaN or inf pixel values (of {arr.size}); save the image with "
+                "finite values (e.g. replace them by the background level)"
+            )
+
+
 def _to_hwc(arr: np.ndarray, path: Path) -> np.ndarray:
+    """The image's ``H x W x C`` form (alpha dropped); non-finite values are refused here,
+    where every image read passes."""
+    check_finite(arr, path)
     if arr.ndim == 2:
         return arr[..., None]
     if arr.ndim == 3 and arr.shape[-1] in (1, 2, 3, 4):

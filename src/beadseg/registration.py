@@ -183,7 +183,9 @@ def align_mask(
 def fix_masks(data, out, radius_px: int = 5, min_shift_px: float = 2.0, min_gain: float = 0.15) -> list[dict]:
     """Write re-registered masks for flagged images and copies of the rest; never touches ``data``.
 
-    Writes ``out/images`` (copies), ``out/masks`` and ``out/shifts.csv``.
+    Writes ``out/images`` (copies), ``out/masks`` and ``out/shifts.csv``, every file atomically
+    (a killed run leaves no truncated file under a final name). ``out`` may not be ``data``,
+    hold it, or reach into it through a link.
 
     Returns
     -------
@@ -194,19 +196,26 @@ def fix_masks(data, out, radius_px: int = 5, min_shift_px: float = 2.0, min_gain
     from pathlib import Path
 
     from .errors import InputError
-    from .io import find_pairs, read_pair, write_csv, write_mask
+    from .io import atomic_path, find_pairs, read_pair, write_csv, write_mask
 
     data, out = Path(data), Path(out)
-    if out.resolve() == data.resolve():
-        raise InputError(f"--out {out} is the input folder; fix-masks never overwrites its input")
+    data_r = data.resolve()
+    inputs = [data_r, (data / "images").resolve(), (data / "masks").resolve()]
+    for target in (out, out / "images", out / "masks"):
+        t = target.resolve()  # follows links: out/masks linked to data/masks is caught
+        if t in inputs or any(i in t.parents for i in inputs[1:]) or t in data_r.parents:
+            raise InputError(
+                f"--out {out}: {target} is (or leads into) the input folder {data}; fix-masks "
+                "never writes into its input: give another --out"
+            )
     pairs = find_pairs(data)
     rows = []
     for p in pairs:
         image, info = read_pair(p)
         mask, reg = align_mask(image, info.mask, radius_px, min_shift_px, min_gain)
         write_mask(out / "masks" / f"{p.name}.png", mask)
-        (out / "images").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(p.image, out / "images" / p.image.name)
+        with atomic_path(out / "images" / p.image.name) as tmp:
+            shutil.copy2(p.image, tmp)
         rows.append(
             {
                 "name": p.name,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from .errors import ConfigError
 from .io import write_image, write_labels, write_mask
 
 
@@ -181,6 +182,18 @@ def _write_one(out: Path, name: str, s: SynthImage) -> None:
     write_labels(out / "labels" / f"{name}.tif", s.labels)
 
 
+#: the largest synthetic image side: one 4096 x 4096 image peaks at 1.8 GB of memory (measured;
+#: memory grows with the area, so 8192 px would need ~7 GB)
+MAX_SIZE_PX = 4096
+
+
+def _check_sizes(size: int, seed: int) -> None:
+    if not 16 <= size <= MAX_SIZE_PX:
+        raise ConfigError(f"size {size} px is out of range; give 16 to {MAX_SIZE_PX} px")
+    if seed < 0:
+        raise ConfigError(f"seed {seed} is negative; give a seed >= 0")
+
+
 def synth_dataset(
     out: str | Path,
     n: int = 8,
@@ -199,6 +212,12 @@ def synth_dataset(
     list of str
         The names written.
     """
+    _check_sizes(size, seed)
+    if not 0 <= min_beads <= max_beads:
+        raise ConfigError(
+            f"min_beads {min_beads} / max_beads {max_beads}: need 0 <= min_beads <= max_beads "
+            "(e.g. --min-beads 3 --max-beads 750)"
+        )
     out = Path(out)
     rng = np.random.default_rng(seed)
     scale = (size / 512) ** 2
@@ -227,6 +246,7 @@ def synth_dilution_series(
     true log-log slope of density against dilution is -1. Names are
     ``<dilution>x_synthframe<k>_grid_r0_c<j>``.
     """
+    _check_sizes(size, seed)
     out = Path(out)
     rng = np.random.default_rng(seed)
     names = []

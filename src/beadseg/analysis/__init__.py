@@ -5,6 +5,6 @@ training and evaluation to call at start.
 """
 
 from .doctor import analyze_dataset
-from .grades import LabelGrade, grade_labels
+from .grades import LabelGrade, LabelSelection, grade_labels, select_labels
 
-__all__ = ["LabelGrade", "analyze_dataset", "grade_labels"]
+__all__ = ["LabelGrade", "LabelSelection", "analyze_dataset", "grade_labels", "select_labels"]

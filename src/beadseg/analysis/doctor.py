@@ -194,8 +194,13 @@ def _reference_headlines(reference, cfg: AnalyzeConfig, workers) -> dict:
     if ref_path.is_file():
         try:
             ref = json.loads(ref_path.read_text())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError(f"{ref_path} is not a summary.json written by beadseg") from None
+        if not isinstance(ref, dict) or not isinstance(ref.get("domains", {}), dict):
+            raise InputError(
+                f"{ref_path} is not a summary.json written by beadseg (it holds a "
+                f"{type(ref).__name__}); give a summary.json or a data folder"
+            )
         if ref.get("schema_version") != SCHEMA_VERSION or "domains" not in ref:
             raise InputError(
                 f"{ref_path} is a summary.json of schema "

@@ -142,3 +142,76 @@ def _areas(ms):
     import numpy as np
 
     return np.concatenate([m.arrays.areas for m in ms] + [np.zeros(0)])
+
+
+@dataclass(frozen=True)
+class LabelSelection:
+    """Which labels training and evaluation use, by the grades (:func:`select_labels`).
+
+    ``left_out`` maps each unusable label to its reasons; ``shifts`` maps each shifted (fixable)
+    label to the ``(dy, dx)`` that re-registers it. Both are empty when every label is used.
+    """
+
+    left_out: dict[str, tuple[str, ...]]
+    shifts: dict[str, tuple[int, int]]
+    graded: bool = True
+
+    def as_dict(self) -> dict:
+        """The ``labels`` entry of a run's ``split.json`` (and of ``metrics.json``)."""
+        return {
+            "graded": self.graded,
+            "left_out": [{"name": n, "reasons": list(r)} for n, r in sorted(self.left_out.items())],
+            "re_registered": [{"name": n, "dy": dy, "dx": dx} for n, (dy, dx) in sorted(self.shifts.items())],
+        }
+
+    def summary_line(self) -> str:
+        """One line for the console ("" when nothing was left out or shifted)."""
+        parts = []
+        if self.left_out:
+            first, reasons = next(iter(sorted(self.left_out.items())))
+            parts.append(f"left out {len(self.left_out)} unusable label(s) (e.g. {first}: {reasons[0]})")
+        if self.shifts:
+            parts.append(f"re-registered {len(self.shifts)} shifted mask(s)")
+        if not parts:
+            return ""
+        return "; ".join(parts) + " (set data.use_all_labels=true to use every label as it is)"
+
+
+def select_labels(pairs, use_all: bool = False, cfg: AnalyzeConfig | None = None, reregister: bool = True):
+    """The usable pairs of a data set and what was left out or shifted, from the grades.
+
+    Parameters
+    ----------
+    pairs : list of :class:`beadseg.io.Pair`
+        The whole data set (grading compares each label with the rest).
+    use_all : bool
+        Use every label as it is (``data.use_all_labels``): nothing graded, nothing left out.
+    reregister : bool
+        Report the shifts of fixable masks (False: the caller aligns masks its own way).
+
+    Returns
+    -------
+    (list of Pair, LabelSelection)
+        The pairs whose labels are usable, in the given order, and the selection.
+
+    Raises
+    ------
+    InputError
+        Every label is unusable.
+    """
+    from ..errors import InputError
+
+    pairs = list(pairs)
+    if use_all or not pairs:
+        return pairs, LabelSelection({}, {}, graded=False)
+    grades = grade_labels(pairs, cfg)
+    left_out = {g.name: g.reasons for g in grades if not g.usable}
+    shifts = {g.name: (g.dy, g.dx) for g in grades if reregister and g.usable and g.shifted}
+    kept = [p for p in pairs if p.name not in left_out]
+    if not kept:
+        name, reasons = next(iter(sorted(left_out.items())))
+        raise InputError(
+            f"all {len(pairs)} labels are graded unusable (e.g. {name}: {reasons[0]}); fix them "
+            "(see `beadseg analyze`) or set data.use_all_labels=true"
+        )
+    return kept, LabelSelection(left_out, shifts)

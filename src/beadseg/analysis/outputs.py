@@ -1,10 +1,11 @@
-"""Writing the dataset doctor's output folder: summary.json, per_image.csv, report.md, figures."""
+"""Writing the dataset doctor's output folder: summary.json, per_image.csv, report.md and
+report.html, figures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import write_csv, write_text
+from ..io import write_csv
 from ..provenance import write_json, write_provenance
 from .domains import REAL
 
@@ -12,6 +13,7 @@ OUTPUT_FILES = (
     "summary.json",
     "per_image.csv",
     "report.md",
+    "report.html",
     "distribution_analysis.png",
     "sample_images.png",
     "registration.png",
@@ -22,6 +24,8 @@ OUTPUT_FILES = (
 def write_outputs(out: Path, summary: dict, ms, pairs, figures=None) -> list[Path]:
     """Write every output; ``figures`` is the :class:`~.plots.FigureWorker` drawing the
     matplotlib figure (None: no figures). Returns the files written."""
+    from ..reporting import write_report
+    from ..reporting.terms import ANALYSIS_NAMES, named_terms
     from .report import render_report
 
     out.mkdir(parents=True, exist_ok=True)
@@ -38,11 +42,13 @@ def write_outputs(out: Path, summary: dict, ms, pairs, figures=None) -> list[Pat
             raise
     written.append(write_json(out / "summary.json", summary))
     written.append(write_csv(out / "per_image.csv", summary["per_image"]))
-    written.append(write_text(out / "report.md", render_report(summary, figures is not None)))
     written.append(write_provenance(out, "analyze"))
     if figures is not None:
         figures.wait()
         written += [out / f for f in ("distribution_analysis.png", "sample_images.png", "registration.png")]
+    # after the figures: report.html embeds them
+    terms = named_terms(summary["definitions"], ANALYSIS_NAMES, ["source frame", "dilution", "beads per MP"])
+    written += write_report(out, render_report(summary, figures is not None), terms)
     return written
 
 
@@ -78,5 +84,5 @@ def console_lines(s: dict, out, plots: bool = True) -> list[str]:
         lines.append(f"named {m['named']} but looks {m['looks_like']}: {m['name']}")
     lines += [f"- {r['text']} [{r['measurement']}]" for r in s["recommendations"]]
     files = [f for f in OUTPUT_FILES if plots or not f.endswith(".png")]
-    lines.append(f"wrote {', '.join(files)} to {Path(out)}; read {Path(out) / 'report.md'}")
+    lines.append(f"wrote {', '.join(files)} to {Path(out)}; read {Path(out) / 'report.html'}")
     return lines

@@ -25,8 +25,31 @@ COLUMNS = [
 
 
 def _read_history(run: Path) -> list[dict]:
-    with open(run / "history.csv") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    path = run / "history.csv"
+    try:
+        with open(path, newline="") as f:
+            rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        if any("seconds" not in r or "val_iou" not in r for r in rows):
+            raise ValueError("columns")
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
+        raise InputError(
+            f"{path} is damaged (not the numeric table `beadseg train` writes); give another run"
+        ) from None
+    return rows
+
+
+def _read_result(run: Path) -> dict:
+    path = run / "result.json"
+    try:
+        res = json.loads(path.read_text())
+        if not isinstance(res, dict) or "model" not in res or "status" not in res:
+            raise ValueError("keys")
+        float(res.get("seconds") or 0)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InputError(
+            f"{path} is damaged (not the JSON `beadseg train` writes); give another run"
+        ) from None
+    return res
 
 
 def run_row(run: str | Path) -> tuple[dict, list[dict]]:
@@ -37,7 +60,7 @@ def run_row(run: str | Path) -> tuple[dict, list[dict]]:
             f"{run} is not a finished run folder (no result.json/history.csv); "
             "give folders written by `beadseg train`"
         )
-    res = json.loads((run / "result.json").read_text())
+    res = _read_result(run)
     hist = _read_history(run)
     elapsed, t075 = 0.0, None
     for h in hist:

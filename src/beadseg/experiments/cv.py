@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, PredictConfig, load_config
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..io import write_text
 from ..provenance import write_json
 
@@ -37,7 +37,12 @@ def _fold_metrics(run: Path) -> dict:
     split = json.loads((run / "split.json").read_text())
     cfg = load_config(run / "config.yaml")
     ev = evaluate(
-        run, cfg.data.path, run / "evaluation", PredictConfig(device=cfg.train.device), only=set(split["val"])
+        run,
+        cfg.data.path,
+        run / "evaluation",
+        PredictConfig(device=cfg.train.device),
+        only=set(split["val"]),
+        use_all_labels=cfg.data.use_all_labels,
     )
     o = ev.overall.as_dict()
     return {
@@ -53,6 +58,30 @@ def _fold_metrics(run: Path) -> dict:
         "median_abs_count_error": o["counts"]["median_abs_error"],
         "total_count_error": o["counts"]["total_relative_error"],
     }
+
+
+def _run_fold(cfg: Config, run: Path, folds: int, k: int, progress: bool, log) -> None:
+    """Train fold ``k`` into ``run``, continuing it when a killed job left it unfinished.
+
+    The fold's folder follows the output-folder rule (:mod:`beadseg.output_folder`): a fold
+    trained with other settings is an error naming the difference, never "already done".
+    """
+    from ..output_folder import claim_output
+    from ..training import train
+
+    fcfg = cfg.model_copy(deep=True)
+    fcfg.split.folds, fcfg.split.fold = folds, k
+    with claim_output(run, "train", fcfg.model_dump(mode="json")) as claim:
+        if claim.continued and (run / "result.json").exists():
+            log(f"fold {k}: already done")
+            return
+        train(
+            fcfg,
+            run,
+            resume=run if claim.continued else None,
+            progress=progress,
+            log=lambda s: log(f"[fold {k}] {s}"),
+        )
 
 
 def cross_validate(
@@ -90,25 +119,13 @@ def cross_validate(
     InputError
         No fold is finished.
     """
-    from ..training import train
-
     folds = folds or cfg.split.folds or max(2, int(round(1 / cfg.split.val_fraction)))
     out = Path(out)
+    if only_fold is not None and not 0 <= only_fold < folds:
+        raise ConfigError(f"--fold {only_fold} is not one of the {folds} folds (0 to {folds - 1})")
     todo = [] if report_only else ([only_fold] if only_fold is not None else range(folds))
     for k in todo:
-        run = out / f"fold_{k}"
-        if (run / "result.json").exists():
-            log(f"fold {k}: already done")
-            continue
-        fcfg = cfg.model_copy(deep=True)
-        fcfg.split.folds, fcfg.split.fold = folds, k
-        train(
-            fcfg,
-            run,
-            resume=run if (run / "last.pt").exists() else None,
-            progress=progress,
-            log=lambda s, k=k: log(f"[fold {k}] {s}"),
-        )
+        _run_fold(cfg, out / f"fold_{k}", folds, k, progress, log)
     rows = [
         _fold_metrics(out / f"fold_{k}") for k in range(folds) if (out / f"fold_{k}" / "result.json").exists()
     ]

@@ -7,8 +7,9 @@ prediction workers uses ``beadseg predict --shard i/N`` (no coordination needed)
 
 from __future__ import annotations
 
+import re
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from ..errors import InputError
 
@@ -90,12 +91,44 @@ def _header(s: JobSpec) -> list[str]:
     return lines
 
 
+#: what a value written into a ``#SBATCH`` / ``#PBS`` line may hold: those lines are read by the
+#: scheduler, not by bash, so quoting cannot protect them
+_HEADER_VALUE = re.compile(r"^[A-Za-z0-9_.:@+/%-]+$")
+_OPTION = {"name": "--name", "queue": "--queue", "account": "--account", "out_dir": "--out-dir"}
+
+
+def check_spec(s: JobSpec) -> None:
+    """Refuse values that would change the script's meaning: control characters (a newline
+    starts a new command) anywhere, and anything but a plain token in the scheduler's header
+    lines (the queue, the account, the job name and the log folder under ``out_dir``).
+
+    Raises
+    ------
+    InputError
+        Naming the option and the value.
+    """
+    for f in fields(s):
+        values = getattr(s, f.name)
+        for v in values if isinstance(values, tuple) else (values,):
+            if isinstance(v, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+                flag = "--" + f.name.replace("_", "-").removesuffix("s")
+                raise InputError(f"{flag} {v!r} holds a control character (a newline?); give one line")
+    for name, flag in _OPTION.items():
+        v = getattr(s, name)
+        if v is not None and not _HEADER_VALUE.match(v):
+            raise InputError(
+                f"{flag} {v!r} cannot go into a #SBATCH/#PBS line (spaces, quotes or shell "
+                "characters); use letters, digits and _ . - / only"
+            )
+
+
 def render_job(s: JobSpec) -> str:
     """The job script as text (bash)."""
     if s.scheduler not in ("slurm", "pbs"):
         raise InputError(f"scheduler {s.scheduler!r} is not slurm or pbs")
     if s.job not in ("train", "predict", "sweep"):
         raise InputError(f"job {s.job!r} is not train, predict or sweep")
+    check_spec(s)
     if s.job == "predict" and not s.array:
         s = replace(s, array=1)  # a copy: the caller's spec stays as given
     q = shlex.quote

@@ -58,7 +58,7 @@ class SearchSpace(BaseModel):
     base: dict = Field(default_factory=dict)
     metric: str = "val_iou"
     study_name: str = "beadseg-sweep"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     space: dict[str, Param]
 
 
@@ -68,7 +68,15 @@ def load_space(path: str | Path) -> SearchSpace:
     if not path.is_file():
         raise ConfigError(f"search space {path} does not exist")
     try:
-        space = SearchSpace.model_validate(yaml.safe_load(path.read_text()) or {})
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; give a search-space YAML") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping (space:, base:, metric:, ...)")
+    try:
+        space = SearchSpace.model_validate(raw)
     except ValidationError as err:
         e = err.errors()[0]
         raise ConfigError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
@@ -162,23 +170,19 @@ def sweep(
     optuna = _optuna()
     space = load_space(space_file)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    store = _storage(storage)
-    direction = "minimize" if space.metric == "val_loss" else "maximize"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=space.study_name,
-        storage=store,
-        direction=direction,
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=space.seed),
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=2),
-    )
     base_overrides = _flatten(space.base) + [f"train.monitor={space.metric}"]
     load_config(space.base_config, base_overrides)  # fail early on a bad base
+    out.mkdir(parents=True, exist_ok=True)
+    default_storage = storage is None
+    storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _open_study(optuna, space, _storage(storage))
+    _fail_stale_trials(optuna, study, out, every_running=default_storage, log=log)
+    # a resumed study continues the sampler's sequence instead of replaying it from the start
+    study.sampler = optuna.samplers.TPESampler(seed=space.seed + len(study.trials))
 
     def objective(trial):
+        trial.set_user_attr("out", str(out.resolve()))
         params = {k: _suggest(trial, k, p) for k, p in space.space.items()}
         cfg = load_config(space.base_config, base_overrides + [f"{k}={v}" for k, v in params.items()])
         run = out / f"trial_{trial.number:04d}"
@@ -200,8 +204,38 @@ def sweep(
     if todo:
         # other workers of the same study count too: stop once the study has `trials` finished
         enough = optuna.study.MaxTrialsCallback(trials, states=finished)
-        study.optimize(objective, n_trials=todo, catch=(), callbacks=[enough])
+        # a failing trial re-raises its error (one line from the CLI); Optuna's own warning
+        # with the traceback would come first, so only its errors are shown meanwhile
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        try:
+            study.optimize(objective, n_trials=todo, catch=(), callbacks=[enough])
+        finally:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
     return _report(study, out, space, log)
+
+
+def _open_study(optuna, space: SearchSpace, store):
+    return optuna.create_study(
+        study_name=space.study_name,
+        storage=store,
+        direction="minimize" if space.metric == "val_loss" else "maximize",
+        load_if_exists=True,
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=2),
+    )
+
+
+def _fail_stale_trials(optuna, study, out: Path, every_running: bool, log) -> None:
+    """Mark FAIL the RUNNING trials of a killed worker of this folder.
+
+    The caller holds ``out`` (its lock), so no live process runs a trial for it: a RUNNING trial
+    recorded for ``out`` (or any RUNNING trial when the study lives in ``out``'s own SQLite file)
+    was left by a killed run and would stay RUNNING forever.
+    """
+    mine = str(out.resolve())
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if every_running or t.user_attrs.get("out") == mine:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            log(f"trial {t.number} was left running by a killed sweep; marked failed")
 
 
 def _report(study, out: Path, space: SearchSpace, log) -> dict:

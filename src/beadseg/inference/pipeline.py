@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -211,18 +212,90 @@ def predict_file(
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[Path]:
-    """Files, folders (or their images/ subfolder) and globs, sorted and de-duplicated."""
+    """Files, folders (or their images/ subfolder) and globs, sorted and de-duplicated.
+
+    Raises
+    ------
+    InputError
+        No input, or two different files with the same stem (their outputs, named by the
+        stem, would overwrite each other).
+    """
     if not inputs:
         raise InputError("no input given; name image files, folders or globs")
     files: list[Path] = []
     for item in inputs:
         files += find_images(item)
-    seen, out = set(), []
+    seen, out, by_stem = set(), [], {}
     for f in sorted(files):
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
-            out.append(f)
+        if f.resolve() in seen:
+            continue
+        if f.stem in by_stem:
+            raise InputError(
+                f"{by_stem[f.stem]} and {f} have the same name {f.stem!r}; outputs are named by "
+                "it: rename one, or predict them into separate --out folders"
+            )
+        seen.add(f.resolve())
+        by_stem[f.stem] = f
+        out.append(f)
     return out
+
+
+def check_threshold(threshold: float | None) -> None:
+    """A probability threshold must lie strictly between 0 and 1 (None: the model's)."""
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError(
+            f"--threshold {threshold} is not a probability between 0 and 1 (exclusive); "
+            "e.g. 0.5, or leave it out to use the model's"
+        )
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (a model is identified by its content, not its path)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(source: str | Path) -> str:
+    """The SHA-256 of a model file's bytes (a model is its content, not its path); a model
+    that is not a file (built in memory) is identified by its name."""
+    return file_sha256(source) if Path(source).is_file() else f"name:{source}"
+
+
+def predict_settings(
+    model: str | Path,
+    cfg: PredictConfig,
+    threshold: float | None = None,
+    inputs: list[str | Path] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> dict:
+    """What decides a prediction folder's content: the model's bytes, the threshold, the
+    predict settings that change outputs (not the device, engine, threads or batch size), the inputs and the
+    shard. ``beadseg predict`` records it for its output folder; each frame's record carries
+    the hash of the part that concerns one frame (:func:`record_hash`)."""
+    from ..checkpoint import resolve_model_path
+
+    return {
+        "model": str(model),
+        "model_sha256": model_identity(resolve_model_path(model)),
+        "threshold": threshold,
+        "predict": cfg.model_dump(exclude=_NOT_COMPARED | {"batch_size"}),
+        "inputs": [os.path.abspath(str(i)) for i in inputs or []],  # globs too, as given
+        "shard": list(shard) if shard else None,
+    }
+
+
+def record_hash(settings: dict) -> str:
+    """The hash stored in every frame's record: model bytes, threshold and predict settings
+    (a record made otherwise is predicted again, never reused)."""
+    import hashlib
+
+    key = {k: settings[k] for k in ("model_sha256", "threshold", "predict")}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -384,10 +457,18 @@ def predict_images(
         No input, or no input could be predicted.
     """
     cfg = cfg or PredictConfig()
+    check_threshold(threshold)
     files = collect_inputs(inputs)
     if shard is not None:
         files = files[shard[0] :: shard[1]]
     m = load_model(model, cfg.device, cfg.runtime, cfg.num_threads)
+    digest = record_hash(
+        {
+            "model_sha256": model_identity(m.source),
+            "threshold": threshold,
+            "predict": cfg.model_dump(exclude=_NOT_COMPARED | {"batch_size"}),
+        }
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(m, cfg, threshold, shard)
@@ -396,8 +477,9 @@ def predict_images(
         for f in files:
             record = _record_path(out, f.stem)
             try:
-                if record.is_file():
-                    summary.add(CountRow(**json.loads(record.read_text())), None)
+                done = _reusable_record(record, f, digest)
+                if done is not None:
+                    summary.add(done, None)
                     continue
                 r = predict_file(m, f, out, cfg, threshold)
             except BeadsegError as exc:
@@ -408,7 +490,8 @@ def predict_images(
             finally:
                 advance()
             row = CountRow.of(r)
-            write_json(record, row.as_dict())  # last: its presence marks the frame complete
+            # last: its presence marks the frame complete, for this source file and settings
+            write_json(record, {**row.as_dict(), "source": str(f.resolve()), "settings_hash": digest})
             summary.add(row, r)
     summary.n_errors = len(summary.errors)
     write_csv(out / "counts.csv", [r.as_dict() for r in summary.counts], COUNT_FIELDS)
@@ -418,8 +501,25 @@ def predict_images(
     save_config(cfg, out / "config.yaml")
     write_provenance(out, "predict")
     if not summary.counts and summary.errors:
-        raise InputError(f"no image could be predicted; see {out / 'errors.csv'}")
+        first = summary.errors[0]["error"]
+        more = f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else ""
+        raise InputError(f"no image could be predicted: {first}{more}")
     return summary
+
+
+def _reusable_record(record: Path, source: Path, digest: str) -> CountRow | None:
+    """The counts of a frame already predicted from this very file with these settings (None:
+    predict it). Records of older versions (no hash), of another file with the same name or of
+    other settings are never reused."""
+    if not record.is_file():
+        return None
+    try:
+        data = json.loads(record.read_text())
+    except ValueError:
+        return None  # damaged: predict again
+    if data.get("settings_hash") != digest or data.get("source") != str(source.resolve()):
+        return None
+    return CountRow(**{k: data[k] for k in COUNT_FIELDS})
 
 
 # ----------------------------------------------------------------------------- merging runs
@@ -427,10 +527,11 @@ def predict_images(
 
 @dataclass(frozen=True)
 class MergeSummary:
-    """What :func:`merge_runs` joined."""
+    """What :func:`merge_runs` joined (``missing_shards``: shards left out with ``incomplete``)."""
 
     n_images: int
     n_errors: int
+    missing_shards: list[str] = field(default_factory=list)
 
 
 def _comparable_settings(settings: dict) -> dict:
@@ -444,26 +545,94 @@ def _comparable_settings(settings: dict) -> dict:
     return key
 
 
-def merge_runs(runs: list[str | Path], out: str | Path) -> MergeSummary:
+def _read_run(run: Path) -> tuple[dict, list[dict], list[dict]]:
+    """settings.json, counts.csv and errors.csv of a finished prediction folder."""
+    sfile = run / "settings.json"
+    if not sfile.is_file() or not (run / "counts.csv").is_file():
+        raise InputError(f"{run} is not a finished `beadseg predict` folder (no settings.json or counts.csv)")
+    try:
+        settings = json.loads(sfile.read_text())
+        if not isinstance(settings, dict):
+            raise ValueError("not a mapping")
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(
+            f"{sfile} is damaged (not the JSON `beadseg predict` writes); predict that shard again"
+        ) from None
+    tables = []
+    for name, columns in (("counts.csv", COUNT_FIELDS), ("errors.csv", ERROR_FIELDS)):
+        path = run / name
+        if name == "errors.csv" and not path.is_file():
+            tables.append([])
+            continue
+        try:
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                header = reader.fieldnames or []
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(
+                f"{path} cannot be read ({type(exc).__name__}); predict that shard again"
+            ) from None
+        missing = [c for c in columns if c not in header] if rows or header else []
+        if missing or any(None in r or None in r.values() for r in rows):
+            raise InputError(
+                f"{path} is damaged ({'missing columns ' + ', '.join(missing) if missing else 'ragged rows'}"
+                "); predict that shard again"
+            )
+        tables.append(rows)
+    return settings, tables[0], tables[1]
+
+
+def _is_shard(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
+
+
+def _missing_shards(settings: list[dict]) -> tuple[int, list[int]] | None:
+    """(N, the shard indices missing) when the runs are shards i/N and not all N are given."""
+    shards = [tuple(s["shard"]) for s in settings if _is_shard(s.get("shard"))]
+    if not shards:
+        return None
+    n = shards[0][1]
+    missing = sorted(set(range(n)) - {i for i, _ in shards})
+    return (n, missing) if missing else None
+
+
+def merge_runs(runs: list[str | Path], out: str | Path, incomplete: bool = False) -> MergeSummary:
     """Join the counts.csv / errors.csv of prediction runs (e.g. the shards of a job array).
+
+    Parameters
+    ----------
+    runs : paths
+        Finished prediction folders of one model and one set of settings.
+    out : path
+        The merged folder (not one of ``runs``).
+    incomplete : bool
+        Merge although shards of the array are missing; the merged settings.json then lists
+        them (``missing_shards``) and the run is marked incomplete.
 
     Raises
     ------
     InputError
-        A folder is not a finished prediction run, runs were made with different models or
-        settings, or an image was predicted in more than one run.
+        A folder is not a finished prediction run or is damaged, runs were made with different
+        models, settings or shard counts, an image was predicted in more than one run, shards
+        are missing (without ``incomplete``), or ``out`` is one of ``runs``.
     """
     if not runs:
         raise InputError("give the prediction folders to merge")
+    out = Path(out)
+    if any(out.resolve() == Path(r).resolve() for r in runs):
+        raise InputError(f"--out {out} is one of the folders being merged; give a new folder")
     ref_key, ref_run = None, None
-    rows, errors = [], []
+    rows, errors, all_settings = [], [], []
     for run in map(Path, runs):
-        sfile = run / "settings.json"
-        if not sfile.is_file() or not (run / "counts.csv").is_file():
+        settings, counts, errs = _read_run(run)
+        all_settings.append(settings)
+        try:
+            key = _comparable_settings(settings)
+        except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
             raise InputError(
-                f"{run} is not a finished `beadseg predict` folder (no settings.json or counts.csv)"
-            )
-        key = _comparable_settings(json.loads(sfile.read_text()))
+                f"{run / 'settings.json'} is damaged (settings beadseg cannot read); predict that shard again"
+            ) from None
         if ref_key is None:
             ref_key, ref_run = key, run
         elif key != ref_key:
@@ -472,17 +641,29 @@ def merge_runs(runs: list[str | Path], out: str | Path) -> MergeSummary:
                 f"{run} was made with other settings than {ref_run} ({', '.join(diff)}"
                 "); merge only runs of one model and one set of settings"
             )
-        with open(run / "counts.csv") as f:
-            rows += list(csv.DictReader(f))
-        with open(run / "errors.csv") as f:
-            errors += list(csv.DictReader(f))
+        rows += counts
+        errors += errs
     dup = sorted(n for n, k in Counter(r["image"] for r in rows).items() if k > 1)
     if dup:
         raise InputError(f"images predicted in more than one run: {', '.join(dup[:5])}")
+    counts_by_n = {s["shard"][1] for s in all_settings if _is_shard(s.get("shard"))}
+    if len(counts_by_n) > 1:
+        raise InputError(
+            f"the runs are shards of arrays of different sizes ({sorted(counts_by_n)}); merge one array"
+        )
+    gap = _missing_shards(all_settings)
+    if gap and not incomplete:
+        n, missing = gap
+        raise InputError(
+            f"shards {', '.join(f'{i}/{n}' for i in missing)} are missing ({len(runs)} of {n} "
+            "given); give every shard's folder, or --incomplete to merge what is there"
+        )
     rows.sort(key=lambda r: r["image"])
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "counts.csv", rows, COUNT_FIELDS)
     write_csv(out / "errors.csv", errors, ERROR_FIELDS)
-    write_json(out / "settings.json", {**ref_key, "merged_from": [str(r) for r in runs]})
-    return MergeSummary(len(rows), len(errors))
+    record = {**ref_key, "merged_from": [str(r) for r in runs], "complete": not gap}
+    if gap:
+        record["missing_shards"] = [f"{i}/{gap[0]}" for i in gap[1]]
+    write_json(out / "settings.json", record)
+    return MergeSummary(len(rows), len(errors), [f"{i}/{gap[0]}" for i in gap[1]] if gap else [])

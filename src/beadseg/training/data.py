@@ -7,11 +7,12 @@ finder; :func:`crop_loader` batches the random crops with a ``DataLoader`` (a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..analysis.grades import LabelSelection, select_labels
 from ..config import Config
 from ..data.dataset import CropDataset, Sample, load_samples
 from ..data.split import Split, grouped_split
@@ -23,15 +24,20 @@ from ..naming import source_frame
 
 @dataclass
 class TrainingData:
-    """The samples on each side of the run's split."""
+    """The samples on each side of the run's split, and which labels the grades left out or
+    re-registered (``labels``; written to ``split.json``)."""
 
     split: Split
     train: list[Sample]
     val: list[Sample]
+    labels: LabelSelection = field(default_factory=lambda: LabelSelection({}, {}, graded=False))
 
 
 def prepare_data(cfg: Config) -> TrainingData:
     """Read ``data.path`` into memory and split it by source frame (stratified by density).
+
+    Unless ``data.use_all_labels``, labels graded unusable (:func:`beadseg.analysis.select_labels`)
+    are left out and shifted masks re-registered (:func:`reregister`).
 
     Raises
     ------
@@ -42,17 +48,33 @@ def prepare_data(cfg: Config) -> TrainingData:
     """
     if not cfg.data.path:
         raise ConfigError("data.path is not set; give the data folder (beadseg train DATA)")
-    pairs = find_pairs(cfg.data.path)
+    # masks aligned when read (data.align_masks) take no shift from the grades
+    pairs, labels = select_labels(
+        find_pairs(cfg.data.path), cfg.data.use_all_labels, reregister=not cfg.data.align_masks
+    )
     samples = load_samples(
         pairs, cfg.data.channels, cfg.data.align_radius_px if cfg.data.align_masks else None
     )
+    samples = reregister(samples, labels)
     groups = {s.name: source_frame(s.name) for s in samples}
     density = {s.name: label_components(s.mask)[1] for s in samples}
     split = grouped_split(
         groups, density, cfg.split.val_fraction, cfg.split.folds, cfg.split.fold, cfg.split.seed
     )
     by_name = {s.name: s for s in samples}
-    return TrainingData(split, [by_name[n] for n in split.train], [by_name[n] for n in split.val])
+    return TrainingData(split, [by_name[n] for n in split.train], [by_name[n] for n in split.val], labels)
+
+
+def reregister(samples: list[Sample], labels: LabelSelection) -> list[Sample]:
+    """Shift the masks the grades found shifted onto their beads (by the grade's ``dy, dx``)."""
+    if not labels.shifts:
+        return samples
+    from ..registration import shift_mask
+
+    for s in samples:
+        if s.name in labels.shifts:
+            s.mask = shift_mask(s.mask, *labels.shifts[s.name])
+    return samples
 
 
 def bead_area_stats(samples: list[Sample]) -> dict:

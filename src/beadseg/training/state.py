@@ -96,7 +96,8 @@ class TrainState:
             "elapsed_s": self.elapsed_s(),
             "meta": self.meta,
             "finished": finished,
-            "status": self.status,
+            "status": self.status,  # a stop decision survives a kill before result.json
+            "reason": self.reason,
             "result": result or {},
         }
 
@@ -125,3 +126,5 @@ class TrainState:
         self.bad_epochs, self.collapse_count = ckpt["bad_epochs"], ckpt["collapse_count"]
         self.epoch = ckpt["epoch"] + 1
         self.elapsed_before_s = ckpt["elapsed_s"]
+        # the stop decision of the latest epoch (older checkpoints: none recorded)
+        self.status, self.reason = ckpt.get("status", "ok"), ckpt.get("reason", "")

@@ -10,6 +10,7 @@ averaging and checkpoints are :mod:`~beadseg.training.callbacks`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from ..checkpoint import inference_weights, load_checkpoint, resolve_model_path
 from ..config import Config, save_config
 from ..data.dataset import CropDataset
 from ..devices import Distributed, distributed, torch_threads
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..losses import build_loss
 from ..models import build_model, count_parameters
 from ..provenance import write_json, write_provenance
@@ -41,6 +42,7 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     on_epoch: Callable[[int, dict], None] | None = None,
+    device: str | None = None,
 ) -> dict:
     """Train a segmentation model.
 
@@ -51,7 +53,10 @@ def train(
     out : path
         Run folder (created). Required unless ``resume`` is given.
     resume : path, optional
-        A run folder with ``last.pt``: continue exactly where it stopped.
+        A run folder: continue exactly where its ``last.pt`` stopped, with the run's own config
+        (``cfg`` is not used). A stop decision (early stopping, collapse, time limit) stored in
+        ``last.pt`` is kept, so the resumed run ends as the uninterrupted one would have. A
+        folder killed before its first ``last.pt`` starts the run from its ``config.yaml``.
     progress : bool
         Show a progress bar.
     log : callable
@@ -59,6 +64,9 @@ def train(
     on_epoch : callable, optional
         Called with (epoch, history row) after each validation, e.g. to prune a sweep trial
         (it may raise to stop the run).
+    device : str, optional
+        Run on this device instead of the config's ``train.device`` (e.g. a resumed run
+        moved to another machine).
 
     Returns
     -------
@@ -75,16 +83,21 @@ def train(
     ckpt = None
     if resume is not None:
         out = Path(resume)
-        ckpt = load_checkpoint(out / "last.pt")
-        cfg = Config.model_validate(ckpt["config"])
-        if ckpt.get("finished"):
+        cfg, ckpt = resume_point(out, log)
+        if ckpt is not None and ckpt.get("finished"):
             log(f"{out} already finished ({ckpt['status']}); nothing to resume")
             return {**ckpt["result"]}
+    if device is not None:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"device": device})})
     if out is None:
         raise ConfigError("give an output folder (--out RUN_DIR)")
     out = Path(out)
+    if ckpt is None and os.environ.get("RANK", "0") == "0":
+        _remove_run_files(out)
     with torch_threads(cfg.train.num_threads), distributed(cfg.train.device) as dist:
         data, loader = _prepare_run(cfg, out, dist)
+        if dist.is_main and data.labels.summary_line():
+            log(data.labels.summary_line())
         state = _build_state(cfg, out, dist, data, ckpt, len(loader))
         if ckpt is not None:
             log(f"resuming {out} at epoch {state.epoch + 1}")
@@ -106,6 +119,74 @@ def _write_onnx(out: Path) -> None:
         write_onnx_beside(out / "best.pt")
 
 
+#: the files of a run folder (see the module docstring)
+RUN_FILES = (
+    "best.pt",
+    "best.onnx",
+    "last.pt",
+    "result.json",
+    "history.csv",
+    "curves.png",
+    "split.json",
+    "config.yaml",
+    "provenance.json",
+)
+
+
+def _remove_run_files(out: Path) -> None:
+    """A fresh run never leaves an earlier run's checkpoints or results beside its own."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+#: what ``last.pt`` must hold to continue a run (see :meth:`TrainState.checkpoint`)
+RESUME_KEYS = (
+    "config",
+    "optimizer_state",
+    "epoch",
+    "history",
+    "best",
+    "bad_epochs",
+    "collapse_count",
+    "elapsed_s",
+)
+
+
+def resume_point(run: Path, log: Callable[[str], None] = print) -> tuple[Config, dict | None]:
+    """The config and ``last.pt`` of a run to continue; ``last.pt`` is None when the run was
+    stopped before its first epoch ended (then it starts from its config.yaml).
+
+    Raises
+    ------
+    InputError
+        ``run`` holds neither a ``last.pt`` nor a ``config.yaml``.
+    """
+    from ..config import load_config
+    from ..output_folder import read_manifest
+
+    if (run / "last.pt").is_file():
+        ckpt = load_checkpoint(run / "last.pt")
+        missing = [k for k in RESUME_KEYS if k not in ckpt]
+        if missing:
+            raise InputError(
+                f"{run / 'last.pt'} cannot be resumed (missing {', '.join(missing)}); start a new "
+                "run, or give it as train.init_weights to start from its weights"
+            )
+        return load_config(None, ckpt["config"]), ckpt
+    if (run / "config.yaml").is_file():
+        cfg = load_config(run / "config.yaml")
+    else:
+        manifest = read_manifest(run) if run.is_dir() else None
+        if not manifest or manifest["command"] != "train" or not manifest.get("settings"):
+            raise InputError(
+                f"{run} holds no last.pt or config.yaml of a training run; nothing to resume: "
+                f"start a run with --out {run}"
+            )
+        cfg = load_config(None, manifest["settings"])
+    log(f"{run} has no last.pt yet (stopped before its first epoch ended): starting the run")
+    return cfg, None
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -119,6 +200,8 @@ def _fit(
 ) -> None:
     """Epochs from ``state.epoch`` until the last one or until a callback stops the run."""
     t = state.cfg.train
+    if state.status != "ok":  # resumed after the stop was decided: end as the run would have
+        return
     with _progress_bar(progress) as bar:
         for epoch in range(state.epoch, t.epochs):
             state.epoch = epoch
@@ -246,7 +329,7 @@ def _prepare_run(cfg: Config, out: Path, dist: Distributed) -> tuple[TrainingDat
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-        write_json(out / "split.json", data.split.as_dict())
+        write_json(out / "split.json", {**data.split.as_dict(), "labels": data.labels.as_dict()})
         write_provenance(out, "train", seed=t.seed, device=str(dist.device), world_size=dist.world_size)
     return data, loader
 
