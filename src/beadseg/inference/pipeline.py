@@ -95,15 +95,22 @@ def segment_image(
     ``threshold`` and ``instances`` default to the model's. Returns (probabilities, instance
     labels, timings in s).
     """
-    from ..instances import instances_from_mask  # scipy.ndimage: not for `beadseg merge`
-
     t0 = time.perf_counter()
     prob = predict_probabilities(model, image, cfg)
     t1 = time.perf_counter()
-    thr = model.threshold if threshold is None else threshold
-    labels = instances_from_mask(prob > thr, prob, instances or model.instances)
+    labels = _instances(model, prob, threshold, instances)
     t2 = time.perf_counter()
     return prob, labels, {"probabilities_s": t1 - t0, "instances_s": t2 - t1}
+
+
+def _instances(
+    model: LoadedModel, prob: np.ndarray, threshold: float | None, instances: InstanceConfig | None
+) -> np.ndarray:
+    """Threshold (the model's unless given) -> instance labels (the model's settings unless given)."""
+    from ..instances import instances_from_mask  # scipy.ndimage: not for `beadseg merge`
+
+    thr = model.threshold if threshold is None else threshold
+    return instances_from_mask(prob > thr, prob, instances or model.instances)
 
 
 @dataclass
@@ -174,26 +181,46 @@ def write_outputs_of(
             job.result()  # re-raises a writer's error here
 
 
-def predict_file(
+@dataclass
+class Inferred:
+    """A frame after the network: what :func:`infer_file` hands to :func:`finish_file`."""
+
+    path: Path
+    image: np.ndarray
+    probabilities: np.ndarray
+    timings: dict[str, float]
+
+
+def infer_file(model: LoadedModel, path: Path, cfg: PredictConfig) -> Inferred:
+    """The first half of :func:`predict_file`: read the image, run the network. It releases the
+    GIL for most of its time (PNG decoding, ONNX Runtime or torch), so :func:`predict_images`
+    runs it for the next frame while the current one is finished."""
+    t0 = time.perf_counter()
+    image = read_image(path)
+    t1 = time.perf_counter()
+    prob = predict_probabilities(model, image, cfg)
+    t2 = time.perf_counter()
+    return Inferred(Path(path), image, prob, {"read_s": t1 - t0, "probabilities_s": t2 - t1})
+
+
+def finish_file(
     model: LoadedModel,
-    path: Path,
+    inferred: Inferred,
     out: Path,
     cfg: PredictConfig,
     threshold: float | None = None,
     keep: bool = False,
     write_outputs: bool = True,
 ) -> ImageResult:
-    """Predict one image file and write its outputs into ``out`` (masks/, labels/, overlays/,
-    beads/, and probabilities/ with ``cfg.save_probabilities``)."""
+    """The second half of :func:`predict_file`: instances, then the files of the frame."""
+    prob, timings = inferred.probabilities, dict(inferred.timings)
     t0 = time.perf_counter()
-    image = read_image(path)
-    t_read = time.perf_counter() - t0
-    prob, labels, timings = segment_image(model, image, cfg, threshold)
-    timings["read_s"] = t_read
-    stem = Path(path).stem
+    labels = _instances(model, prob, threshold, None)
+    timings["instances_s"] = time.perf_counter() - t0
+    stem = inferred.path.stem
     if write_outputs:
         t1 = time.perf_counter()
-        write_outputs_of(out, stem, image, prob, labels, cfg.save_probabilities)
+        write_outputs_of(out, stem, inferred.image, prob, labels, cfg.save_probabilities)
         timings["write_s"] = time.perf_counter() - t1
     h, w = labels.shape
     return ImageResult(
@@ -206,6 +233,56 @@ def predict_file(
         labels if keep else None,
         prob if keep else None,
     )
+
+
+def predict_file(
+    model: LoadedModel,
+    path: Path,
+    out: Path,
+    cfg: PredictConfig,
+    threshold: float | None = None,
+    keep: bool = False,
+    write_outputs: bool = True,
+    inferred: Inferred | None = None,
+) -> ImageResult:
+    """Predict one image file and write its outputs into ``out`` (masks/, labels/, overlays/,
+    beads/, and probabilities/ with ``cfg.save_probabilities``); ``inferred``: its
+    :func:`infer_file` when it has run already (see :class:`Lookahead`)."""
+    inferred = inferred if inferred is not None else infer_file(model, path, cfg)
+    return finish_file(model, inferred, out, cfg, threshold, keep, write_outputs)
+
+
+class Lookahead:
+    """Runs :func:`infer_file` of the next frame in a worker thread while the caller finishes the
+    current one (instances, writes). At most two frames are in memory: the one being finished
+    and the one being inferred. A frame that was not started ahead is inferred on :meth:`take`."""
+
+    def __init__(self, model: LoadedModel, cfg: PredictConfig):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._model, self._cfg = model, cfg
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="beadseg-infer")
+        self._ahead: tuple[Path, object] | None = None
+
+    def start(self, path: Path) -> None:
+        """Begin reading and inferring ``path`` (the frame after the one being finished)."""
+        if self._ahead is None:
+            self._ahead = (path, self._pool.submit(infer_file, self._model, path, self._cfg))
+
+    def take(self, path: Path) -> Inferred:
+        """The inferred frame ``path`` (its read or network errors raised here)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == path:
+            return ahead[1].result()
+        if ahead is not None:
+            ahead[1].cancel()
+        return infer_file(self._model, path, self._cfg)
+
+    def __enter__(self) -> Lookahead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------- many images
@@ -473,15 +550,19 @@ def predict_images(
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(m, cfg, threshold, shard)
     summary = PredictSummary()
-    with _progress(progress, len(files)) as advance:
-        for f in files:
+    with _progress(progress, len(files)) as advance, Lookahead(m, cfg) as ahead:
+        for i, f in enumerate(files):
             record = _record_path(out, f.stem)
             try:
                 done = _reusable_record(record, f, digest)
                 if done is not None:
                     summary.add(done, None)
                     continue
-                r = predict_file(m, f, out, cfg, threshold)
+                inferred = ahead.take(f)
+                following = _next_to_predict(files[i + 1 :], out, digest)
+                if following is not None:
+                    ahead.start(following)  # its network runs while this frame is finished
+                r = predict_file(m, f, out, cfg, threshold, inferred=inferred)
             except BeadsegError as exc:
                 summary.errors.append({"image": str(f), "error": str(exc)})
                 if log:
@@ -505,6 +586,11 @@ def predict_images(
         more = f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else ""
         raise InputError(f"no image could be predicted: {first}{more}")
     return summary
+
+
+def _next_to_predict(files: list[Path], out: Path, digest: str) -> Path | None:
+    """The first of ``files`` whose record cannot be reused (None: all are done)."""
+    return next((g for g in files if _reusable_record(_record_path(out, g.stem), g, digest) is None), None)
 
 
 def _reusable_record(record: Path, source: Path, digest: str) -> CountRow | None:
