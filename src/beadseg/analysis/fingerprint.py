@@ -308,6 +308,7 @@ def measure_all(
 
     settings = {**cfg.model_dump(), "grading_only": grading_only}
     workers = min(workers or min(os.cpu_count() or 1, 4), len(pairs))
+    keep_freed_memory()
     work = partial(measure_image, settings=settings)
     if workers <= 1:
         return list(_progress(map(work, pairs), len(pairs), progress))
@@ -320,6 +321,24 @@ def measure_all(
         # a few pairs per task: fewer round trips, still balanced across the workers
         chunk = max(1, len(pairs) // (4 * workers))
         return list(_progress(pool.map(work, pairs, chunksize=chunk), len(pairs), progress))
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to serve the doctor's many 1-2 MB temporaries from its heap and to keep
+    what is freed, instead of mapping and unmapping each one (measured on the 79 dev tiles, one
+    process: 366k page faults and 0.6 s of system time without, 30k and 0.1 s with; 3.5 -> 3.0 s
+    wall). Settings of this process and the workers it forks; True where applied (glibc)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, ...)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters, malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 256 << 20))
 
 
 def _pool(workers: int):
