@@ -67,38 +67,69 @@ def per_fold_table(res: dict, set_name: str) -> str:
     return "\n".join(lines)
 
 
+def analyze_section(a: dict) -> list[str]:
+    out = ["## analyze (79 dev tiles, whole process)", "", f"Machine: {a['machine']}; load "
+           f"{a['load_before'][0]:.1f} before, {a['load_after'][0]:.1f} after", "",
+           "| command | best wall (s) | best CPU (s) |", "|---|---|---|"]
+    for k, r in a["runs"].items():
+        out.append(f"| {k} | {r['best_wall_s']:.2f} | {r['best_cpu_s']:.2f} |")
+    if "speedup" in a:
+        out += ["", "Speed-up over the old analyzer (best wall): "
+                + ", ".join(f"{k} {v:.2f}x" for k, v in a["speedup"].items())]
+    return out + [""]
+
+
+def predict_section(p: dict) -> list[str]:
+    ref = p["reference_unet16_depth4_forward"]
+    out = ["## predict (3840x2160 frame)", "", f"Machine: {p['machine']}; model {p['model']}; load "
+           f"{p['load_before'][0]:.1f} before, {p['load_after'][0]:.1f} after", "",
+           f"Reference (plain U-Net base 16, depth 4, torch forward over the frame): {ref['seconds']:.2f} s "
+           f"({ref['cpu_s']:.2f} s CPU)", "",
+           "| probabilities by | seconds | CPU s | MP/s | max diff to full frame (inner) |",
+           "|---|---|---|---|---|"]
+    for k, v in p["probabilities"]["runs"].items():
+        out.append(f"| {k} | {v['seconds']:.2f} | {v['cpu_s']:.2f} | {v['mp_per_s']:.2f} | "
+                   f"{v['max_diff_to_full_frame']:.1e} ({v['max_diff_to_full_frame_inner']:.1e}) |")
+    out += ["", "| ONNX Runtime threads, tile | seconds | CPU s | max diff to full frame |",
+            "|---|---|---|---|"]
+    for v in p["tile_sweep_onnx"].values():
+        out.append(f"| {v['threads']}, {v['tile']} | {v['seconds']:.2f} | {v['cpu_s']:.2f} | "
+                   f"{v['max_diff_to_full_frame']:.1e} |")
+    st = p["predict_file"]["seconds"]
+    out += ["", "| predict_file stage | seconds |", "|---|---|"]
+    out += [f"| {k} | {v:.2f} |" for k, v in st.items()]
+    proc = p["process"]
+    one = proc["one_frame"]
+    out += ["", f"`beadseg predict default frame.png`, whole process: {one['seconds']:.2f} s "
+            f"({one['cpu_s']:.2f} s CPU, peak RSS {one['peak_rss_gb']:.2f} GB) = "
+            f"{one['ratio_to_reference']:.3f}x the reference forward."]
+    for key in ("twenty_frames", "streamed"):
+        if key in proc:
+            r = proc[key]
+            out.append(f"{r['frames']} frames in one call: {r['seconds']:.1f} s, "
+                       f"{r['seconds_per_frame']:.2f} s per frame ({r['cpu_s'] / r['frames']:.2f} s CPU), "
+                       f"peak RSS {r['peak_rss_gb']:.2f} GB.")
+    return out + [""]
+
+
+def startup_section(s: dict) -> list[str]:
+    out = ["## start-up (each command on tiny inputs, whole process)", "", f"Machine: {s['machine']}",
+           "", "| command | best wall (s) | CPU (s) | imports (s) | heavy modules loaded |",
+           "|---|---|---|---|---|"]
+    for k, r in s["commands"].items():
+        out.append(f"| {k} | {r['best_wall_s']:.2f} | {r['best_cpu_s']:.2f} | {r['import_s']:.2f} | "
+                   f"{', '.join(r['heavy_modules']) or '-'} |")
+    return out + [""]
+
+
 def main():
     out = []
-    a = load("analyze/bench_analyze.json")
-    if a:
-        out += ["## analyze", "", f"Machine: {a['machine']}", "",
-                "| images | plots | best of 3 (s) |", "|---|---|---|"]
-        out += [f"| {r['images']} | {r['plots']} | {r['best_s']:.2f} |" for r in a["runs"]]
-        out.append("")
-    p = load("predict/bench_predict.json")
-    if p:
-        out += ["## predict (3840x2160 frame)", "", f"Machine: {p['machine']}; model "
-                f"{p['model']} ({p['parameters']} parameters), {p['torch_threads']} torch threads",
-                "", "| probabilities by | seconds | MP/s |", "|---|---|---|"]
-        for k, v in p["probabilities_s"].items():
-            out.append(f"| {k} | {v:.2f} | {p['mp_per_s'][k]:.2f} |")
-        if "tile_size_s" in p:
-            out += ["", "| tile size (overlap 96) | seconds | max diff to full frame |",
-                    "|---|---|---|"]
-            for k, v in sorted(p["tile_size_s"].items(), key=lambda kv: int(kv[0])):
-                d = p.get("tile_size_max_diff", {}).get(k)
-                out.append(f"| {k} | {v:.2f} | {fmt(d, 6) if d is not None else '(above)'} |")
-        out += ["", f"Speed-up of ours over MONAI: {p['speedup_vs_monai']:.2f}x. Max |difference| "
-                f"to full-frame inference more than 64 px from the border: "
-                + ", ".join(f"{k} {v:.2e}" for k, v in p["max_abs_diff_vs_full_frame_inner"].items()),
-                "", "| pipeline stage | seconds | MP/s |", "|---|---|---|"]
-        for k, v in p["pipeline_s"].items():
-            out.append(f"| {k} | {v:.2f} | {p['pipeline_mp_per_s'].get(k, 0):.2f} |")
-        m = p["many_frames"]
-        out += ["", f"{m['frames']} 4K frames streamed by `beadseg predict` in {m['seconds']:.0f} s "
-                f"({m.get('seconds_per_frame', 0):.2f} s per frame), peak RSS "
-                f"{m['peak_rss_gb']:.2f} GB. Beads found on the synthetic frame: "
-                f"{p['pipeline_count']} (truth {p['true_count']}).", ""]
+    for rel, section in (("analyze/bench_analyze.json", analyze_section),
+                         ("predict/bench_predict.json", predict_section),
+                         ("startup/bench_startup.json", startup_section)):
+        res = load(rel)
+        if res:
+            out += section(res)
     t = load("train/bench_train.json")
     if t:
         from beadseg.experiments.compare import markdown_table

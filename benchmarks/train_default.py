@@ -43,6 +43,7 @@ from beadseg.checkpoint import (  # noqa: E402
 )
 from beadseg.config import Config, InstanceConfig, load_config  # noqa: E402
 from beadseg.naming import source_frame  # noqa: E402
+from beadseg.export.onnx import export_onnx  # noqa: E402
 from beadseg.training import train  # noqa: E402
 from beadseg.training.data import prepare_data  # noqa: E402
 from beadseg.training.validation import fingerprint_samples  # noqa: E402
@@ -129,7 +130,8 @@ def main():
         cfg = load_config(ROOT / "configs" / "default_model.yaml", sets)
         train(cfg, run, progress=False, log=lambda s: print(s, flush=True))
     dest = OUT / ("default_heldout_export" if args.holdout else "default_export")
-    export_last(run, dest / ("heldout.pt" if args.holdout else "default.pt"))
+    kept = export_last(run, dest / ("heldout.pt" if args.holdout else "default.pt"))
+    export_onnx(kept, kept.with_suffix(".onnx"))  # predict runs this one, without torch
     if args.holdout:
         return
     for src, name in (

@@ -14,7 +14,7 @@ LAYERS = {
     "normalization": 1,
     "devices": 2, "checkpoint": 2, "models": 2, "losses": 2, "metrics": 2, "instances": 2,
     "registration": 2, "synth": 2, "composite": 2, "dilution": 2, "domain": 2, "reporting": 2,
-    "data": 3, "training": 3, "inference": 3, "analysis": 3, "classical": 3,
+    "data": 3, "training": 3, "inference": 3, "analysis": 3, "classical": 3, "export": 3,
     "evaluate": 4,
     "experiments": 5, "demo": 5,
     "cli": 6, "__main__": 6, "napari_plugin": 6,

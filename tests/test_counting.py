@@ -67,7 +67,7 @@ def test_domain_check_flags_unlike_images_in_counts_csv(tmp_path, monkeypatch):
         seg = segment(plain, s.image, PredictConfig(mode="full"))
         rows.append(image_features(seg.image, seg.labels))
     model = _background_oracle(fingerprint=summarise_features(rows))
-    monkeypatch.setattr(P, "load_model", lambda m, device=None: model)
+    monkeypatch.setattr(P, "load_model", lambda *a, **k: model)
     write_image(tmp_path / "in" / "like.png", synth_image(128, 30, seed=20, background=0.4).image)
     pink = synth_image(128, 30, seed=21, background=0.4)  # the same beads, stained red
     img = pink.image.astype(np.int16)

@@ -26,6 +26,7 @@ def test_cli_pipeline(tmp_path):
             "model.depth=2", "train.batch_size=4", "split.val_fraction=0.34"]
     setargs = sum((["--set", s] for s in sets), [])
     cli("train", data, "--out", tmp_path / "run", "--epochs", 2, "--quiet", *setargs)
+    assert (tmp_path / "run" / "best.onnx").is_file()  # predict runs it, without torch
     cli("train", data, "--out", tmp_path / "run2", "--epochs", 2, "--model", "attention_unet",
         "--quiet", *setargs)
     r = cli("compare", tmp_path / "run", tmp_path / "run2", "--out", tmp_path / "cmp")

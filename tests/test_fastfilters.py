@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from beadseg.fastfilters import box_mean, gaussian_smooth, window_max
+from beadseg.fastfilters import box_mean, gaussian_exact, gaussian_smooth, window_max
 from beadseg.registration import block_mean, correlation_by_shift, cross_sums, register_mask, shift_mask
 
 
@@ -21,6 +21,20 @@ def test_filters_equal_scipy(shape):
         a[: shape[0] // 2 * 2, : shape[1] // 2 * 2].reshape(shape[0] // 2, 2, shape[1] // 2, 2).mean((1, 3)),
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_exact_is_scipy_bit_for_bit(dtype):
+    """Ties must stay ties: a distance map of two touching discs (half-integer values,
+    mirror-symmetric) smoothed exactly as scipy does, borders included."""
+    yy, xx = np.mgrid[:41, :57]
+    m = (np.hypot(yy - 20, xx - 20) <= 6) | (np.hypot(yy - 20, xx - 31) <= 6) | (yy < 2)
+    dist = (ndi.distance_transform_cdt(m, "taxicab") + ndi.distance_transform_cdt(m, "chessboard")) / 2
+    values = (dist * 3).astype(dtype)
+    for sigma in (0.7, 1.3):
+        ref = ndi.gaussian_filter(values, sigma, truncate=3.0)
+        got = gaussian_exact(values, sigma, truncate=3.0)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref)
 
 
 def test_fft_cross_sums_equal_shifted_sums():

@@ -182,3 +182,15 @@ def test_read_labels_trusts_ids(tmp_path):
     tifffile.imwrite(tmp_path / "f.tif", np.full((4, 4), 0.5, np.float32))
     with pytest.raises(InputError, match="non-integer"):
         read_labels(tmp_path / "f.tif")
+
+
+def test_soft_mask_dilation_equals_scipy():
+    from scipy import ndimage as ndi
+
+    from beadseg.io import _dilate_cross
+
+    rng = np.random.default_rng(3)
+    for shape, p in (((1, 1), 0.5), ((9, 13), 0.2), ((64, 80), 0.02)):
+        m = rng.random(shape) < p
+        for it in (1, 3):
+            assert np.array_equal(_dilate_cross(m, it), ndi.binary_dilation(m, iterations=it))

@@ -138,7 +138,7 @@ def test_old_blend_name_and_instance_threshold_still_read():
 def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
     import beadseg.inference.pipeline as P
 
-    monkeypatch.setattr(P, "load_model", lambda model, device=None: oracle_model())
+    monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     truth = {}
     for i, n in enumerate([5, 40, 90]):
         s = synth_image(160, n, seed=i, cluster_fraction=0.0, min_gap_px=2)
@@ -177,7 +177,7 @@ def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
 def test_merge_reads_settings_of_older_runs(tmp_path, monkeypatch):
     import beadseg.inference.pipeline as P
 
-    monkeypatch.setattr(P, "load_model", lambda model, device=None: oracle_model())
+    monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     for i in range(2):
         write_image(tmp_path / "in" / f"320x_f{i}.png", synth_image(64, 5, seed=i).image)
     for i in range(2):
@@ -274,8 +274,8 @@ def test_shipped_model_tiled_equals_full_frame_on_every_pixel():
     assert m.threshold == 0.5 and m.instances == InstanceConfig()  # old meta still loads
     img = (synth_image((401, 603), 300, seed=1).image / 255.0).astype(np.float32)
     full = predict_probabilities(m, img, PredictConfig(mode="full"))
-    tiled = predict_probabilities(m, img, PredictConfig(mode="tiled", tile_size=256, overlap=96))
-    assert np.abs(full - tiled).max() < 1e-3
+    tiled = predict_probabilities(m, img, PredictConfig(mode="tiled", tile_size=256))  # default overlap
+    assert np.abs(full - tiled).max() < 1e-4
 
 
 def test_inner_boundaries_equal_skimage():

@@ -23,7 +23,7 @@ def frames(tmp_path):
 def oracle(monkeypatch):
     import beadseg.inference.pipeline as P
 
-    monkeypatch.setattr(P, "load_model", lambda model, device=None: oracle_model())
+    monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     return P
 
 

@@ -14,20 +14,24 @@ A beadseg checkpoint is a ``dict`` saved with ``torch.save`` and loaded with
                     the training record; ``last.pt`` also holds the optimizer, scaler and loop
                     state needed for an exact resume (see :mod:`beadseg.training`).
 
-``default`` names the model shipped in ``beadseg/weights``.
+``default`` names the model shipped in ``beadseg/weights``. torch is imported only by the
+functions that need it, so finding a model (:func:`resolve_model_path`) costs no torch import.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .io import atomic_path
 
+if TYPE_CHECKING:
+    from torch import nn
+
 CHECKPOINT_FORMAT = "beadseg-checkpoint-1"
+#: the ``beadseg.format`` metadata of ONNX exports (see :mod:`beadseg.export.onnx`)
+ONNX_FORMAT = "beadseg-onnx-1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "default.pt"
 REQUIRED_KEYS = ("model_state", "meta")
@@ -60,6 +64,23 @@ def resolve_model_path(model: str | Path) -> Path:
     return path
 
 
+def onnx_path(checkpoint: str | Path) -> Path:
+    """Where the ONNX export of a checkpoint lives: ``best.pt`` -> ``best.onnx`` beside it
+    (written by ``beadseg train`` and ``beadseg export``, see :mod:`beadseg.export.onnx`)."""
+    return Path(checkpoint).with_suffix(".onnx")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes: an ONNX file records the one of its checkpoint."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def is_shipped(path: str | Path) -> bool:
     """True for files of the installed ``beadseg/weights`` folder (read-only for users)."""
     return Path(path).resolve().parent == WEIGHTS_DIR.resolve()
@@ -68,6 +89,8 @@ def is_shipped(path: str | Path) -> bool:
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write a checkpoint atomically (a temporary file renamed into place)."""
     path = Path(path)
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
@@ -81,6 +104,8 @@ def load_checkpoint(path: str | Path) -> dict:
     InputError
         The file is missing, is not a torch file, lacks the format marker or a required key.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist")
@@ -131,6 +156,8 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Mo
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic errors are ValueErrors
         first = str(exc).strip().splitlines()[0][:160]
         raise InputError(f"{path}: its stored architecture is not valid ({first})") from None
+    import torch
+
     weights = inference_weights(state)
     try:
         model.load_state_dict(weights)

@@ -663,6 +663,27 @@ def evaluate(
         )
 
 
+@app.command()
+def export(
+    model: str = typer.Argument(..., help="Run folder, checkpoint, or 'default'."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or bioimageio."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="File to write (default: MODEL.onnx beside the checkpoint, ./default.onnx for the "
+        "shipped model; ./MODEL.bioimageio.zip).",
+    ),
+) -> None:
+    """Export a model: ONNX (settings in its metadata; predict runs it without torch) or a
+    bioimage.io package (deepImageJ, ilastik, BiaPy).
+
+    Example: beadseg export runs/unet --format bioimageio --out unet.zip
+    """
+    from .export import export_model
+
+    typer.echo(f"wrote {export_model(model, fmt, out)}")
+
+
 @app.command(help=(
     "Density vs dilution on log-log axes, fitted over source frames (tiles of one frame are not "
     "independent): slope with its 95 % CI, stock concentration with its 95 % interval, frames whose "

@@ -223,12 +223,23 @@ class PredictConfig(_Strict):
     """Inference on images of any size."""
 
     mode: Literal["auto", "tiled", "full"] = "auto"
-    tile_size: int = Field(512, ge=32)
+    tile_size: int | None = Field(
+        None,
+        ge=32,
+        description="largest tile side in px; default: the engine's (1152 ONNX Runtime, 512 torch; "
+        "measured, see BENCHMARKS.md)",
+    )
     overlap: int = Field(
-        96, ge=0, description="px shared by neighbouring tiles (>= 2x the network's reach: exact)"
+        128,
+        ge=0,
+        description="px shared by neighbouring tiles (> 2x the network's reach: exact; the shipped "
+        "model reaches 44 px)",
     )
     batch_size: int | None = Field(
-        None, ge=1, description="tiles per call; default: ~0.26 MP per call on CPU (cache-sized), 8 on GPU"
+        None,
+        ge=1,
+        description="tiles per call; default: 1 with ONNX Runtime, ~0.26 MP per call with torch on "
+        "CPU (cache-sized), 8 on GPU",
     )
     blend: Literal["cosine", "constant"] = Field(
         "cosine", description="cosine: raised-cosine ramp, zero near inner tile edges (exact); constant"
@@ -237,6 +248,14 @@ class PredictConfig(_Strict):
         1.0, gt=0, description="auto mode runs the whole frame in one call up to this size (MP)"
     )
     device: str = "auto"
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="auto: ONNX Runtime on the CPU when the model has an up-to-date .onnx file "
+        "(no torch import), torch on GPUs and otherwise; onnx or torch: force one",
+    )
+    num_threads: int | None = Field(
+        None, ge=1, description="CPU threads of the network (default: the cores this process may use)"
+    )
     save_probabilities: bool = False
 
     @field_validator("blend", mode="before")

@@ -292,10 +292,9 @@ def _load_source_model(source: str | Path, cfg: PredictConfig):
     src = Path(str(source))
     if src.is_dir() and ((src / "labels").is_dir() or (src / "masks").is_dir()) and not any(src.glob("*.pt")):
         return None
-    from .devices import resolve_device
     from .inference import load_model
 
-    return load_model(source, resolve_device(cfg.device))
+    return load_model(source, cfg.device, cfg.runtime, cfg.num_threads)
 
 
 def _usable_pairs(data: Path, only: set[str] | None, use_all: bool) -> tuple[list[Pair], LabelSelection]:
@@ -332,12 +331,14 @@ class _ThresholdScan:
         """The F1-best threshold (pooled over images); with ``out`` a calibrated copy of the
         model in ``out/calibrated.pt`` (the model itself is never modified)."""
         from .checkpoint import export_checkpoint
+        from .export.onnx import write_onnx_beside
 
         f1 = [pool_matchings(m).f1 for m in self.matchings]
         best = self.thresholds[int(np.argmax(f1))]
         copy = None
         if out is not None:
             copy = str(export_checkpoint(self.model.source, Path(out) / "calibrated.pt", best))
+            write_onnx_beside(copy)  # calibrated.onnx: predict with the copy runs without torch
         return Calibration(self.thresholds, f1, best, self.model.source, copy)
 
 

@@ -5,7 +5,8 @@ Each function gives the same result as its ``scipy.ndimage`` counterpart (bounda
 doctor (numpy 2.4, scipy 1.17, one core), scipy's column passes are cache-unfriendly: measured
 ``maximum_filter(size=5)`` 4.1 ms vs 0.41 ms here, ``uniform_filter(size=19)`` applied twice 4.3 ms
 vs 2.2 ms, ``gaussian_filter(sigma=1)`` 2.4 ms vs 0.8 ms, and a 7 x 7 square dilation done as
-``distance_transform_cdt(~m) <= 3`` 2.3 ms vs 0.13 ms.
+``distance_transform_cdt(~m) <= 3`` 2.3 ms vs 0.13 ms; ``gaussian_filter(sigma=0.7)`` of a
+float64 distance map 3.2 ms vs 1.0 ms (:func:`gaussian_exact`, bit-identical).
 """
 
 from __future__ import annotations
@@ -80,4 +81,53 @@ def gaussian_smooth(values: np.ndarray, sigma: float, truncate: float = 3.0) -> 
             view = padded[k : k + n] if axis == 0 else padded[:, k : k + n]
             acc += w[k] * view
         out = acc
+    return out
+
+
+def _reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
+    """Indices into ``[0, n)`` of positions past the ends, mirrored (``reflect``: d c b a | a b c d)."""
+    idx = np.where(idx < 0, -idx - 1, idx)
+    return np.where(idx >= n, 2 * n - idx - 1, idx)
+
+
+def gaussian_exact(values: np.ndarray, sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(values, sigma, truncate=truncate)`` of a 2-D float
+    array, bit for bit (other dtypes are smoothed as float64).
+
+    The same arithmetic in the same order as scipy's symmetric-kernel path (float64 sums of
+    mirrored pairs, outermost pair first; axis 0, then axis 1, the result cast to the input's
+    float type after each axis; boundary ``reflect``), so exact ties - the plateaus that decide
+    how many markers a bead gets - stay ties. Computed in bands of rows (~256 K pixels) that
+    stay in cache: 1.3 vs 2.8 ms on a 512 x 512 tile, 54 vs 91 ms on a 4K frame (float64).
+    Use it where the result feeds equality tests; :func:`gaussian_smooth` is faster where
+    float32 rounding does not matter.
+    """
+    r = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    w = np.exp(-0.5 / float(sigma) ** 2 * x**2)
+    w /= w.sum()
+    v = np.asarray(values)
+    dtype = v.dtype if v.dtype.kind == "f" else np.dtype(np.float64)
+    h, width = v.shape
+    band = max(64, 2**18 // max(width, 1))
+
+    def smooth(src: np.ndarray, n: int, axis: int) -> np.ndarray:
+        def view(k: int) -> np.ndarray:
+            return src[k : k + n] if axis == 0 else src[:, k : k + n]
+
+        acc = view(r) * w[r]
+        for j in range(r, 0, -1):
+            acc += (view(r - j) + view(r + j)) * w[r - j]
+        return acc
+
+    mid = np.empty((h, width), dtype)
+    for s in range(0, h, band):
+        e = min(s + band, h)
+        rows = v[_reflect_index(np.arange(s - r, e + r), h)].astype(np.float64, copy=False)
+        mid[s:e] = smooth(rows, e - s, 0)
+    out = np.empty((h, width), dtype)
+    cols = _reflect_index(np.arange(-r, width + r), width)
+    for s in range(0, h, band):
+        e = min(s + band, h)
+        out[s:e] = smooth(mid[s:e][:, cols].astype(np.float64, copy=False), width, 1)
     return out

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import watershed
+
+from .fastfilters import gaussian_exact, window_max
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -53,7 +54,8 @@ def local_maxima(
     if min_distance_px < 0:
         raise ValueError(f"min_distance_px must be >= 0, got {min_distance_px}")
     values = np.asarray(values)
-    peaks = values == ndi.maximum_filter(values, size=2 * int(min_distance_px) + 1)
+    # window_max: scipy's maximum_filter, 3-10x faster on these arrays (fastfilters)
+    peaks = values == window_max(values, int(min_distance_px))
     if floor is not None:
         peaks &= values >= floor
     if mask is not None:
@@ -61,13 +63,14 @@ def local_maxima(
     return peaks
 
 
-def _markers(mask: np.ndarray, prob: np.ndarray | None, min_distance_px: int):
+def _markers(mask: np.ndarray, prob: np.ndarray | None, min_distance_px: int, components=None):
     """Components, smoothed distance map, markers and the number of markers per component.
 
     Markers are the :func:`local_maxima` of the smoothed distance map (plateau pixels merged
-    into one marker).
+    into one marker). ``components``: the ``(labels, n)`` of :func:`label_components` of
+    ``mask`` when the caller has them already.
     """
-    comps, n = label_components(mask)
+    comps, n = label_components(mask) if components is None else components
     if n == 0:
         return comps, 0, None, None, np.zeros(1, np.int64)
     # octagonal distance (mean of taxicab and chessboard): within a few % of Euclidean here and
@@ -79,7 +82,8 @@ def _markers(mask: np.ndarray, prob: np.ndarray | None, min_distance_px: int):
     if prob is not None:
         dist *= 0.5 + np.asarray(prob, np.float32)
     # a little smoothing so the ridge of an elongated bead gives one marker, not several
-    dist = ndi.gaussian_filter(dist, 0.7, truncate=3.0) * mask
+    # (gaussian_exact: scipy's gaussian_filter bit for bit, 3x faster on 512-px tiles)
+    dist = gaussian_exact(dist, 0.7, truncate=3.0) * mask
     peaks = local_maxima(dist, min_distance_px, mask=mask)
     markers, n_markers = ndi.label(peaks, structure=EIGHT)
     comp_of_marker = np.zeros(n_markers + 1, np.int64)
@@ -88,10 +92,11 @@ def _markers(mask: np.ndarray, prob: np.ndarray | None, min_distance_px: int):
     return comps, n, dist, markers, per_comp
 
 
-def count_beads(mask: np.ndarray, min_distance_px: int = 3) -> int:
+def count_beads(mask: np.ndarray, min_distance_px: int = 3, components=None) -> int:
     """Beads in a mask with touching beads counted separately: the number of watershed markers
-    (at least one per component). Equals ``split_touching(mask).max()`` without the watershed."""
-    _, n, _, _, per_comp = _markers(np.asarray(mask, bool), None, min_distance_px)
+    (at least one per component). Equals ``split_touching(mask).max()`` without the watershed.
+    ``components``: ``label_components(mask)`` when the caller has it (one labelling less)."""
+    _, n, _, _, per_comp = _markers(np.asarray(mask, bool), None, min_distance_px, components)
     return int(np.maximum(per_comp[1:], 1).sum()) if n else 0
 
 
@@ -124,6 +129,8 @@ def split_touching(mask: np.ndarray, prob: np.ndarray | None = None, min_distanc
     if n == 0 or not multi.any():
         return comps.astype(np.int32)
     # one watershed over the components that hold two or more markers; the rest stay as they are
+    from skimage.segmentation import watershed  # ~60-100 ms to import: only when a clump is split
+
     region = multi[comps]
     split = watershed(-dist, markers * region, mask=region, connectivity=2)
     out = comps.astype(np.int64)
@@ -336,6 +343,8 @@ def split_by_markers(mask: np.ndarray, surface: np.ndarray, markers: np.ndarray)
         return comps.astype(np.int32)
     # only the components with several markers go through the watershed: most beads are single
     region = multi[comps]
+    from skimage.segmentation import watershed  # ~60-100 ms to import: only when a clump is split
+
     split = watershed(-np.asarray(surface, np.float32), markers * region, mask=region, connectivity=2)
     out = comps.astype(np.int64)
     out[region] = split[region].astype(np.int64) + n

@@ -32,9 +32,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from .instances import centroids, relabel
 
@@ -184,6 +181,11 @@ def _optimal_pairs(
     """
     if len(rows) == 0:
         return np.zeros(0, int)
+    # scipy.optimize / scipy.sparse here, not at the top (~0.3 s to import; only matching needs them)
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(rows)), (rows, cols + n_rows)), shape=(n_rows + n_cols, n_rows + n_cols))
     _, comp = connected_components(graph, directed=False)
     block = comp[rows]

@@ -2,7 +2,9 @@
 
 - :mod:`~beadseg.inference.tiling`: tile origins, blending weights, :func:`predict_tiled` over
   any predictor (numpy batch in, probabilities out; imports no torch);
-- :mod:`~beadseg.inference.model`: :class:`LoadedModel` / :func:`load_model` (torch);
+- :mod:`~beadseg.inference.runtime`: :func:`load_model`, which picks the engine: ONNX Runtime
+  on the CPU (:mod:`~beadseg.inference.onnx_model`, no torch) when the model has an ONNX file,
+  else torch (:mod:`~beadseg.inference.model`: :class:`LoadedModel`);
 - :mod:`~beadseg.inference.pipeline`: one image (:func:`segment_image`) and many
   (:func:`predict_images`, :func:`merge_runs`);
 - :mod:`~beadseg.inference.overlay`: outline overlays.
@@ -17,7 +19,10 @@ import importlib
 
 _WHERE = {
     "LoadedModel": "model",
-    "load_model": "model",
+    "load_torch_model": "model",
+    "OnnxModel": "onnx_model",
+    "load_onnx_model": "onnx_model",
+    "load_model": "runtime",
     "OVERLAY_PALETTE": "overlay",
     "inner_boundaries": "overlay",
     "overlay": "overlay",

@@ -11,9 +11,10 @@ thresholded masks - are blended:
     A tile's weight is zero in a dead margin along each edge that lies inside the frame (where
     the tile lacks context), then rises with a raised-cosine ramp of ``max(overlap // 4, align)``
     px centred ``overlap / 2`` px from the edge; edges on the frame border are not tapered. With
-    an overlap of about twice the network's reach (the default UNet sees 44 px to each side;
-    default overlap 96) tiled equals whole-frame inference everywhere, borders included, to
-    ~1e-3.
+    an overlap of more than twice the network's reach (the default UNet sees 44 px to each
+    side; default overlap 128: every blended pixel lies >= 48 px inside its tile) tiled equals
+    whole-frame inference everywhere, borders included, to ~1e-6. At overlap 96 the ramp reaches
+    36 px from an inner edge: the shipped model then differs by up to 2.5e-3 (no mask pixel).
 ``"constant"``
     Plain averaging of the overlapping tiles (not exact at seams).
 
@@ -55,6 +56,29 @@ def tile_starts(size: int, tile: int, overlap: int, align: int) -> list[int]:
     n = int(np.ceil((size - overlap) / (tile - overlap)))
     last = size - tile  # a multiple of align: the last tile ends at the (padded) edge
     return sorted({int(round(i * last / max(n - 1, 1) / align)) * align for i in range(n)})
+
+
+def fit_tile(size: int, tile: int, overlap: int, align: int) -> int:
+    """The smallest tile side (a multiple of ``align``, at most ``tile``) that covers ``size``
+    with as few tiles as ``tile`` needs, neighbours still sharing ``overlap`` px.
+
+    A 3840-px side needs 4 tiles of 1152 px with 96 px of overlap; 4 tiles of 1032 px do the
+    same, so the network computes 4128 px instead of 4608 (10 % less work along that axis).
+
+    Examples
+    --------
+    >>> fit_tile(3840, 1152, 96, 8)
+    1032
+    >>> fit_tile(2160, 1152, 96, 8)
+    1128
+    >>> fit_tile(256, 512, 96, 8)
+    256
+    """
+    if size <= tile:
+        return size
+    n = len(tile_starts(size, tile, overlap, align))
+    need = -(-(size + (n - 1) * overlap) // n)  # ceil: n tiles of this side cover size
+    return min(tile, -(-need // align) * align)
 
 
 def blend_profile(
@@ -112,7 +136,9 @@ def predict_tiled(
         for K maps (numpy in, numpy out).
     image : ndarray of float32, ``C x H x W``
     tile : int
-        Tile side in px, a multiple of ``align``; shrunk to the padded frame where it is smaller.
+        Largest tile side in px, a multiple of ``align``; along each axis the tiles are shrunk to
+        the smallest side that needs no more of them (:func:`fit_tile`), and to the padded
+        frame where it is smaller.
     overlap : int
         px shared by neighbouring tiles (at most ``tile // 2``).
     align : int
@@ -132,8 +158,8 @@ def predict_tiled(
     h, w = image.shape[-2:]
     padded = pad_to_multiple(np.asarray(image, np.float32), align)
     ph, pw = padded.shape[-2:]
-    th, tw = min(tile, ph), min(tile, pw)
     overlap = min(overlap, tile // 2)
+    th, tw = fit_tile(ph, tile, overlap, align), fit_tile(pw, tile, overlap, align)
     positions = [
         (y, x) for y in tile_starts(ph, th, overlap, align) for x in tile_starts(pw, tw, overlap, align)
     ]

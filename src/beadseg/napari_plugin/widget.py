@@ -80,13 +80,13 @@ class SegmentWidget(Container):
     def _segment(self, image, source: str, device: str) -> Segmentation | str:
         """Runs in the worker thread. A user error (bad model file, unavailable device) comes
         back as its message: an exception would reach napari's handler as a traceback."""
-        from ..devices import resolve_device
         from ..inference import load_model
 
         try:
             key = (source, device)
             if key not in self._models:
-                self._models[key] = load_model(source, resolve_device(device))
+                # a device name: the CPU runs the model's ONNX file without torch when it has one
+                self._models[key] = load_model(source, device)
             return segment_array(self._models[key], image)
         except BeadsegError as exc:
             return str(exc)

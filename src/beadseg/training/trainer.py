@@ -1,7 +1,8 @@
 """`beadseg train`: build a run, loop over epochs, write the run folder.
 
 A run folder holds: ``config.yaml`` (resolved), ``split.json``, ``history.csv``, ``curves.png``,
-``best.pt`` and ``last.pt`` (atomic, loadable with ``weights_only=True``), ``result.json``
+``best.pt`` and ``last.pt`` (atomic, loadable with ``weights_only=True``), ``best.onnx`` (the
+kept model for ONNX Runtime, :mod:`beadseg.export.onnx`), ``result.json``
 (status ok / early-stopped / collapsed / time-limit) and ``provenance.json``. The loop itself
 is a few functions over a :class:`~beadseg.training.state.TrainState`; stopping rules, weight
 averaging and checkpoints are :mod:`~beadseg.training.callbacks`.
@@ -111,12 +112,23 @@ def train(
         _finish(state, result, callbacks, log)
         if state.history:
             add_fingerprint(out, data.train, cfg)
+        _write_onnx(out)  # last: it records the SHA-256 of best.pt as finally written
     return result
+
+
+def _write_onnx(out: Path) -> None:
+    """``best.onnx`` beside ``best.pt``, last (after every rewrite of best.pt): predict runs it
+    with ONNX Runtime, without torch. ~0.2 s; a failure only warns."""
+    from ..export.onnx import write_onnx_beside
+
+    if (out / "best.pt").is_file():
+        write_onnx_beside(out / "best.pt")
 
 
 #: the files of a run folder (see the module docstring)
 RUN_FILES = (
     "best.pt",
+    "best.onnx",
     "last.pt",
     "result.json",
     "history.csv",
