@@ -650,15 +650,7 @@ def predict_images(
     if shard is not None:
         files = files[shard[0] :: shard[1]]
     m = load_model(model, cfg.device, cfg.runtime, cfg.num_threads)
-    digest = record_hash(
-        {
-            "model_sha256": model_identity(m.source),
-            "threshold": threshold,
-            "predict": cfg.model_dump(exclude=_NOT_COMPARED | {"batch_size"}),
-            # instance settings other than the model's are part of what a record holds
-            **({"instances": instances.model_dump()} if instances else {}),
-        }
-    )
+    digest = _frame_digest(m, cfg, threshold, instances)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(m, cfg, threshold, shard, instances)
@@ -692,17 +684,36 @@ def predict_images(
             summary.add(row, r)
     summary.n_errors = len(summary.errors)
     _warn_out_of_domain(summary.counts, m)
-    write_csv(out / "counts.csv", [r.as_dict() for r in summary.counts], COUNT_FIELDS)
-    write_csv(out / "errors.csv", summary.errors, ERROR_FIELDS)
-    write_json(out / "settings.json", {**settings, "device": m.device_type, "runtime": m.runtime})
-    write_json(out / "summary.json", summary.as_dict())
-    save_config(cfg, out / "config.yaml")
-    write_provenance(out, "predict")
+    _write_run_tables(out, summary, {**settings, "device": m.device_type, "runtime": m.runtime}, cfg)
     if not summary.counts and summary.errors:
         first = summary.errors[0]["error"]
         more = f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else ""
         raise InputError(f"no image could be predicted: {first}{more}")
     return summary
+
+
+def _frame_digest(m, cfg: PredictConfig, threshold: float | None, instances: InstanceConfig | None) -> str:
+    """The :func:`record_hash` every frame record of this run carries."""
+    return record_hash(
+        {
+            "model_sha256": model_identity(m.source),
+            "threshold": threshold,
+            "predict": cfg.model_dump(exclude=_NOT_COMPARED | {"batch_size"}),
+            # instance settings other than the model's are part of what a record holds
+            **({"instances": instances.model_dump()} if instances else {}),
+        }
+    )
+
+
+def _write_run_tables(out: Path, summary: PredictSummary, settings: dict, cfg: PredictConfig) -> None:
+    """The run-level files: counts.csv, errors.csv, settings.json, summary.json, config.yaml,
+    provenance.json."""
+    write_csv(out / "counts.csv", [r.as_dict() for r in summary.counts], COUNT_FIELDS)
+    write_csv(out / "errors.csv", summary.errors, ERROR_FIELDS)
+    write_json(out / "settings.json", settings)
+    write_json(out / "summary.json", summary.as_dict())
+    save_config(cfg, out / "config.yaml")
+    write_provenance(out, "predict")
 
 
 def _next_to_predict(files: list[Path], out: Path, digest: str) -> Path | None:
