@@ -1,7 +1,52 @@
-"""beadseg: microbead segmentation for brightfield microscopy."""
+"""beadseg: microbead segmentation for brightfield microscopy.
+
+The public API, importable from the package root (each name is imported on first use, so
+``import beadseg`` stays cheap and pulls in neither torch nor scipy)::
+
+    import beadseg
+
+    model = beadseg.load_model("default")          # ONNX Runtime on a CPU, torch on a GPU
+    seg = beadseg.segment(model, image)            # any H x W (x C) array, any dtype
+    seg.labels.max()                               # the number of beads
+    table = beadseg.bead_table(seg.labels, image)  # per-bead columns, as in beads/*.csv
+
+Whole folders: :func:`predict_images`, :func:`analyze_dataset`, :func:`evaluate`,
+:func:`train` (with :func:`load_config`), :func:`fit_dilution`; images: :func:`read_image`,
+:func:`synth_dataset`.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
 from .errors import BeadsegError, BeadsegWarning  # noqa: E402
 
-__all__ = ["BeadsegError", "BeadsegWarning", "__version__"]
+# public name -> module (the one place the package root names higher layers: by string, lazily)
+_API = {
+    "load_model": "inference",
+    "segment": "inference",
+    "segment_image": "inference",
+    "predict_images": "inference",
+    "bead_table": "instances",
+    "analyze_dataset": "analysis",
+    "evaluate": "evaluate",
+    "train": "training",
+    "load_config": "config",
+    "fit_dilution": "dilution",
+    "read_image": "io",
+    "synth_dataset": "synth",
+}
+
+__all__ = ["BeadsegError", "BeadsegWarning", "__version__", *sorted(_API)]
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
