@@ -208,6 +208,7 @@ def main() -> None:
         a.seed,
         "--touch",
         a.touch,
+        "--overwrite",  # regenerated from the seed every time (an older version's folder too)
     )
     t_synth = time.perf_counter() - t0
     if pred.exists():  # predict resumes finished frames: never score another model's outputs
