@@ -689,15 +689,24 @@ def predict(
     config: Path | None = typer.Option(None, metavar="FILE", help=PREDICT_CONFIG_HELP),
     sets: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=PREDICT_SET_HELP),
     mode: str | None = typer.Option(
-        None, metavar="MODE", help="auto, tiled or full (whole frame in one call)."
+        None, metavar="MODE", help="auto, tiled or full (whole frame in one call; default: auto)."
     ),
-    tile_size: int | None = typer.Option(None, min=32, metavar="PX", help="Tile side in px."),
-    overlap: int | None = typer.Option(None, min=0, metavar="PX", help="Tile overlap in px."),
-    batch_size: int | None = typer.Option(None, min=1, metavar="N", help="Tiles per call."),
+    tile_size: int | None = typer.Option(
+        None, min=32, metavar="PX", help="Tile side in px (default: 1152 with ONNX Runtime, 512 with torch)."
+    ),
+    overlap: int | None = typer.Option(
+        None, min=0, metavar="PX", help="Tile overlap in px (default: 128)."
+    ),
+    batch_size: int | None = typer.Option(
+        None,
+        min=1,
+        metavar="N",
+        help="Tiles per call (default: 1 with ONNX Runtime; torch: about 0.26 MP on CPU, 8 on GPU).",
+    ),
     threshold: float | None = typer.Option(
         None, metavar="P", help="Probability threshold (default: the model's)."
     ),
-    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP}."),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)."),
     save_probabilities: bool | None = typer.Option(
         None, "--save-probabilities/--no-save-probabilities", help="Also write probability TIFFs."
     ),
@@ -790,15 +799,15 @@ def evaluate(
         None, metavar="P", help="Probability threshold (default: the model's)."
     ),
     shift_radius: int | None = typer.Option(
-        None, min=0, metavar="PX", help="Shift-tolerant IoU search radius (px)."
+        None, min=0, metavar="PX", help="Shift-tolerant IoU search radius (px; default: 3)."
     ),
     centroid_px: float | None = typer.Option(
-        None, min=0.5, metavar="PX", help="Centroid matching distance (px)."
+        None, min=0.5, metavar="PX", help="Centroid matching distance (px; default: 3)."
     ),
     calibrate: bool = typer.Option(
         False, help="Pick the F1-best threshold; write a copy of the model with it to OUT/calibrated.pt."
     ),
-    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP}."),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)."),
     all_labels: bool = typer.Option(
         False, "--all-labels", help="Score against every label, also those graded unusable."
     ),
@@ -942,7 +951,7 @@ def demo(
     out: Path | None = _out_option("demo", None),
     quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer epochs (< 60 s)."),
     seed: int = typer.Option(0, min=0, metavar="N", help="Random seed."),
-    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP}."),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)."),
     quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
