@@ -56,9 +56,16 @@ def _finetune_config(data: Path, p: dict, seed: int):
 
 
 def run_demo(
-    out: str | Path = "beadseg-demo", quick: bool = False, seed: int = 0, log: Callable[[str], None] = print
+    out: str | Path = "beadseg-demo",
+    quick: bool = False,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+    device: str | None = None,
 ) -> dict:
     """Run the demo and write ``out/report.html`` (self-contained) and ``out/report.md``.
+
+    ``device`` (auto, cpu, cuda, cuda:N, mps; None: auto) runs every model step: evaluation,
+    fine-tuning and prediction.
 
     Returns
     -------
@@ -91,11 +98,11 @@ def run_demo(
     lap("synthetic data")
     summary = analyze_dataset(data, out / "analysis", workers=1)
     lap("analyze")
-    pcfg = PredictConfig(mode="auto", tile_size=256)
+    pcfg = PredictConfig(mode="auto", tile_size=256, device=device or "auto")
     ev_default = evaluate("default", data, out / "evaluate-default", pcfg)
     lap("evaluate shipped model")
     cfg = _finetune_config(data, p, seed)
-    res = train(cfg, out / "finetune", progress=False, log=lambda s: None)
+    res = train(cfg, out / "finetune", progress=False, log=lambda s: None, device=device)
     lap("fine-tune")
     ev_tuned = evaluate(out / "finetune", data, out / "evaluate-finetuned", pcfg)
     lap("evaluate fine-tuned model")

@@ -429,3 +429,51 @@ def _undo(out: Path, created: Path | None, before: set[str], exclusive: bool) ->
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- default folder
+
+
+def default_output(command: str, source: str | Path | list | tuple | None = None) -> Path:
+    """The folder a command writes when no ``--out`` is given: ``<name>-<command>`` in the
+    current folder.
+
+    ``name`` is the name of the folder of the command's main input: the input itself when it is
+    a folder, the folder holding it when it is a file, the folder part of a glob
+    (``frames/*.png``: ``frames``); the first one when several are given; ``beadseg`` when the
+    command reads no input. Named after the input so that two inputs get two folders; in the
+    current folder because the input's own folder may be read-only or shared. The folder is
+    then claimed like any ``--out`` (:func:`claim_output`): one command and settings per folder.
+
+    Parameters
+    ----------
+    command : str
+        The command's name, e.g. ``"analyze"``.
+    source : path, str, list of them, or None
+        The main input (a folder, a file or a glob).
+
+    Returns
+    -------
+    Path
+        Relative to the current folder, e.g. ``Path("microbeads-analyze")``.
+
+    Examples
+    --------
+    >>> default_output("analyze", "data/microbeads")
+    PosixPath('microbeads-analyze')
+    >>> default_output("dilution", "predictions/counts.csv")
+    PosixPath('predictions-dilution')
+    >>> default_output("demo")
+    PosixPath('beadseg-demo')
+    """
+    if isinstance(source, (list, tuple)):
+        source = next((s for s in source if s is not None), None)
+    if source is None or str(source) == "":
+        return Path(f"beadseg-{command}")
+    parts = Path(source).parts
+    glob_at = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), len(parts))
+    folder = Path(*parts[:glob_at]) if glob_at else Path(".")
+    if glob_at == len(parts) and (folder.is_file() or (not folder.exists() and folder.suffix)):
+        folder = folder.parent  # a file (or a file-like name that does not exist yet)
+    name = folder.resolve().name or "beadseg"
+    return Path(f"{name}-{command}")
