@@ -534,6 +534,9 @@ def predict(
         None, "--save-probabilities/--no-save-probabilities", help="Also write probability TIFFs."
     ),
     shard: str | None = typer.Option(None, help="i/N: process every N-th input from i."),
+    pixel_size_um: float | None = typer.Option(
+        None, help="Pixel size in µm (default: each TIFF's resolution tags)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -557,6 +560,7 @@ def predict(
         batch_size=batch_size,
         device=device,
         save_probabilities=save_probabilities,
+        pixel_size_um=pixel_size_um,
     )
     shards = parse_shard(shard)
     settings = predict_settings(model, cfg, threshold, [str(i) for i in inputs], shards)
