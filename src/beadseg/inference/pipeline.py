@@ -5,7 +5,7 @@ One image: normalisation (the model's, :mod:`beadseg.normalization`) -> :func:`p
 instances (:func:`beadseg.instances.segment_instances`: seeded at the centre head's peaks for
 models that have one) -> domain check (:mod:`beadseg.domain`). Many images:
 :func:`predict_images` streams them one at a time, writes per-image outputs and the run's
-``counts.csv``; :func:`merge_runs` joins the runs of a job array.
+``counts.csv`` and ``beads.csv``; :func:`merge_runs` joins the runs of a job array.
 """
 
 from __future__ import annotations
@@ -666,11 +666,14 @@ def predict_images(
     complete (its ``records/<name>.json``, written last, exists) is not predicted again: a killed
     job resumes where it stopped.
 
-    Writes ``counts.csv``, ``errors.csv``, ``settings.json``, ``summary.json``, ``config.yaml``
-    (the resolved :class:`~beadseg.config.PredictConfig`) and the per-image outputs of
-    :func:`predict_file`. ``instances`` (default: the model's settings) picks how beads are
-    separated (``method``: the centre head's peaks for models that have one, else the distance
-    watershed, see :class:`~beadseg.config.InstanceConfig`).
+    Writes ``counts.csv``, ``beads.csv`` (every bead, an ``image`` column first), ``errors.csv``,
+    ``settings.json``, ``summary.json``, ``config.yaml`` (the resolved
+    :class:`~beadseg.config.PredictConfig`) and the per-image outputs of :func:`predict_file`.
+    ``cfg.pixel_size_um`` (else each TIFF's resolution tags) adds the µm columns and
+    beads_per_mm2; it is part of the settings, so a run with another one reuses no record.
+    ``instances`` (default: the model's settings) picks how beads are separated (``method``:
+    the centre head's peaks for models that have one, else the distance watershed, see
+    :class:`~beadseg.config.InstanceConfig`).
 
     Raises
     ------
