@@ -713,6 +713,9 @@ def predict(
     shard: str | None = typer.Option(
         None, metavar="I/N", help="i/N: process every N-th input from i."
     ),
+    pixel_size_um: float | None = typer.Option(
+        None, metavar="UM", help="Pixel size in µm (default: each TIFF's resolution tags)."
+    ),
     quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -737,6 +740,7 @@ def predict(
         batch_size=batch_size,
         device=device,
         save_probabilities=save_probabilities,
+        pixel_size_um=pixel_size_um,
     )
     shards = parse_shard(shard)
     settings = predict_settings(model, cfg, threshold, [str(i) for i in inputs], shards)

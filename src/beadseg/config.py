@@ -257,6 +257,12 @@ class PredictConfig(_Strict):
         None, ge=1, description="CPU threads of the network (default: the cores this process may use)"
     )
     save_probabilities: bool = False
+    pixel_size_um: float | None = Field(
+        None,
+        gt=0,
+        description="pixel size in µm (µm columns, beads_per_mm2, calibrated label TIFFs); default: "
+        "each TIFF input's resolution tags, none for other formats",
+    )
 
     @field_validator("blend", mode="before")
     @classmethod

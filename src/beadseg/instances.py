@@ -285,12 +285,17 @@ def centroids(labels: np.ndarray) -> np.ndarray:
 
 
 def bead_table(
-    labels: np.ndarray, image: np.ndarray | None = None, prob: np.ndarray | None = None
+    labels: np.ndarray,
+    image: np.ndarray | None = None,
+    prob: np.ndarray | None = None,
+    pixel_size_um: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-bead measurements (:func:`object_means`), the columns of predict's ``beads/*.csv``.
 
-    Columns: id, centroid x/y (px), area (px), equivalent diameter (px), and with ``image``
-    (``H x W x C`` or grey ``H x W``) its mean grey level, with ``prob`` the mean probability.
+    Columns: id, centroid x/y (px), area (px), equivalent diameter (px); with ``pixel_size_um``
+    the same in µm (centroid_x_um, centroid_y_um, area_um2, equivalent_diameter_um); with
+    ``image`` (``H x W x C`` or grey ``H x W``) its mean grey level, with ``prob`` the mean
+    probability.
     """
     images = []
     if image is not None:
@@ -305,6 +310,13 @@ def bead_table(
         "area_px": area,
         "equivalent_diameter_px": np.sqrt(4 * area / np.pi),
     }
+    if pixel_size_um is not None:
+        table |= {
+            "centroid_x_um": table["centroid_x"] * pixel_size_um,
+            "centroid_y_um": table["centroid_y"] * pixel_size_um,
+            "area_um2": area * pixel_size_um**2,
+            "equivalent_diameter_um": table["equivalent_diameter_px"] * pixel_size_um,
+        }
     if image is not None:
         table["mean_intensity"] = means[:, 2]
     if prob is not None:

@@ -577,16 +577,97 @@ def write_indexed_png(path: str | Path, indices: np.ndarray, palette: np.ndarray
     return path
 
 
+def write_rgb_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an ``H x W x 3`` uint8 picture atomically as PNG, quickly: zlib level 1 with the
+    run-length strategy (Z_RLE). On a noisy 4K overlay: 0.56 s and 13.5 MB vs 0.67 s and
+    15.4 MB at level 1 with the default strategy (camera noise leaves little for the slower
+    match search to find)."""
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(rgb, np.uint8)).save(tmp, format="PNG", compress_level=1, compress_type=3)
+    return path
+
+
 def write_mask(path: str | Path, mask: np.ndarray) -> Path:
     """Write a binary mask atomically as 0/255 uint8."""
     return _write_array(Path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255)
 
 
-def write_labels(path: str | Path, labels: np.ndarray) -> Path:
-    """Write an instance label image atomically (uint16, or uint32 above 65535 ids)."""
+def write_labels(path: str | Path, labels: np.ndarray, pixel_size_um: float | None = None) -> Path:
+    """Write an instance label image atomically (uint16, or uint32 above 65535 ids).
+
+    With ``pixel_size_um`` the TIFF carries the pixel size: as an ImageJ TIFF (resolution in
+    pixels per µm, ``unit=um`` in its description; what Fiji reads as the calibration) for
+    uint16, and as pixels per centimetre for uint32 (ImageJ TIFFs cannot hold uint32).
+    """
+    path = Path(path)
     labels = np.asarray(labels)
     dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
-    return _write_array(Path(path), labels.astype(dtype))
+    if pixel_size_um is None or path.suffix.lower() not in _TIFF:
+        return _write_array(path, labels.astype(dtype))
+    import tifffile
+
+    if dtype == np.uint16:
+        calibration = {"imagej": True, "resolution": (1 / pixel_size_um,) * 2, "metadata": {"unit": "um"}}
+    else:
+        calibration = {"resolution": (1e4 / pixel_size_um,) * 2, "resolutionunit": "CENTIMETER"}
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(
+            tmp, labels.astype(dtype), compression="zlib", compressionargs={"level": 1}, **calibration
+        )
+    return path
+
+
+#: micrometres per resolution unit of a TIFF (ResolutionUnit tag, or ImageJ's ``unit``)
+_UM_PER_UNIT = {"INCH": 25400.0, "CENTIMETER": 1e4, "MILLIMETER": 1e3, "MICROMETER": 1.0}
+_UM_PER_IMAGEJ_UNIT = {"micron": 1.0, "microns": 1.0, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0,
+                       "\\u00b5m": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4}  # fmt: skip
+# (ImageJ writes µ as the six characters \u00B5 in its description)
+#: an inch resolution this coarse (>= 21 µm per pixel) is a print or screen setting (72, 300
+#: dpi written by default by many programs), not a microscope's pixel size
+_MIN_MICROSCOPE_DPI = 1200
+
+
+def read_pixel_size_um(path: str | Path) -> float | None:
+    """The pixel size (µm) a TIFF file states, else None (other formats, no or unitless
+    resolution, or a print resolution in dots per inch).
+
+    Read from XResolution/YResolution with ResolutionUnit (inch, centimetre) or, in ImageJ
+    TIFFs (ResolutionUnit none), the ``unit`` of the ImageJ description (micron, um, nm, ...).
+
+    Raises
+    ------
+    InputError
+        The x and y resolutions differ (non-square pixels).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _TIFF:
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            if "XResolution" not in page.tags:
+                return None
+            xres, yres = page.resolution
+            unit = page.resolutionunit.name
+            ij_unit = str((tif.imagej_metadata or {}).get("unit", "")).strip().lower()
+    except (OSError, ValueError, tifffile.TiffFileError):
+        return None  # read_image names what is wrong with the file
+    um_per_unit = _UM_PER_UNIT.get(unit) if unit != "NONE" else _UM_PER_IMAGEJ_UNIT.get(ij_unit)
+    if um_per_unit is None or xres <= 0 or yres <= 0:
+        return None
+    if unit == "INCH" and xres <= _MIN_MICROSCOPE_DPI:
+        return None
+    if abs(xres - yres) > 1e-3 * max(xres, yres):
+        raise InputError(
+            f"{path} has non-square pixels ({um_per_unit / xres:.4g} x {um_per_unit / yres:.4g} µm); "
+            "give the pixel size with --pixel-size-um"
+        )
+    return float(f"{um_per_unit / xres:.6g}")  # the rational tags hold ~6-7 digits
 
 
 def write_float_tiff(path: str | Path, arr: np.ndarray) -> Path:

@@ -5,7 +5,7 @@ One image: normalisation (the model's, :mod:`beadseg.normalization`) -> :func:`p
 instances (:func:`beadseg.instances.segment_instances`: seeded at the centre head's peaks for
 models that have one) -> domain check (:mod:`beadseg.domain`). Many images:
 :func:`predict_images` streams them one at a time, writes per-image outputs and the run's
-``counts.csv``; :func:`merge_runs` joins the runs of a job array.
+``counts.csv`` and ``beads.csv``; :func:`merge_runs` joins the runs of a job array.
 """
 
 from __future__ import annotations
@@ -28,17 +28,19 @@ from ..errors import BeadsegError, BeadsegWarning, InputError
 from ..io import (
     find_images,
     read_image,
+    read_pixel_size_um,
     to_channels,
     write_csv,
     write_float_tiff,
-    write_indexed_png,
     write_labels,
     write_mask,
+    write_rgb_png,
 )
 from ..naming import parse_name
 from ..normalization import normalize_image
 from ..provenance import write_json, write_provenance
-from .overlay import OVERLAY_PALETTE, overlay
+from .bead_tables import BEADS_CSV, concat_bead_tables, merge_bead_tables
+from .overlay import colour_overlay, preview
 from .runtime import load_model
 from .tiling import predict_tiled
 
@@ -195,6 +197,7 @@ class ImageResult:
     probabilities: np.ndarray | None = None
     out_of_domain: bool = False
     domain_reason: str = ""
+    pixel_size_um: float | None = None
 
 
 def _table_rows(table: dict[str, np.ndarray]) -> list[dict]:
@@ -214,6 +217,16 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return image @ np.full(image.shape[-1], 1 / image.shape[-1], image.dtype)
 
 
+def write_overlays(out: Path, stem: str, image: np.ndarray, labels: np.ndarray, caption: str | None) -> None:
+    """``overlays/NAME.png`` (:func:`~beadseg.inference.overlay.colour_overlay`) and, for
+    frames above 2 MP, ``overlays/NAME_preview.png`` (the whole frame, long side <= 1600 px)."""
+    rgb = colour_overlay(image, labels, caption)
+    small = preview(rgb)
+    if small is not None:
+        write_rgb_png(out / "overlays" / f"{stem}_preview.png", small)
+    write_rgb_png(out / "overlays" / f"{stem}.png", rgb)
+
+
 def write_outputs_of(
     out: Path,
     stem: str,
@@ -221,31 +234,30 @@ def write_outputs_of(
     prob: np.ndarray,
     labels: np.ndarray,
     save_probabilities: bool = False,
+    pixel_size_um: float | None = None,
+    caption: str | None = None,
 ) -> None:
     """Write one image's outputs: ``masks/``, ``labels/``, ``overlays/``, ``beads/`` (and
     ``probabilities/``), each atomically; returns when all are written.
 
-    The PNG and TIFF encoders (zlib) release the GIL, so the files are encoded by worker
-    threads while this thread measures the beads: ~2.5x less wall time on a 4K frame.
+    With ``pixel_size_um`` the bead table has µm columns and the label TIFF its calibration;
+    ``caption`` is written into the overlay's corner. The PNG and TIFF encoders (zlib)
+    release the GIL, so the files are encoded by worker threads while this thread measures
+    the beads: ~2.5x less wall time on a 4K frame.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from ..instances import bead_table
 
-    grey = _grey(image)  # once, for overlay and table
     with ThreadPoolExecutor(max_workers=3) as pool:
         jobs = [
+            pool.submit(write_overlays, out, stem, image, labels, caption),  # the longest: first
             pool.submit(write_mask, out / "masks" / f"{stem}.png", labels > 0),
-            pool.submit(write_labels, out / "labels" / f"{stem}.tif", labels),
-            pool.submit(
-                lambda: write_indexed_png(
-                    out / "overlays" / f"{stem}.png", overlay(grey, labels), OVERLAY_PALETTE
-                )
-            ),
+            pool.submit(write_labels, out / "labels" / f"{stem}.tif", labels, pixel_size_um),
         ]
         if save_probabilities:
             jobs.append(pool.submit(write_float_tiff, out / "probabilities" / f"{stem}.tif", prob))
-        table = bead_table(labels, grey, prob)
+        table = bead_table(labels, _grey(image), prob, pixel_size_um)
         write_csv(out / "beads" / f"{stem}.csv", _table_rows(table), list(table))
         for job in jobs:
             job.result()  # re-raises a writer's error here
@@ -261,6 +273,7 @@ class Inferred:
     probabilities: np.ndarray
     centres: np.ndarray | None
     timings: dict[str, float]
+    pixel_size_um: float | None = None  # given, or the file's own (see io.read_pixel_size_um)
 
 
 def infer_file(model: LoadedModel, path: Path, cfg: PredictConfig) -> Inferred:
@@ -271,12 +284,13 @@ def infer_file(model: LoadedModel, path: Path, cfg: PredictConfig) -> Inferred:
 
     t0 = time.perf_counter()
     image = read_image(path)
+    pixel_size = cfg.pixel_size_um if cfg.pixel_size_um is not None else read_pixel_size_um(path)
     t1 = time.perf_counter()
     norm = normalize_image(image, model.normalization)
     prob, centres = predict_maps(model, norm, cfg, normalized=True)
     t2 = time.perf_counter()
     timings = {"read_s": t1 - t0, "probabilities_s": t2 - t1}
-    return Inferred(Path(path), image, norm, prob, centres, timings)
+    return Inferred(Path(path), image, norm, prob, centres, timings, pixel_size)
 
 
 def finish_file(
@@ -300,7 +314,10 @@ def finish_file(
     stem = inferred.path.stem
     if write_outputs:
         t1 = time.perf_counter()
-        write_outputs_of(out, stem, inferred.image, prob, labels, cfg.save_probabilities)
+        caption = f"{int(labels.max())} beads | {model_label(model.source)}"
+        write_outputs_of(
+            out, stem, inferred.image, prob, labels, cfg.save_probabilities, inferred.pixel_size_um, caption
+        )
         timings["write_s"] = time.perf_counter() - t1
     h, w = labels.shape
     return ImageResult(
@@ -314,7 +331,15 @@ def finish_file(
         prob if keep else None,
         not in_domain,
         domain_reason,
+        inferred.pixel_size_um,
     )
+
+
+def model_label(source: str | Path) -> str:
+    """A model's short name for captions: the file's stem, with its run folder for the
+    generic names a training run gives (``run3/best``)."""
+    p = Path(str(source))
+    return f"{p.parent.name}/{p.stem}" if p.stem in ("best", "last") and p.parent.name else p.stem
 
 
 def predict_file(
@@ -486,11 +511,15 @@ class CountRow:
     beads_per_mp: float
     out_of_domain: bool = False  # unlike the model's training images (see beadseg.domain)
     domain_reason: str = ""
+    pixel_size_um: float | None = None  # None (an empty cell): not known
+    beads_per_mm2: float | None = None
 
     @classmethod
     def of(cls, r: ImageResult) -> CountRow:
         name = parse_name(r.name)
         mp = r.height * r.width / 1e6
+        px = r.pixel_size_um
+        area_mm2 = r.height * r.width * (px / 1000) ** 2 if px is not None else None
         return cls(
             r.name,
             name.source_frame,
@@ -503,6 +532,8 @@ class CountRow:
             round(r.count / mp, 3),
             r.out_of_domain,
             r.domain_reason,
+            px,
+            round(r.count / area_mm2, 3) if area_mm2 else None,
         )
 
     def as_dict(self) -> dict:
@@ -510,6 +541,8 @@ class CountRow:
 
 
 COUNT_FIELDS = [f.name for f in fields(CountRow)]
+#: counts.csv columns older runs did not write (read as empty)
+_NEWER_COUNT_FIELDS = ("pixel_size_um", "beads_per_mm2")
 ERROR_FIELDS = ["image", "error"]
 
 
@@ -633,11 +666,14 @@ def predict_images(
     complete (its ``records/<name>.json``, written last, exists) is not predicted again: a killed
     job resumes where it stopped.
 
-    Writes ``counts.csv``, ``errors.csv``, ``settings.json``, ``summary.json``, ``config.yaml``
-    (the resolved :class:`~beadseg.config.PredictConfig`) and the per-image outputs of
-    :func:`predict_file`. ``instances`` (default: the model's settings) picks how beads are
-    separated (``method``: the centre head's peaks for models that have one, else the distance
-    watershed, see :class:`~beadseg.config.InstanceConfig`).
+    Writes ``counts.csv``, ``beads.csv`` (every bead, an ``image`` column first), ``errors.csv``,
+    ``settings.json``, ``summary.json``, ``config.yaml`` (the resolved
+    :class:`~beadseg.config.PredictConfig`) and the per-image outputs of :func:`predict_file`.
+    ``cfg.pixel_size_um`` (else each TIFF's resolution tags) adds the µm columns and
+    beads_per_mm2; it is part of the settings, so a run with another one reuses no record.
+    ``instances`` (default: the model's settings) picks how beads are separated (``method``:
+    the centre head's peaks for models that have one, else the distance watershed, see
+    :class:`~beadseg.config.InstanceConfig`).
 
     Raises
     ------
@@ -706,9 +742,12 @@ def _frame_digest(m, cfg: PredictConfig, threshold: float | None, instances: Ins
 
 
 def _write_run_tables(out: Path, summary: PredictSummary, settings: dict, cfg: PredictConfig) -> None:
-    """The run-level files: counts.csv, errors.csv, settings.json, summary.json, config.yaml,
+    """The run-level files: counts.csv, beads.csv (every bead, sorted by image; resumed frames'
+    from their beads/NAME.csv), errors.csv, settings.json, summary.json, config.yaml,
     provenance.json."""
     write_csv(out / "counts.csv", [r.as_dict() for r in summary.counts], COUNT_FIELDS)
+    images = sorted(r.image for r in summary.counts)
+    concat_bead_tables(out / BEADS_CSV, [(name, out / "beads" / f"{name}.csv") for name in images])
     write_csv(out / "errors.csv", summary.errors, ERROR_FIELDS)
     write_json(out / "settings.json", settings)
     write_json(out / "summary.json", summary.as_dict())
@@ -733,7 +772,10 @@ def _reusable_record(record: Path, source: Path, digest: str) -> CountRow | None
         return None  # damaged: predict again
     if data.get("settings_hash") != digest or data.get("source") != str(source.resolve()):
         return None
-    return CountRow(**{k: data[k] for k in COUNT_FIELDS})
+    try:
+        return CountRow(**{k: data[k] for k in COUNT_FIELDS if k in data})
+    except TypeError:
+        return None  # fields missing: predict again
 
 
 def _warn_out_of_domain(rows: list[CountRow], m: LoadedModel) -> None:
@@ -804,7 +846,8 @@ def _read_run(run: Path) -> tuple[dict, list[dict], list[dict]]:
             raise InputError(
                 f"{path} cannot be read ({type(exc).__name__}); predict that shard again"
             ) from None
-        missing = [c for c in columns if c not in header] if rows or header else []
+        required = [c for c in columns if c not in _NEWER_COUNT_FIELDS]
+        missing = [c for c in required if c not in header] if rows or header else []
         if missing or any(None in r or None in r.values() for r in rows):
             raise InputError(
                 f"{path} is damaged ({'missing columns ' + ', '.join(missing) if missing else 'ragged rows'}"
@@ -829,7 +872,8 @@ def _missing_shards(settings: list[dict]) -> tuple[int, list[int]] | None:
 
 
 def merge_runs(runs: list[str | Path], out: str | Path, incomplete: bool = False) -> MergeSummary:
-    """Join the counts.csv / errors.csv of prediction runs (e.g. the shards of a job array).
+    """Join the counts.csv / errors.csv of prediction runs (e.g. the shards of a job array),
+    and their beads.csv (sorted by image) when every run has one.
 
     Parameters
     ----------
@@ -893,6 +937,9 @@ def merge_runs(runs: list[str | Path], out: str | Path, incomplete: bool = False
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "counts.csv", rows, COUNT_FIELDS)
     write_csv(out / "errors.csv", errors, ERROR_FIELDS)
+    tables = [Path(r) / BEADS_CSV for r in runs]
+    if all(t.is_file() for t in tables):  # runs of older versions have none
+        merge_bead_tables(out / BEADS_CSV, tables)
     record = {**ref_key, "merged_from": [str(r) for r in runs], "complete": not gap}
     if gap:
         record["missing_shards"] = [f"{i}/{gap[0]}" for i in gap[1]]
