@@ -154,7 +154,7 @@ def test_overlay_keeps_colour_and_marks_split_lines_apart_from_outlines():
     assert (captioned[:14, :40] != rgb[:14, :40]).any() and np.array_equal(captioned[30:], rgb[30:])
 
 
-def test_preview_only_for_large_frames(tmp_path):
+def test_preview_for_large_frames_full_size_overlay_as_configured(tmp_path):
     from beadseg.inference.pipeline import write_overlays
 
     assert preview(np.zeros((1000, 1500, 3), np.uint8)) is None  # 1.5 MP
@@ -162,13 +162,13 @@ def test_preview_only_for_large_frames(tmp_path):
     assert preview(big).shape == (550, 1000, 3)  # long side <= 1600 by a whole factor
     labels = np.zeros(big.shape[:2], np.int32)
     labels[100:120, 100:120] = 1
-    write_overlays(tmp_path, "big", big, labels, "1 beads | m")
-    write_overlays(tmp_path, "small", big[:500, :500], labels[:500, :500], None)
-    assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == [
-        "big.png",
-        "big_preview.png",
-        "small.png",
-    ]
+    write_overlays(tmp_path / "a", "big", big, labels, "1 beads | m")  # auto: the preview alone
+    write_overlays(tmp_path / "a", "small", big[:500, :500], labels[:500, :500], None)
+    assert sorted(p.name for p in (tmp_path / "a" / "overlays").iterdir()) == ["big_preview.png", "small.png"]
+    write_overlays(tmp_path / "f", "big", big, labels, None, "full")
+    assert sorted(p.name for p in (tmp_path / "f" / "overlays").iterdir()) == ["big.png", "big_preview.png"]
+    write_overlays(tmp_path / "n", "big", big, labels, None, "none")
+    assert not (tmp_path / "n").exists()
 
 
 def test_cli_pixel_size_option(tmp_path):

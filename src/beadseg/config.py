@@ -257,6 +257,11 @@ class PredictConfig(_Strict):
         None, ge=1, description="CPU threads of the network (default: the cores this process may use)"
     )
     save_probabilities: bool = False
+    overlays: Literal["auto", "full", "preview", "none"] = Field(
+        "auto",
+        description="QC overlays: auto = full size up to 2 MP, only the whole-frame preview above "
+        "(a 4K frame's full-size colour PNG takes ~0.6 s and 13 MB); full = both; preview; none",
+    )
     pixel_size_um: float | None = Field(
         None,
         gt=0,

@@ -217,14 +217,21 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return image @ np.full(image.shape[-1], 1 / image.shape[-1], image.dtype)
 
 
-def write_overlays(out: Path, stem: str, image: np.ndarray, labels: np.ndarray, caption: str | None) -> None:
+def write_overlays(
+    out: Path, stem: str, image: np.ndarray, labels: np.ndarray, caption: str | None, mode: str = "auto"
+) -> None:
     """``overlays/NAME.png`` (:func:`~beadseg.inference.overlay.colour_overlay`) and, for
-    frames above 2 MP, ``overlays/NAME_preview.png`` (the whole frame, long side <= 1600 px)."""
+    frames above 2 MP, ``overlays/NAME_preview.png`` (the whole frame, long side <= 1600 px),
+    as ``mode`` (``PredictConfig.overlays``) says: ``auto`` writes the full-size overlay only for
+    frames without a preview."""
+    if mode == "none":
+        return
     rgb = colour_overlay(image, labels, caption)
     small = preview(rgb)
     if small is not None:
         write_rgb_png(out / "overlays" / f"{stem}_preview.png", small)
-    write_rgb_png(out / "overlays" / f"{stem}.png", rgb)
+    if mode == "full" or small is None:
+        write_rgb_png(out / "overlays" / f"{stem}.png", rgb)
 
 
 def write_outputs_of(
@@ -236,12 +243,14 @@ def write_outputs_of(
     save_probabilities: bool = False,
     pixel_size_um: float | None = None,
     caption: str | None = None,
+    overlays: str = "auto",
 ) -> None:
     """Write one image's outputs: ``masks/``, ``labels/``, ``overlays/``, ``beads/`` (and
     ``probabilities/``), each atomically; returns when all are written.
 
     With ``pixel_size_um`` the bead table has µm columns and the label TIFF its calibration;
-    ``caption`` is written into the overlay's corner. The PNG and TIFF encoders (zlib)
+    ``caption`` is written into the overlay's corner; ``overlays`` is
+    ``PredictConfig.overlays``. The PNG and TIFF encoders (zlib)
     release the GIL, so the files are encoded by worker threads while this thread measures
     the beads: ~2.5x less wall time on a 4K frame.
     """
@@ -251,7 +260,7 @@ def write_outputs_of(
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         jobs = [
-            pool.submit(write_overlays, out, stem, image, labels, caption),  # the longest: first
+            pool.submit(write_overlays, out, stem, image, labels, caption, overlays),  # longest: first
             pool.submit(write_mask, out / "masks" / f"{stem}.png", labels > 0),
             pool.submit(write_labels, out / "labels" / f"{stem}.tif", labels, pixel_size_um),
         ]
@@ -316,7 +325,15 @@ def finish_file(
         t1 = time.perf_counter()
         caption = f"{int(labels.max())} beads | {model_label(model.source)}"
         write_outputs_of(
-            out, stem, inferred.image, prob, labels, cfg.save_probabilities, inferred.pixel_size_um, caption
+            out,
+            stem,
+            inferred.image,
+            prob,
+            labels,
+            cfg.save_probabilities,
+            inferred.pixel_size_um,
+            caption,
+            cfg.overlays,
         )
         timings["write_s"] = time.perf_counter() - t1
     h, w = labels.shape
