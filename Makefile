@@ -20,11 +20,12 @@ install: $(VENV)/.installed
 demo: install
 	$(BEADSEG) demo --out beadseg-demo
 
-test: install
+test: install lint
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"

@@ -36,5 +36,7 @@ def synthetic_subset() -> Path:
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, " \
-           f"Python {platform.python_version()}, {date.today().isoformat()}"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}, {date.today().isoformat()}"
+    )

@@ -42,8 +42,8 @@ from beadseg.checkpoint import (  # noqa: E402
     slim_checkpoint,
 )
 from beadseg.config import Config, InstanceConfig, load_config  # noqa: E402
-from beadseg.naming import source_frame  # noqa: E402
 from beadseg.export.onnx import export_onnx  # noqa: E402
+from beadseg.naming import source_frame  # noqa: E402
 from beadseg.training import train  # noqa: E402
 from beadseg.training.data import prepare_data  # noqa: E402
 from beadseg.training.validation import fingerprint_samples  # noqa: E402

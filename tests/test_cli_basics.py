@@ -6,15 +6,25 @@ import numpy as np
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "beadseg", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "beadseg", *map(str, args)], capture_output=True, text=True)
 
 
 def test_version_and_help():
     r = run("--version")
     assert r.returncode == 0 and "beadseg" in r.stdout
-    for cmd in ("synth", "analyze", "train", "predict", "evaluate", "dilution", "compare",
-                "models", "lr-find", "demo", "fix-masks"):
+    for cmd in (
+        "synth",
+        "analyze",
+        "train",
+        "predict",
+        "evaluate",
+        "dilution",
+        "compare",
+        "models",
+        "lr-find",
+        "demo",
+        "fix-masks",
+    ):
         r = run(cmd, "--help")
         assert r.returncode == 0, (cmd, r.stderr)
 
@@ -23,6 +33,7 @@ def test_synth_cli_writes_pairs(tmp_path):
     r = run("synth", tmp_path / "s", "--n", 4, "--size", 256)
     assert r.returncode == 0, r.stderr
     import tifffile
+
     for p in sorted((tmp_path / "s" / "masks").glob("*.png")):
         m = iio.imread(p)
         lab = tifffile.imread(tmp_path / "s" / "labels" / (p.stem + ".tif"))
@@ -47,7 +58,6 @@ def test_models_table():
 
 
 def test_analyze_does_not_import_torch():
-    code = ("import sys, beadseg.analysis, beadseg.cli; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = "import sys, beadseg.analysis, beadseg.cli; assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -22,13 +22,30 @@ def test_cli_pipeline(tmp_path):
     assert json.loads((tmp_path / "an" / "summary.json").read_text())["dataset_size"] == 6
     # enough crops and a high learning rate to learn in 2 epochs: a run whose model predicts
     # no foreground ends "collapsed" (exit 3), however short it was
-    sets = ["data.crop_size=64", "data.crops_per_epoch=64", "optim.lr=0.02", "model.base_channels=4",
-            "model.depth=2", "train.batch_size=4", "split.val_fraction=0.34"]
+    sets = [
+        "data.crop_size=64",
+        "data.crops_per_epoch=64",
+        "optim.lr=0.02",
+        "model.base_channels=4",
+        "model.depth=2",
+        "train.batch_size=4",
+        "split.val_fraction=0.34",
+    ]
     setargs = sum((["--set", s] for s in sets), [])
     cli("train", data, "--out", tmp_path / "run", "--epochs", 2, "--quiet", *setargs)
     assert (tmp_path / "run" / "best.onnx").is_file()  # predict runs it, without torch
-    cli("train", data, "--out", tmp_path / "run2", "--epochs", 2, "--model", "attention_unet",
-        "--quiet", *setargs)
+    cli(
+        "train",
+        data,
+        "--out",
+        tmp_path / "run2",
+        "--epochs",
+        2,
+        "--model",
+        "attention_unet",
+        "--quiet",
+        *setargs,
+    )
     r = cli("compare", tmp_path / "run", tmp_path / "run2", "--out", tmp_path / "cmp")
     assert "attention_unet" in r.stdout and (tmp_path / "cmp" / "compare.csv").is_file()
     cli("predict", tmp_path / "run", series / "images", "--out", tmp_path / "pred", "--quiet")

@@ -34,8 +34,9 @@ def test_no_norm_on_final_logit():
 @pytest.mark.parametrize("norm", ["batch", "group", "instance", "none"])
 @pytest.mark.parametrize("up", ["transpose", "bilinear"])
 def test_options(norm, up):
-    m = create_model("attention_resunet", base_channels=4, depth=2, norm=norm, upsample=up,
-                     dropout=0.1, in_channels=1).eval()
+    m = create_model(
+        "attention_resunet", base_channels=4, depth=2, norm=norm, upsample=up, dropout=0.1, in_channels=1
+    ).eval()
     assert m(torch.rand(2, 1, 32, 40)).shape == (2, 1, 32, 40)
 
 

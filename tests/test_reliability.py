@@ -25,10 +25,25 @@ from beadseg.registration import shift_mask
 from beadseg.synth import synth_dataset, synth_image
 
 TINY = [
-    "--set", "data.crop_size=64", "--set", "data.crops_per_epoch=64", "--set", "optim.lr=0.01",
-    "--set", "model.base_channels=4",
-    "--set", "model.depth=2", "--set", "train.batch_size=4", "--set", "train.num_threads=1",
-    "--set", "split.val_fraction=0.34", "--epochs", "1", "--quiet",
+    "--set",
+    "data.crop_size=64",
+    "--set",
+    "data.crops_per_epoch=64",
+    "--set",
+    "optim.lr=0.01",
+    "--set",
+    "model.base_channels=4",
+    "--set",
+    "model.depth=2",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.num_threads=1",
+    "--set",
+    "split.val_fraction=0.34",
+    "--epochs",
+    "1",
+    "--quiet",
 ]  # fmt: skip  (64 crops at lr 0.01 learn some beads in one epoch: a run that predicts nothing
 #   ends collapsed, exit 3)
 

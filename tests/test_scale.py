@@ -36,8 +36,7 @@ def test_shards_cover_every_frame_once_and_merge(frames, oracle, tmp_path):
     whole = oracle.predict_images("m", [frames], tmp_path / "whole", cfg, progress=False)
     seen = []
     for i in range(3):
-        s = oracle.predict_images("m", [frames], tmp_path / f"shard{i}", cfg, progress=False,
-                                  shard=(i, 3))
+        s = oracle.predict_images("m", [frames], tmp_path / f"shard{i}", cfg, progress=False, shard=(i, 3))
         seen += [r.image for r in s.counts]
     assert sorted(seen) == sorted(r.image for r in whole.counts)
     assert len(seen) == len(set(seen)) == 7
@@ -46,10 +45,12 @@ def test_shards_cover_every_frame_once_and_merge(frames, oracle, tmp_path):
 
 
 def test_merge_refuses_other_settings_and_duplicates(frames, oracle, tmp_path):
-    oracle.predict_images("m", [frames], tmp_path / "a", PredictConfig(mode="full"),
-                          progress=False, shard=(0, 2))
-    oracle.predict_images("m", [frames], tmp_path / "b", PredictConfig(mode="full"),
-                          progress=False, shard=(1, 2), threshold=0.7)
+    oracle.predict_images(
+        "m", [frames], tmp_path / "a", PredictConfig(mode="full"), progress=False, shard=(0, 2)
+    )
+    oracle.predict_images(
+        "m", [frames], tmp_path / "b", PredictConfig(mode="full"), progress=False, shard=(1, 2), threshold=0.7
+    )
     with pytest.raises(InputError, match="other settings"):
         oracle.merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
     with pytest.raises(InputError, match="more than one run"):
@@ -68,13 +69,11 @@ def test_killed_shard_resumes_without_redoing_frames(frames, oracle, tmp_path, m
 
     monkeypatch.setattr(oracle, "predict_file", dying)
     with pytest.raises(KeyboardInterrupt):
-        oracle.predict_images("m", [frames], tmp_path / "run", PredictConfig(mode="full"),
-                              progress=False)
+        oracle.predict_images("m", [frames], tmp_path / "run", PredictConfig(mode="full"), progress=False)
     done = list(calls)
     calls.clear()
     monkeypatch.setattr(oracle, "predict_file", lambda *a, **k: (calls.append(a[1].name), real(*a, **k))[1])
-    s = oracle.predict_images("m", [frames], tmp_path / "run", PredictConfig(mode="full"),
-                              progress=False)
+    s = oracle.predict_images("m", [frames], tmp_path / "run", PredictConfig(mode="full"), progress=False)
     assert s.n_resumed == 3 and s.n_images == 7
     assert not set(calls) & set(done) and len(calls) == 4
 
@@ -96,7 +95,8 @@ def _space(tmp_path, data, space="  optim.lr: {type: float, low: 1.0e-3, high: 1
         "  model: {base_channels: 4, depth: 2}\n"  # untrained model ends "collapsed", never the best
         "  train: {epochs: 2, batch_size: 4, num_threads: 1}\n"
         "  split: {val_fraction: 0.34}\n"
-        "space:\n" + space)
+        "space:\n" + space
+    )
     return p
 
 
@@ -118,11 +118,14 @@ def test_sweep_runs_resumes_and_writes_best_config(tmp_path):
     load_config(tmp_path / "sw" / "best_config.yaml")  # ready for `beadseg train`
 
 
-@pytest.mark.parametrize("space,match", [
-    ("  optim.lrr: {type: float, low: 0.1, high: 1}\n", "unknown config key 'optim.lrr'"),
-    ("  optim.lr: {type: float, low: 1, high: 1}\n", "low < high"),
-    ("  model.name: {type: categorical, choices: []}\n", "no choices"),
-])
+@pytest.mark.parametrize(
+    "space,match",
+    [
+        ("  optim.lrr: {type: float, low: 0.1, high: 1}\n", "unknown config key 'optim.lrr'"),
+        ("  optim.lr: {type: float, low: 1, high: 1}\n", "low < high"),
+        ("  model.name: {type: categorical, choices: []}\n", "no choices"),
+    ],
+)
 def test_sweep_bad_space(tmp_path, space, match):
     from beadseg.experiments.sweep import load_space
 
@@ -134,18 +137,28 @@ def test_sweep_unreachable_storage(tmp_path):
     from beadseg.experiments.sweep import sweep
 
     with pytest.raises(BeadsegError, match="cannot open the Optuna storage"):
-        sweep(_space(tmp_path, tmp_path), 1, tmp_path / "o",
-              storage="postgresql://nobody@127.0.0.1:1/none", log=lambda s: None)
+        sweep(
+            _space(tmp_path, tmp_path),
+            1,
+            tmp_path / "o",
+            storage="postgresql://nobody@127.0.0.1:1/none",
+            log=lambda s: None,
+        )
 
 
-@pytest.mark.parametrize("args", [
-    ["slurm"], ["pbs"], ["slurm", "--nodes", "2", "--gpus", "4"],
-    ["pbs", "--nodes", "2", "--venv", "/opt/venv", "--module", "cuda/12"],
-    ["slurm", "--job", "predict", "--array", "16"], ["pbs", "--job", "sweep", "--array", "4"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["slurm"],
+        ["pbs"],
+        ["slurm", "--nodes", "2", "--gpus", "4"],
+        ["pbs", "--nodes", "2", "--venv", "/opt/venv", "--module", "cuda/12"],
+        ["slurm", "--job", "predict", "--array", "16"],
+        ["pbs", "--job", "sweep", "--array", "4"],
+    ],
+)
 def test_hpc_templates_pass_bash_n(tmp_path, args):
-    r = subprocess.run([sys.executable, "-m", "beadseg", "hpc", *args], capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, "-m", "beadseg", "hpc", *args], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     script = tmp_path / "job.sh"
     script.write_text(r.stdout)
@@ -156,21 +169,33 @@ def test_hpc_templates_pass_bash_n(tmp_path, args):
 def test_two_process_gloo_matches_single_process(tmp_path):
     data = tmp_path / "d"
     synth_dataset(data, n=6, size=64, seed=5, min_beads=10, max_beads=60)
-    sets = ["data.crop_size=64", "data.crops_per_epoch=64", "optim.lr=0.01", "model.base_channels=4",
-            "model.depth=2", "model.norm=group", "loss.name=bce", "train.batch_size=4",
-            "train.num_threads=1", "split.val_fraction=0.34", "train.epochs=2",
-            "augment.blur_prob=0"]
+    sets = [
+        "data.crop_size=64",
+        "data.crops_per_epoch=64",
+        "optim.lr=0.01",
+        "model.base_channels=4",
+        "model.depth=2",
+        "model.norm=group",
+        "loss.name=bce",
+        "train.batch_size=4",
+        "train.num_threads=1",
+        "split.val_fraction=0.34",
+        "train.epochs=2",
+        "augment.blur_prob=0",
+    ]
     base = [sys.executable, "-m", "beadseg", "train", str(data), "--quiet"]
     base += sum((["--set", s] for s in sets), [])
     from beadseg.config import load_config
     from beadseg.training import train
 
     # the single-process reference runs in this process (a subprocess only adds start-up time)
-    single = train(load_config(None, sets + [f"data.path={data}"]), tmp_path / "one", progress=False,
-                   log=lambda s: None)
+    single = train(
+        load_config(None, sets + [f"data.path={data}"]), tmp_path / "one", progress=False, log=lambda s: None
+    )
     assert single["status"] == "ok"
-    ddp = subprocess.run(base + ["--out", str(tmp_path / "two"), "--nproc", "2"],
-                         capture_output=True, text=True, timeout=600)
+    ddp = subprocess.run(
+        base + ["--out", str(tmp_path / "two"), "--nproc", "2"], capture_output=True, text=True, timeout=600
+    )
     assert ddp.returncode == 0, ddp.stderr[:3000]  # the ranks' own messages come first
     assert ddp.stdout.count("run folder") == 1  # only rank 0 reports
     a = _counts(tmp_path / "one" / "history.csv")

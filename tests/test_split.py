@@ -1,4 +1,3 @@
-
 from beadseg.data.split import assign_folds, grouped_split
 
 

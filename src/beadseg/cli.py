@@ -114,21 +114,27 @@ def _abs(path) -> str | None:
     return None if path is None else str(Path(path).resolve())
 
 
-@_command(examples=(
-    "beadseg synth --out toy --n 8 --size 256",
-    "beadseg synth --dilution-series --out series",
-    "beadseg synth --from ../data/microbeads --levels sparse,dense --out truth",
-))
+@_command(
+    examples=(
+        "beadseg synth --out toy --n 8 --size 256",
+        "beadseg synth --dilution-series --out series",
+        "beadseg synth --from ../data/microbeads --levels sparse,dense --out truth",
+    )
+)
 def synth(
     folder: Path | None = typer.Argument(
         None, metavar="FOLDER", show_default=False, help="Same as --out (the older form)."
     ),
     out: Path | None = _out_option(
-        "synth", None, "Output folder (images/, masks/, labels/); with --from DATA the default is "
-        "./<DATA folder>-synth."
+        "synth",
+        None,
+        "Output folder (images/, masks/, labels/); with --from DATA the default is ./<DATA folder>-synth.",
     ),
     n: int | None = typer.Option(
-        None, "--n", min=1, metavar="N",
+        None,
+        "--n",
+        min=1,
+        metavar="N",
         help="Number of images (default 8); with --from, per level (default 3).",
     ),
     size: int = typer.Option(512, "--size", min=16, max=4096, metavar="PX", help="Image side in px."),
@@ -182,10 +188,20 @@ def synth(
         raise ConfigError(f"FOLDER {folder} and --out {out} differ; give one of them")
     out = _out(folder or out, "synth", from_data)
     settings = {
-        "n": n, "size": size, "seed": seed, "min_beads": min_beads, "max_beads": max_beads,
-        "dilution_series": dilution_series, "from": _abs(from_data), "levels": levels,
-        "counts": counts, "clump_fraction": clump_fraction, "max_group": max_group,
-        "frames": frames, "prefix": prefix, "touch": touch,
+        "n": n,
+        "size": size,
+        "seed": seed,
+        "min_beads": min_beads,
+        "max_beads": max_beads,
+        "dilution_series": dilution_series,
+        "from": _abs(from_data),
+        "levels": levels,
+        "counts": counts,
+        "clump_fraction": clump_fraction,
+        "max_group": max_group,
+        "frames": frames,
+        "prefix": prefix,
+        "touch": touch,
     }
     with _claim(out, "synth", settings, overwrite, inputs=[from_data]):
         if from_data is not None:
@@ -220,7 +236,14 @@ def _write_composites(out: Path, from_data: Path, o: dict) -> None:
     lv = parse_levels(o["levels"], o["counts"], o["clump_fraction"], o["max_group"])
     names = o["frames"].split(",") if o["frames"] else None
     r = write_composites(
-        out, from_data, lv, o["n"] or 3, o["size"], o["seed"], names, o["prefix"],
+        out,
+        from_data,
+        lv,
+        o["n"] or 3,
+        o["size"],
+        o["seed"],
+        names,
+        o["prefix"],
         touch=parse_touch(o["touch"]),
     )
     typer.echo(
@@ -233,24 +256,25 @@ def _write_composites(out: Path, from_data: Path, o: dict) -> None:
 _DILUTION_HELP = f"Dilution: {DILUTION_RULE}."
 
 
-@_command(examples=(
-    "beadseg analyze ../data/microbeads",
-    "beadseg analyze ../data/microbeads --out analysis --no-plots -q",
-), help=(
-    "Dataset doctor: headlines per domain (real tiles / synthetic_* tiles, never pooled), a grade "
-    "per label (good / fixable / unusable), masks filed under the wrong image, missing labels, "
-    "misregistered masks, leakage, overlap agreement, dilution fit over source frames, "
-    "recommendations. " + _DILUTION_HELP
-))
+@_command(
+    examples=(
+        "beadseg analyze ../data/microbeads",
+        "beadseg analyze ../data/microbeads --out analysis --no-plots -q",
+    ),
+    help=(
+        "Dataset doctor: headlines per domain (real tiles / synthetic_* tiles, never pooled), a grade "
+        "per label (good / fixable / unusable), masks filed under the wrong image, missing labels, "
+        "misregistered masks, leakage, overlap agreement, dilution fit over source frames, "
+        "recommendations. " + _DILUTION_HELP
+    ),
+)
 def analyze(
     data: Path = typer.Argument(..., metavar="DATA", help="Folder with images/ and masks/."),
     out: Path | None = _out_option("analyze", "DATA"),
     reference: Path | None = typer.Option(
         None, metavar="DATA", help="Another data folder or summary.json to compare with."
     ),
-    workers: int | None = typer.Option(
-        None, min=1, metavar="N", help="Threads (default: CPUs, max 4)."
-    ),
+    workers: int | None = typer.Option(None, min=1, metavar="N", help="Threads (default: CPUs, max 4)."),
     config: Path | None = typer.Option(None, metavar="FILE", help="YAML with analyze settings."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary lines."),
@@ -262,11 +286,16 @@ def analyze(
 
     out = _out(out, "analyze", data)
     cfg = load_config(config, model=AnalyzeConfig)
-    settings = {"data": _abs(data), "reference": _abs(reference), "config": cfg.model_dump(),
-                "plots": not no_plots}
+    settings = {
+        "data": _abs(data),
+        "reference": _abs(reference),
+        "config": cfg.model_dump(),
+        "plots": not no_plots,
+    }
     with _claim(out, "analyze", settings, overwrite, inputs=[data, reference]):
-        s = analyze_dataset(data, out, reference=reference, workers=workers, cfg=cfg,
-                            plots=not no_plots, progress=not quiet)
+        s = analyze_dataset(
+            data, out, reference=reference, workers=workers, cfg=cfg, plots=not no_plots, progress=not quiet
+        )
     if not quiet:
         for line in console_lines(s, out, plots=not no_plots):
             typer.echo(line)
@@ -285,8 +314,16 @@ def _relaunch_with_torchrun(nproc: int) -> None:
             skip = True
         elif not a.startswith("--nproc="):
             args.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "beadseg", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "beadseg",
+        *args,
+    ]
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
 
 
@@ -347,11 +384,13 @@ def _resume_conflicts(resume: Path, out: Path | None, given: dict) -> None:
         )
 
 
-@_command(examples=(
-    "beadseg train ../data/microbeads --out runs/unet --epochs 40",
-    "beadseg train ../data/microbeads --config configs/default_model.yaml --set optim.lr=1e-3",
-    "beadseg train --resume runs/unet --device cuda",
-))
+@_command(
+    examples=(
+        "beadseg train ../data/microbeads --out runs/unet --epochs 40",
+        "beadseg train ../data/microbeads --config configs/default_model.yaml --set optim.lr=1e-3",
+        "beadseg train --resume runs/unet --device cuda",
+    )
+)
 def train(
     data: Path | None = typer.Argument(None, metavar="DATA", show_default=False, help=DATA_HELP),
     out: Path | None = _out_option("train", "DATA", "Run folder (new, or --overwrite)."),
@@ -361,9 +400,7 @@ def train(
         None, metavar="NAME", help="unet, attention_unet, attention_resunet (config: model.name)."
     ),
     epochs: int | None = typer.Option(None, min=1, metavar="N", help="Epochs (config: train.epochs)."),
-    device: str | None = typer.Option(
-        None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."
-    ),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."),
     folds: int | None = typer.Option(
         None, min=2, metavar="K", help="K-fold cross-validation: K (config: split.folds)."
     ),
@@ -385,9 +422,20 @@ def train(
     from .training import train as run_train
 
     if resume is not None:
-        _resume_conflicts(resume, out, {"DATA": data, "--config": config, "--set": sets,
-                                        "--model": model, "--epochs": epochs, "--folds": folds,
-                                        "--fold": fold, "--overwrite": overwrite})
+        _resume_conflicts(
+            resume,
+            out,
+            {
+                "DATA": data,
+                "--config": config,
+                "--set": sets,
+                "--model": model,
+                "--epochs": epochs,
+                "--folds": folds,
+                "--fold": fold,
+                "--overwrite": overwrite,
+            },
+        )
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
     cfg = _config(
@@ -411,8 +459,14 @@ def train(
     if resume is not None:
         claim = _claim(resume, "train", None)
     else:
-        claim = _claim(out, "train", cfg.model_dump(mode="json"), overwrite, inputs=[cfg.data.path],
-                       continue_hint=f"{out} holds this run already: continue it with --resume {out}")
+        claim = _claim(
+            out,
+            "train",
+            cfg.model_dump(mode="json"),
+            overwrite,
+            inputs=[cfg.data.path],
+            continue_hint=f"{out} holds this run already: continue it with --resume {out}",
+        )
     with claim:
         res = run_train(cfg, out, resume=resume, progress=not quiet, log=typer.echo, device=device)
     code = 3 if res["status"] == "collapsed" else 0
@@ -427,10 +481,12 @@ def train(
         raise typer.Exit(code)
 
 
-@_command(examples=(
-    "beadseg cv ../data/microbeads --folds 4 --out runs/cv",
-    "beadseg cv ../data/microbeads --folds 4 --fold 2 --out runs/cv --device cuda",
-))
+@_command(
+    examples=(
+        "beadseg cv ../data/microbeads --folds 4 --out runs/cv",
+        "beadseg cv ../data/microbeads --folds 4 --fold 2 --out runs/cv --device cuda",
+    )
+)
 def cv(
     data: Path | None = typer.Argument(None, metavar="DATA", show_default=False, help=DATA_HELP),
     out: Path | None = _out_option("cv", "DATA", "Folder of the fold runs."),
@@ -441,9 +497,7 @@ def cv(
     report_only: bool = typer.Option(False, help="Only summarise finished folds."),
     config: Path | None = typer.Option(None, metavar="FILE", help="YAML config."),
     sets: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
-    device: str | None = typer.Option(
-        None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."
-    ),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."),
     quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -463,10 +517,12 @@ def cv(
     typer.echo(s["markdown"])
 
 
-@_command(examples=(
-    "beadseg sweep configs/sweep_example.yaml --trials 30 --out runs/sweep",
-    "beadseg sweep space.yaml --storage postgresql://host/db --out /scratch/sweep -q",
-))
+@_command(
+    examples=(
+        "beadseg sweep configs/sweep_example.yaml --trials 30 --out runs/sweep",
+        "beadseg sweep space.yaml --storage postgresql://host/db --out /scratch/sweep -q",
+    )
+)
 def sweep(
     space: Path = typer.Argument(..., metavar="SPACE", help="Search-space YAML."),
     trials: int = typer.Option(20, min=1, metavar="N", help="Finished trials wanted in the study."),
@@ -498,10 +554,12 @@ def sweep(
 _JOB = JobSpec()
 
 
-@_command(examples=(
-    "beadseg hpc slurm --job train --config configs/default_model.yaml --gpus 4 > train.sbatch",
-    "beadseg hpc pbs --job predict --array 8 --inputs 'frames/*.png' --model runs/unet > predict.pbs",
-))
+@_command(
+    examples=(
+        "beadseg hpc slurm --job train --config configs/default_model.yaml --gpus 4 > train.sbatch",
+        "beadseg hpc pbs --job predict --array 8 --inputs 'frames/*.png' --model runs/unet > predict.pbs",
+    )
+)
 def hpc(
     scheduler: str = typer.Argument(..., metavar="SCHEDULER", help="pbs or slurm."),
     config: str | None = typer.Option(
@@ -510,29 +568,25 @@ def hpc(
     job: str | None = typer.Option(
         None, metavar="JOB", help=f"train, predict or sweep (default: {_JOB.job!r})."
     ),
-    gpus: int | None = typer.Option(
-        None, min=0, metavar="N", help=f"GPUs per node (default: {_JOB.gpus})."
-    ),
+    gpus: int | None = typer.Option(None, min=0, metavar="N", help=f"GPUs per node (default: {_JOB.gpus})."),
     nodes: int | None = typer.Option(None, min=1, metavar="N", help=f"Nodes (default: {_JOB.nodes})."),
     hours: float | None = typer.Option(
         None, min=0.1, metavar="HOURS", help=f"Wall time in hours (default: {_JOB.hours})."
     ),
     array: int | None = typer.Option(
-        None, min=1, metavar="N",
+        None,
+        min=1,
+        metavar="N",
         help="Job-array size: predict shards (default: 1), sweep workers (default: none).",
     ),
-    cpus: int | None = typer.Option(
-        None, min=1, metavar="N", help=f"CPUs per node (default: {_JOB.cpus})."
-    ),
+    cpus: int | None = typer.Option(None, min=1, metavar="N", help=f"CPUs per node (default: {_JOB.cpus})."),
     mem_gb: int | None = typer.Option(
         None, min=1, metavar="GB", help=f"Memory per node, GB (default: {_JOB.mem_gb})."
     ),
     queue: str | None = typer.Option(None, metavar="NAME", help="Queue / partition."),
     account: str | None = typer.Option(None, metavar="NAME", help="Project / account."),
     venv: str | None = typer.Option(None, metavar="FOLDER", help="Virtual environment to activate."),
-    module: list[str] | None = typer.Option(
-        None, metavar="NAME", help="Module to load (repeatable)."
-    ),
+    module: list[str] | None = typer.Option(None, metavar="NAME", help="Module to load (repeatable)."),
     out_dir: str | None = typer.Option(
         None, metavar="FOLDER", help=f"Output folder on the cluster (default: {_JOB.out_dir!r})."
     ),
@@ -582,14 +636,20 @@ def hpc(
     typer.echo(render_job(spec), nl=False)
 
 
-@_command(examples=(
-    "beadseg compare runs/unet runs/att",
-    "beadseg compare runs/* --out runs/compare",
-))
+@_command(
+    examples=(
+        "beadseg compare runs/unet runs/att",
+        "beadseg compare runs/* --out runs/compare",
+    )
+)
 def compare(
     runs: list[Path] = typer.Argument(..., metavar="RUN", help="Run folders."),
     out: Path | None = typer.Option(
-        None, "--out", "-o", metavar="FOLDER", show_default="print the table only",
+        None,
+        "--out",
+        "-o",
+        metavar="FOLDER",
+        show_default="print the table only",
         help="Also write compare.csv/.md/.png here.",
     ),
     overwrite: bool = OVERWRITE,
@@ -605,22 +665,21 @@ def compare(
     typer.echo(markdown_table(rows), nl=False)
 
 
-@_command("lr-find", examples=(
-    "beadseg lr-find ../data/microbeads --out lr",
-    "beadseg lr-find ../data/microbeads --model attention_unet --steps 100 --device cuda",
-))
+@_command(
+    "lr-find",
+    examples=(
+        "beadseg lr-find ../data/microbeads --out lr",
+        "beadseg lr-find ../data/microbeads --model attention_unet --steps 100 --device cuda",
+    ),
+)
 def lr_find_cmd(
     data: Path | None = typer.Argument(None, metavar="DATA", show_default=False, help=DATA_HELP),
     out: Path | None = _out_option("lr-find", "DATA"),
     config: Path | None = typer.Option(None, metavar="FILE", help="YAML config."),
     sets: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
     model: str | None = typer.Option(None, metavar="NAME", help="Model name (config: model.name)."),
-    steps: int | None = typer.Option(
-        None, min=10, metavar="N", help="Most sweep steps (default: 200)."
-    ),
-    device: str | None = typer.Option(
-        None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."
-    ),
+    steps: int | None = typer.Option(None, min=10, metavar="N", help="Most sweep steps (default: 200)."),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Learning-rate range test: plot and suggested learning rate."""
@@ -677,11 +736,13 @@ PREDICT_CONFIG_HELP = "YAML with predict settings (PredictConfig keys: mode, til
 PREDICT_SET_HELP = "Override a predict setting, e.g. --set overlap=128 (repeatable)."
 
 
-@_command(examples=(
-    "beadseg predict default frames/*.png --out predictions",
-    "beadseg predict runs/unet frames/ --set overlap=128 --device cuda -q",
-    "beadseg predict default frames/ --shard 0/4 --out preds-0",
-))
+@_command(
+    examples=(
+        "beadseg predict default frames/*.png --out predictions",
+        "beadseg predict runs/unet frames/ --set overlap=128 --device cuda -q",
+        "beadseg predict default frames/ --shard 0/4 --out preds-0",
+    )
+)
 def predict(
     model: str = typer.Argument(..., metavar="MODEL", help="Run folder, checkpoint, or 'default'."),
     inputs: list[Path] = typer.Argument(..., metavar="INPUTS", help="Image files, folders or globs."),
@@ -694,9 +755,7 @@ def predict(
     tile_size: int | None = typer.Option(
         None, min=32, metavar="PX", help="Tile side in px (default: 1152 with ONNX Runtime, 512 with torch)."
     ),
-    overlap: int | None = typer.Option(
-        None, min=0, metavar="PX", help="Tile overlap in px (default: 128)."
-    ),
+    overlap: int | None = typer.Option(None, min=0, metavar="PX", help="Tile overlap in px (default: 128)."),
     batch_size: int | None = typer.Option(
         None,
         min=1,
@@ -710,9 +769,7 @@ def predict(
     save_probabilities: bool | None = typer.Option(
         None, "--save-probabilities/--no-save-probabilities", help="Also write probability TIFFs."
     ),
-    shard: str | None = typer.Option(
-        None, metavar="I/N", help="i/N: process every N-th input from i."
-    ),
+    shard: str | None = typer.Option(None, metavar="I/N", help="i/N: process every N-th input from i."),
     pixel_size_um: float | None = typer.Option(
         None, metavar="UM", help="Pixel size in µm (default: each TIFF's resolution tags)."
     ),
@@ -760,10 +817,12 @@ def predict(
     )
 
 
-@_command(examples=(
-    "beadseg merge preds-0 preds-1 preds-2 preds-3 --out predictions",
-    "beadseg merge preds-* --out predictions --incomplete",
-))
+@_command(
+    examples=(
+        "beadseg merge preds-0 preds-1 preds-2 preds-3 --out predictions",
+        "beadseg merge preds-* --out predictions --incomplete",
+    )
+)
 def merge(
     runs: list[Path] = typer.Argument(..., metavar="RUN", help="Prediction folders (e.g. shards)."),
     out: Path | None = _out_option("merge", "RUN", "Merged folder (not one of the inputs)."),
@@ -787,10 +846,12 @@ def merge(
     typer.echo(f"merged {r.n_images} images ({r.n_errors} errors) into {out / 'counts.csv'}")
 
 
-@_command(examples=(
-    "beadseg evaluate predictions ../data/microbeads --out evaluation",
-    "beadseg evaluate runs/unet held_out_data --calibrate --device cuda",
-))
+@_command(
+    examples=(
+        "beadseg evaluate predictions ../data/microbeads --out evaluation",
+        "beadseg evaluate runs/unet held_out_data --calibrate --device cuda",
+    )
+)
 def evaluate(
     source: str = typer.Argument(
         ..., metavar="SOURCE", help="Prediction folder, run folder, checkpoint or default."
@@ -827,9 +888,15 @@ def evaluate(
     out = _out(out, "evaluate", source)
     cfg = _predict_config(config, sets, device=device)
     given = {"shift_radius_px": shift_radius, "centroid_px": centroid_px}
-    settings = {"source": source if source == "default" else _abs(source), "data": _abs(data),
-                "predict": cfg.model_dump(exclude={"device"}), "threshold": threshold,
-                **given, "calibrate": calibrate, "all_labels": all_labels}
+    settings = {
+        "source": source if source == "default" else _abs(source),
+        "data": _abs(data),
+        "predict": cfg.model_dump(exclude={"device"}),
+        "threshold": threshold,
+        **given,
+        "calibrate": calibrate,
+        "all_labels": all_labels,
+    }
     with _claim(out, "evaluate", settings, overwrite, inputs=[data, None if source == "default" else source]):
         r = run_eval(
             source,
@@ -863,10 +930,12 @@ def evaluate(
         )
 
 
-@_command(examples=(
-    "beadseg export runs/unet",
-    "beadseg export runs/unet --format bioimageio --out unet.zip",
-))
+@_command(
+    examples=(
+        "beadseg export runs/unet",
+        "beadseg export runs/unet --format bioimageio --out unet.zip",
+    )
+)
 def export(
     model: str = typer.Argument(..., metavar="MODEL", help="Run folder, checkpoint, or 'default'."),
     fmt: str = typer.Option("onnx", "--format", metavar="FORMAT", help="onnx or bioimageio."),
@@ -887,20 +956,25 @@ def export(
     typer.echo(f"wrote {export_model(model, fmt, out)}")
 
 
-@_command(examples=(
-    "beadseg dilution predictions/counts.csv",
-    "beadseg dilution predictions/counts.csv --out dilution --pixel-size-um 0.345 --depth-um 100",
-), help=(
-    "Density vs dilution on log-log axes, fitted over source frames (tiles of one frame are not "
-    "independent): slope with its 95 % CI, stock concentration with its 95 % interval, frames whose "
-    "implied stock is an outlier. " + _DILUTION_HELP + " Or give --samples SHEET.csv: a "
-    "dilution column and one of image / source_frame / prefix / sample."
-))
+@_command(
+    examples=(
+        "beadseg dilution predictions/counts.csv",
+        "beadseg dilution predictions/counts.csv --out dilution --pixel-size-um 0.345 --depth-um 100",
+    ),
+    help=(
+        "Density vs dilution on log-log axes, fitted over source frames (tiles of one frame are not "
+        "independent): slope with its 95 % CI, stock concentration with its 95 % interval, frames whose "
+        "implied stock is an outlier. " + _DILUTION_HELP + " Or give --samples SHEET.csv: a "
+        "dilution column and one of image / source_frame / prefix / sample."
+    ),
+)
 def dilution(
     counts_csv: Path = typer.Argument(..., metavar="COUNTS", help="counts.csv from beadseg predict."),
     out: Path | None = _out_option("dilution", "COUNTS"),
     samples: Path | None = typer.Option(
-        None, "--samples", metavar="FILE",
+        None,
+        "--samples",
+        metavar="FILE",
         help="CSV mapping image / source_frame / prefix / sample to dilution.",
     ),
     pixel_size_um: float | None = typer.Option(
@@ -915,18 +989,25 @@ def dilution(
 
     microlitre_per_mp(pixel_size_um, depth_um)  # bad sizes fail before --out is touched
     out = _out(out, "dilution", counts_csv)
-    settings = {"counts": _abs(counts_csv), "samples": _abs(samples),
-                "pixel_size_um": pixel_size_um, "depth_um": depth_um}
+    settings = {
+        "counts": _abs(counts_csv),
+        "samples": _abs(samples),
+        "pixel_size_um": pixel_size_um,
+        "depth_um": depth_um,
+    }
     with _claim(out, "dilution", settings, overwrite, inputs=[counts_csv, samples]):
         r = dilution_report(counts_csv, out, pixel_size_um, depth_um, samples=samples)
     for line in console_lines(r, out):
         typer.echo(line)
 
 
-@_command("fix-masks", examples=(
-    "beadseg fix-masks ../data/microbeads --out fixed",
-    "beadseg fix-masks ../data/microbeads --radius 8",
-))
+@_command(
+    "fix-masks",
+    examples=(
+        "beadseg fix-masks ../data/microbeads --out fixed",
+        "beadseg fix-masks ../data/microbeads --radius 8",
+    ),
+)
 def fix_masks_cmd(
     data: Path = typer.Argument(..., metavar="DATA", help="Folder with images/ and masks/."),
     out: Path | None = _out_option("fix-masks", "DATA", "Output folder (never the input)."),
@@ -1005,8 +1086,9 @@ def main(argv: list[str] | None = None) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except MemoryError:
-        print("error: out of memory; give smaller images or settings (e.g. --set batch_size=1)",
-              file=sys.stderr)
+        print(
+            "error: out of memory; give smaller images or settings (e.g. --set batch_size=1)", file=sys.stderr
+        )
         sys.exit(1)
     except OSError as exc:
         import errno

@@ -33,9 +33,7 @@ class DataConfig(_Strict):
     normalization: Literal["background", "percentile", "dtype_max"] = Field(
         "background", description="input scaling, stored in the checkpoint (see normalization.py)"
     )
-    crop_size: int = Field(
-        256, ge=16, description="training crop size in px, at native resolution (>= 16)"
-    )
+    crop_size: int = Field(256, ge=16, description="training crop size in px, at native resolution (>= 16)")
     crops_per_epoch: int = Field(512, gt=0, description="random crops drawn per training epoch")
     bead_crop_fraction: float = Field(
         0.5, ge=0, le=1, description="share of crops centred on a bead (oversampling)"
@@ -45,9 +43,10 @@ class DataConfig(_Strict):
     )
     align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
     use_all_labels: bool = Field(
-        False, description="train on every label as it is; by default labels graded unusable by "
+        False,
+        description="train on every label as it is; by default labels graded unusable by "
         "`beadseg.analysis.grade_labels` are left out and shifted ones re-registered (both "
-        "listed in split.json)"
+        "listed in split.json)",
     )
     channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
     centre_target: Literal["heatmap", "distance"] = Field(

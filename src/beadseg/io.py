@@ -66,8 +66,7 @@ def _image_files(folder: Path) -> dict[str, Path]:
             continue
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             warnings.warn(
-                f"skipped {p}: unknown extension {p.suffix!r} (use one of "
-                f"{', '.join(IMAGE_EXTENSIONS)})",
+                f"skipped {p}: unknown extension {p.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})",
                 BeadsegWarning,
                 stacklevel=3,
             )
@@ -316,9 +315,7 @@ def classify_mask(arr: np.ndarray, path: str | Path = "<array>") -> MaskInfo:
         elif arr.shape[-1] == 1:
             arr = arr[..., 0]
         else:
-            raise InputError(
-                f"mask {path} has shape {arr.shape}; a mask must be a 2-D single-channel image"
-            )
+            raise InputError(f"mask {path} has shape {arr.shape}; a mask must be a 2-D single-channel image")
     if arr.ndim != 2:
         raise InputError(f"mask {path} has shape {arr.shape}; a mask must be a 2-D image")
     if arr.dtype == bool:
@@ -676,6 +673,7 @@ def write_float_tiff(path: str | Path, arr: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         import tifffile
 
-        tifffile.imwrite(tmp, np.asarray(arr, dtype=np.float32), compression="zlib",
-                         compressionargs={"level": 1})
+        tifffile.imwrite(
+            tmp, np.asarray(arr, dtype=np.float32), compression="zlib", compressionargs={"level": 1}
+        )
     return path

@@ -37,8 +37,11 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
     ax[0].plot(ep, [h["val_loss"] for h in history], label="validation")
     ax[0].set(title="loss", xlabel="epoch")
     ax[0].legend()
-    for key, label in (("val_iou", "IoU (mean)"), ("val_iou_pooled", "IoU (pooled)"),
-                       ("val_dice", "Dice (mean)")):
+    for key, label in (
+        ("val_iou", "IoU (mean)"),
+        ("val_iou_pooled", "IoU (pooled)"),
+        ("val_dice", "Dice (mean)"),
+    ):
         ax[1].plot(ep, [h[key] for h in history], label=label)
     ax[1].set(title="validation", xlabel="epoch", ylim=(0, 1))
     ax[1].legend()
@@ -93,8 +96,7 @@ def plot_worst_cases(cases: list[tuple], path: Path, crop: int = 160) -> None:
         x0 = int(np.clip(cx - crop // 2, 0, max(image.shape[1] - crop, 0)))
         sl = (slice(y0, y0 + crop), slice(x0, x0 + crop))
         rgb = np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]
-        for ax, m, colour, label in ((a0, true, (0, 1, 0), "truth"),
-                                     (a1, pred, (1, 0, 1), "prediction")):
+        for ax, m, colour, label in ((a0, true, (0, 1, 0), "truth"), (a1, pred, (1, 0, 1), "prediction")):
             shown = np.clip(rgb[sl], 0, 1).copy()
             shown[find_boundaries(m[sl], mode="inner")] = colour
             ax.imshow(shown, interpolation="nearest")
@@ -104,8 +106,7 @@ def plot_worst_cases(cases: list[tuple], path: Path, crop: int = 160) -> None:
     save_figure(fig, path)
 
 
-def plot_sweep(values: list[tuple[int, float]], importance: dict, out: Path,
-               maximize: bool = True) -> None:
+def plot_sweep(values: list[tuple[int, float]], importance: dict, out: Path, maximize: bool = True) -> None:
     """history.png (value per trial, best so far) and importance.png (Optuna's fANOVA)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -103,7 +103,7 @@ def _render(
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ang = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(ang) * xx / max(w, 1) + np.sin(ang) * yy / max(h, 1)) - 0.5
-    vignette = ((xx / w - 0.5) ** 2 + (yy / h - 0.5) ** 2)
+    vignette = (xx / w - 0.5) ** 2 + (yy / h - 0.5) ** 2
     illum = 1 + illumination * ramp - 0.5 * illumination * vignette
     # beads are darker in red/green than in blue: blue-violet tint
     tint = np.array([1.0, 0.95, 0.6], np.float32) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
@@ -170,9 +170,7 @@ def synth_image(
     labels, centers, radii = _place_beads(
         rng, shape, n_beads, radius_px, radius_sd_px, cluster_fraction, min_gap_px
     )
-    image = _render(
-        rng, shape, centers, radii, background, contrast, illumination, blur_sigma, noise_sd
-    )
+    image = _render(rng, shape, centers, radii, background, contrast, illumination, blur_sigma, noise_sd)
     return SynthImage(image, labels, centers, radii)
 
 
