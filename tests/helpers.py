@@ -57,3 +57,22 @@ def tiny_train_config(data, **over):
     }
     sets.update(over)
     return load_config(None, [f"{k}={v}" for k, v in sets.items()])
+
+
+def run_cli(*args):
+    """``beadseg ARGS`` in this process (no interpreter start-up): a ``CompletedProcess`` with
+    the exit code and what it printed. Tests of the entry point itself use a subprocess."""
+    import contextlib
+    import io
+    import subprocess
+
+    from beadseg.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return subprocess.CompletedProcess(["beadseg", *map(str, args)], code, out.getvalue(), err.getvalue())

@@ -3,15 +3,12 @@ import sys
 
 import imageio.v3 as iio
 import numpy as np
+from helpers import run_cli as run
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "beadseg", *map(str, args)], capture_output=True, text=True)
-
-
-def test_version_and_help():
-    r = run("--version")
-    assert r.returncode == 0 and "beadseg" in r.stdout
+def test_entry_point_version_and_help():
+    r = subprocess.run([sys.executable, "-m", "beadseg", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "beadseg" in r.stdout  # `python -m beadseg` itself, once
     for cmd in (
         "synth",
         "analyze",

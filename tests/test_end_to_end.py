@@ -1,14 +1,13 @@
 """End-to-end through the CLI on synthetic data, and the demo."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers import run_cli
 
 
 def cli(*args, check=True):
-    r = subprocess.run([sys.executable, "-m", "beadseg", *map(str, args)], capture_output=True, text=True)
+    r = run_cli(*args)  # in this process: the pipeline, not the interpreter's start-up
     if check:
         assert r.returncode == 0, (args, r.stderr[-3000:])
     return r

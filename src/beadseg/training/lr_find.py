@@ -105,7 +105,7 @@ def _range_test(
         if cfg.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
-        avg = beta * avg + (1 - beta) * float(loss)
+        avg = beta * avg + (1 - beta) * float(loss.detach())
         smooth = avg / (1 - beta ** (i + 1))
         lrs.append(lr)
         losses.append(smooth)
