@@ -74,7 +74,7 @@ def reference_forward(image: np.ndarray, repeat: int = 2) -> dict:
 
 
 def naive(model, image, tile=256):
-    """The users' old way: one 256-px tile at a time, no overlap (torch)."""
+    """The users' old way: one 256-px tile at a time, no overlap (torch; ``image`` normalised)."""
     import torch
 
     h, w = image.shape[:2]
@@ -89,7 +89,8 @@ def naive(model, image, tile=256):
 
 
 def monai_sw(predict_batch, image, roi: int, overlap: float, mode: str):
-    """MONAI sliding_window_inference, batch 1, with ``predict_batch`` (torch tensor in/out)."""
+    """MONAI sliding_window_inference, batch 1, with ``predict_batch`` (torch tensor in/out, every
+    output channel); the foreground channel."""
     import torch
     from monai.inferers import sliding_window_inference
 
@@ -103,22 +104,25 @@ def probabilities(onnx_m, torch_m, image, quick: bool) -> dict:
     """Every way of computing the frame's probabilities, timed, and their agreement."""
     import torch
 
+    from beadseg.normalization import normalize_image
+
     res, maps = {}, {}
     tile, overlap = onnx_m.default_tile_size, PredictConfig().overlap
+    norm = normalize_image(image, onnx_m.normalization)  # what the network sees, for MONAI and the loop
     runs = {
         "ours_onnx_tiled": lambda: predict_probabilities(onnx_m, image, PredictConfig(mode="tiled")),
         "ours_onnx_full_frame": lambda: predict_probabilities(onnx_m, image, PredictConfig(mode="full")),
         "ours_torch_tiled_512": lambda: predict_probabilities(torch_m, image, PredictConfig(mode="tiled")),
         f"monai_onnx_roi{tile}_gaussian": lambda: monai_sw(
-            lambda t: torch.from_numpy(onnx_m(t.numpy())[:, None]), image, tile, overlap / tile, "gaussian"
+            lambda t: torch.from_numpy(onnx_m.all_channels(t.numpy())), norm, tile, overlap / tile, "gaussian"
         ),
         f"monai_onnx_roi{tile}_constant": lambda: monai_sw(
-            lambda t: torch.from_numpy(onnx_m(t.numpy())[:, None]), image, tile, overlap / tile, "constant"
+            lambda t: torch.from_numpy(onnx_m.all_channels(t.numpy())), norm, tile, overlap / tile, "constant"
         ),
         f"monai_torch_roi{tile}_gaussian": lambda: monai_sw(
-            lambda t: torch.sigmoid(torch_m.net(t)), image, tile, overlap / tile, "gaussian"
+            lambda t: torch.sigmoid(torch_m.net(t)), norm, tile, overlap / tile, "gaussian"
         ),
-        "naive_torch_256_loop": lambda: naive(torch_m, image),
+        "naive_torch_256_loop": lambda: naive(torch_m, norm),
     }
     for name, fn in runs.items():
         if quick and name.startswith(("monai_torch", "naive")):

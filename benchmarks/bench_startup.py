@@ -83,9 +83,16 @@ def _inputs(tmp: Path) -> dict[str, list[str]]:
     _run(["predict", "default", "data/images", "--out", "pred", "--quiet"], tmp)
     for i in range(2):
         _run(["predict", "default", "data/images", "--out", f"shard{i}", "--quiet", "--shard", f"{i}/2"], tmp)
-    sets = ["data.crop_size=64", "data.crops_per_epoch=8", "model.base_channels=4", "model.depth=2"]
+    # 2 epochs of 64 crops at lr 0.01: it learns (a run that predicts nothing ends collapsed, exit 3)
+    sets = [
+        "data.crop_size=64",
+        "data.crops_per_epoch=64",
+        "optim.lr=0.01",
+        "model.base_channels=4",
+        "model.depth=2",
+    ]
     setargs = [a for s in sets for a in ("--set", s)]
-    _run(["train", "data", "--out", "run", "--epochs", "1", "--quiet", *setargs], tmp)
+    _run(["train", "data", "--out", "run", "--epochs", "2", "--quiet", *setargs], tmp)
     one = sorted((tmp / "data" / "images").iterdir())[0]
     # OUT is replaced by a new folder for every run: predict never resumes, nothing is reused
     return {

@@ -753,7 +753,7 @@ def predict(
         None, metavar="MODE", help="auto, tiled or full (whole frame in one call; default: auto)."
     ),
     tile_size: int | None = typer.Option(
-        None, min=32, metavar="PX", help="Tile side in px (default: 1152 with ONNX Runtime, 512 with torch)."
+        None, min=32, metavar="PX", help="Tile side in px (default: 1024 with ONNX Runtime, 512 with torch)."
     ),
     overlap: int | None = typer.Option(None, min=0, metavar="PX", help="Tile overlap in px (default: 128)."),
     batch_size: int | None = typer.Option(

@@ -225,7 +225,7 @@ class PredictConfig(_Strict):
     tile_size: int | None = Field(
         None,
         ge=32,
-        description="largest tile side in px; default: the engine's (1152 ONNX Runtime, 512 torch; "
+        description="largest tile side in px; default: the engine's (1024 ONNX Runtime, 512 torch; "
         "measured, see BENCHMARKS.md)",
     )
     overlap: int = Field(

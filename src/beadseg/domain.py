@@ -96,12 +96,13 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     dict
         One value per name of :data:`FEATURES` (None where undefined).
     """
-    image = np.asarray(image, np.float32)
+    image = np.asarray(image)  # float32 only where read: no full-size copy of a 4K frame
     if image.ndim == 2:
         image = image[..., None]
     labels = np.asarray(labels)
     beads = labels > 0
-    img, b = _sampled(image), _sampled(beads)  # statistics from a subsample: a 4K frame in ms
+    # statistics from a subsample: a 4K frame in ms
+    img, b = _sampled(image).astype(np.float32), _sampled(beads)
     g = img.mean(-1)
     p01, p50, p99 = np.percentile(g, [1, 50, 99])
     out: dict[str, float | None] = dict.fromkeys(FEATURES)
@@ -113,7 +114,7 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     bg = float(np.median(g[~b]))
     # texture at full resolution (a subsample would change its scale): the central window
     win = _central(beads.shape, NOISE_WINDOW_PX)
-    grey = image[win].mean(-1)
+    grey = image[win].astype(np.float32).mean(-1)
     fine = grey - ndi.gaussian_filter(grey, 2.0)
     resid = fine[~beads[win]]
     if bg > 0 and resid.size:

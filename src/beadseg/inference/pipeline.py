@@ -278,7 +278,7 @@ class Inferred:
 
     path: Path
     image: np.ndarray  # as read, [0, 1] by dtype: for the overlay and the bead table
-    normalized: np.ndarray  # as the model saw it: for the domain check
+    normalized: np.ndarray  # as the model saw it (float16): for the domain check
     probabilities: np.ndarray
     centres: np.ndarray | None
     timings: dict[str, float]
@@ -297,6 +297,9 @@ def infer_file(model: LoadedModel, path: Path, cfg: PredictConfig) -> Inferred:
     t1 = time.perf_counter()
     norm = normalize_image(image, model.normalization)
     prob, centres = predict_maps(model, norm, cfg, normalized=True)
+    # kept for the domain check only (robust statistics): half the memory of a frame waiting
+    # to be finished while the next one is in the network
+    norm = norm.astype(np.float16)
     t2 = time.perf_counter()
     timings = {"read_s": t1 - t0, "probabilities_s": t2 - t1}
     return Inferred(Path(path), image, norm, prob, centres, timings, pixel_size)
