@@ -114,6 +114,38 @@ def _abs(path) -> str | None:
     return None if path is None else str(Path(path).resolve())
 
 
+# the options of `synth --from` (exact truth from real appearances)
+_FROM_DATA = typer.Option(
+    None,
+    "--from",
+    metavar="DATA",
+    help="Exact truth from real appearances: cut isolated beads and "
+    "bead-free backgrounds out of the sparse labelled tiles of this folder (images/, masks/).",
+)
+_LEVELS = typer.Option(
+    None,
+    metavar="LEVELS",
+    help="With --from: density levels, comma-separated, of sparse, medium, dense, "
+    "clumped, crowded (default: the first four).",
+)
+_COUNTS = typer.Option(
+    None,
+    metavar="N,N,...",
+    help="With --from: explicit bead counts per 512x512, comma-separated (levels n<COUNT>).",
+)
+_CLUMP_FRACTION = typer.Option(
+    0.3, min=0.0, max=1.0, metavar="F", help="With --counts: fraction of beads in touching groups."
+)
+_FRAMES = typer.Option(
+    None, metavar="NAMES", help="With --from: only these tiles or source frames, comma-separated."
+)
+_TOUCH = typer.Option(
+    "0.9,1.0",
+    metavar="LOW,HIGH",
+    help="With --from: centre distance of touching beads, LOW,HIGH diameters.",
+)
+
+
 @_command(
     examples=(
         "beadseg synth --out toy --n 8 --size 256",
@@ -144,37 +176,14 @@ def synth(
     dilution_series: bool = typer.Option(
         False, help="Write a synthetic dilution series (true slope -1) instead."
     ),
-    from_data: Path | None = typer.Option(
-        None,
-        "--from",
-        metavar="DATA",
-        help="Exact truth from real appearances: cut isolated beads and "
-        "bead-free backgrounds out of the sparse labelled tiles of this folder (images/, masks/).",
-    ),
-    levels: str | None = typer.Option(
-        None,
-        metavar="LEVELS",
-        help="With --from: density levels, comma-separated, of sparse, medium, dense, "
-        "clumped, crowded (default: the first four).",
-    ),
-    counts: str | None = typer.Option(
-        None,
-        metavar="N,N,...",
-        help="With --from: explicit bead counts per 512x512, comma-separated (levels n<COUNT>).",
-    ),
-    clump_fraction: float = typer.Option(
-        0.3, min=0.0, max=1.0, metavar="F", help="With --counts: fraction of beads in touching groups."
-    ),
+    from_data: Path | None = _FROM_DATA,
+    levels: str | None = _LEVELS,
+    counts: str | None = _COUNTS,
+    clump_fraction: float = _CLUMP_FRACTION,
     max_group: int = typer.Option(7, min=2, metavar="N", help="With --counts: largest touching group."),
-    frames: str | None = typer.Option(
-        None, metavar="NAMES", help="With --from: only these tiles or source frames, comma-separated."
-    ),
+    frames: str | None = _FRAMES,
     prefix: str = typer.Option("truth", metavar="PREFIX", help="With --from: names are PREFIX_<level>_NNN."),
-    touch: str = typer.Option(
-        "0.9,1.0",
-        metavar="LOW,HIGH",
-        help="With --from: centre distance of touching beads, LOW,HIGH diameters.",
-    ),
+    touch: str = _TOUCH,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Write synthetic bead images with exact masks and instance labels (--from: real appearances
@@ -455,20 +464,27 @@ def train(
         return
     if resume is None:
         out = _out(out, "train", cfg.data.path)
-    run_dir = resume or out
-    if resume is not None:
-        claim = _claim(resume, "train", None)
-    else:
-        claim = _claim(
-            out,
-            "train",
-            cfg.model_dump(mode="json"),
-            overwrite,
-            inputs=[cfg.data.path],
-            continue_hint=f"{out} holds this run already: continue it with --resume {out}",
-        )
-    with claim:
+    with _train_claim(resume, out, cfg, overwrite):
         res = run_train(cfg, out, resume=resume, progress=not quiet, log=typer.echo, device=device)
+    _end_train(res, resume or out)
+
+
+def _train_claim(resume: Path | None, out: Path, cfg, overwrite: bool):
+    """The run folder's claim: the folder being resumed, or a new run's with its settings."""
+    if resume is not None:
+        return _claim(resume, "train", None)
+    return _claim(
+        out,
+        "train",
+        cfg.model_dump(mode="json"),
+        overwrite,
+        inputs=[cfg.data.path],
+        continue_hint=f"{out} holds this run already: continue it with --resume {out}",
+    )
+
+
+def _end_train(res: dict, run_dir: Path) -> None:
+    """The result line (rank 0) and the exit: 3 for a collapsed run; torchrun workers leave."""
     code = 3 if res["status"] == "collapsed" else 0
     if res["rank"] == 0:
         typer.echo(
