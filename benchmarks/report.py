@@ -52,6 +52,17 @@ def per_fold_table(res: dict, set_name: str) -> str:
     _sys.path.insert(0, str(Path(__file__).parent))
     from bench_accuracy import summarise
 
+    if "per_fold" in res:  # recipes (bench_accuracy --recipes): summaries stored per fold
+        lines = [
+            "| recipe @ masks @ fold | object F1 | centroid F1 | median abs count err | total count err |",
+            "|---|---|---|---|---|",
+        ]
+        for key, t in sorted(res["per_fold"].items()):
+            lines.append(
+                f"| {key} | {fmt(t['object_f1'])} | {fmt(t['centroid_f1'])} | "
+                f"{fmt(t['median_abs_count_error'])} | {fmt(t['total_count_error'])} |"
+            )
+        return "\n".join(lines)
     acc = OUT / "accuracy" / set_name
     lines = [
         "| variant @ masks | fold | epochs | object F1 | centroid F1 | median abs count err |",
@@ -197,7 +208,13 @@ def main():
             out += [
                 f"## accuracy: {s} tiles, {r['folds']}-fold grouped cross-validation",
                 "",
-                f"Machine: {r['machine']}; {r['minutes_per_fold']} min of training per fold",
+                f"Machine: {r['machine']}; "
+                + (
+                    f"{r['epochs_per_fold']} epochs"
+                    if "epochs_per_fold" in r
+                    else f"{r.get('minutes_per_fold')} min"
+                )
+                + " of training per fold",
                 "",
                 accuracy_table(r),
                 "",
