@@ -11,7 +11,7 @@ ROOT = Path(beadseg.__file__).parent
 LAYERS = {
     "errors": 0, "__init__": 0,
     "io": 1, "output_folder": 1, "naming": 1, "config": 1, "provenance": 1, "plots": 1, "fastfilters": 1,
-    "normalization": 1,
+    "normalization": 1, "memory": 1,
     "devices": 2, "checkpoint": 2, "models": 2, "losses": 2, "metrics": 2, "instances": 2,
     "registration": 2, "synth": 2, "composite": 2, "dilution": 2, "domain": 2, "reporting": 2,
     "data": 3, "training": 3, "inference": 3, "analysis": 3, "classical": 3, "export": 3,

@@ -328,17 +328,9 @@ def keep_freed_memory() -> bool:
     what is freed, instead of mapping and unmapping each one (measured on the 79 dev tiles, one
     process: 366k page faults and 0.6 s of system time without, 30k and 0.1 s with; 3.5 -> 3.0 s
     wall). Settings of this process and the workers it forks; True where applied (glibc)."""
-    import ctypes
-    import sys
+    from ..memory import mallopt
 
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, ...)
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters, malloc.h
-    return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 256 << 20))
+    return mallopt(M_MMAP_THRESHOLD=32 << 20, M_TRIM_THRESHOLD=256 << 20)
 
 
 def _pool(workers: int):

@@ -466,20 +466,11 @@ def check_threshold(threshold: float | None) -> None:
         )
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (a model is identified by its content, not its path)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_identity(source: str | Path) -> str:
     """The SHA-256 of a model file's bytes (a model is its content, not its path); a model
     that is not a file (built in memory) is identified by its name."""
+    from ..checkpoint import file_sha256
+
     return file_sha256(source) if Path(source).is_file() else f"name:{source}"
 
 
@@ -755,17 +746,9 @@ def _fewer_malloc_arenas() -> bool:
     stay spread over them: streaming 100 4K frames peaked at 1.50 GB RSS with the default and at
     1.19 GB with 2 arenas, in the same time (203 vs 207 s; measured, BENCHMARKS.md). True where
     applied (glibc only)."""
-    import ctypes
-    import sys
+    from ..memory import mallopt
 
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, ...)
-        return False
-    m_arena_max = -8  # malloc.h
-    return bool(libc.mallopt(m_arena_max, 2))
+    return mallopt(M_ARENA_MAX=2)
 
 
 def _frame_digest(m, cfg: PredictConfig, threshold: float | None, instances: InstanceConfig | None) -> str:

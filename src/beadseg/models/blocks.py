@@ -107,30 +107,38 @@ class EncoderDecoder(nn.Module):
         Width of the first level; doubled at each level down.
     depth : int
         Number of down-sampling steps.
-    block : type
-        :class:`ConvBlock` or :class:`ResBlock`.
-    attention : bool
-        Gate skip connections with :class:`AttentionGate`.
     norm, dropout, upsample
         See :class:`beadseg.config.ModelConfig`.
+    out_channels : int
+        1, or 2 with a centre head.
+    block : type, optional
+        :class:`ConvBlock` or :class:`ResBlock`; default: the class attribute ``block``.
+    attention : bool, optional
+        Gate skip connections with :class:`AttentionGate`; default: the class attribute
+        ``attention``. The registry's networks differ only in these two attributes.
 
     Any input size works: the input is padded (reflect) to a multiple of ``2**depth`` and the
     logits are cropped back. The output is ``out_channels`` logit channels with no normalisation
     after them: foreground, then (with a centre head) bead centres.
     """
 
+    block: type[nn.Module] = ConvBlock
+    attention: bool = False
+
     def __init__(
         self,
         in_channels: int = 3,
         base_channels: int = 16,
         depth: int = 3,
-        block: type[nn.Module] = ConvBlock,
-        attention: bool = False,
         norm: str = "batch",
         dropout: float = 0.0,
         upsample: str = "transpose",
         out_channels: int = 1,
+        block: type[nn.Module] | None = None,
+        attention: bool | None = None,
     ):
+        block = block or self.block
+        attention = self.attention if attention is None else attention
         super().__init__()
         self.depth = depth
         self.out_channels = out_channels
