@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	# the CPU wheel of torch first: a bare `pip install torch` pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	# bioimageio.core for the export test, without its spec==0.5.12.0 pin (see pyproject's dev)
+	case ",$(EXTRAS)," in *,dev,*) $(PY) -m pip install -q --no-deps "bioimageio.core==0.11.0";; esac
 	touch $@
 
 install: $(VENV)/.installed
