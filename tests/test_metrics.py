@@ -15,6 +15,25 @@ from beadseg.metrics import (
 )
 from beadseg.registration import shift_mask
 
+STARDIST_COUNTS = ("tp", "fp", "fn", "n_true", "n_pred")
+STARDIST_SCORES = (
+    "precision",
+    "recall",
+    "accuracy",
+    "f1",
+    "mean_true_score",
+    "mean_matched_score",
+    "panoptic_quality",
+)
+
+
+def assert_same_as_stardist(ours, ref):
+    """Our matching equals stardist's: counts exactly, scores to 1e-6 (stardist: float32 IoU)."""
+    for k in STARDIST_COUNTS:
+        assert getattr(ours, k) == getattr(ref, k), k
+    for k in STARDIST_SCORES:
+        assert getattr(ours, k) == pytest.approx(getattr(ref, k), abs=1e-6), k
+
 
 def test_pixel_scores_and_empty_cases():
     p = np.array([[1, 1, 0, 0]], bool)
@@ -69,18 +88,7 @@ def test_object_matching_equals_stardist(rng, thresh):
         pred[rng.integers(0, 90) :][:3, :5] = 999
         ref = matching(true, pred, thresh=thresh)
         ours = match_objects(true, pred, thresh=thresh)
-        for k in ("tp", "fp", "fn", "n_true", "n_pred"):
-            assert getattr(ours, k) == getattr(ref, k), k
-        for k in (
-            "precision",
-            "recall",
-            "accuracy",
-            "f1",
-            "mean_true_score",
-            "mean_matched_score",
-            "panoptic_quality",
-        ):
-            assert getattr(ours, k) == pytest.approx(getattr(ref, k), abs=1e-6), k
+        assert_same_as_stardist(ours, ref)
 
 
 def test_object_matching_empty_images():
@@ -128,18 +136,7 @@ def test_pooling_equals_stardist_matching_dataset(rng):
         preds.append(shift_mask(s.labels, int(rng.integers(-2, 3)), 1))
     ref = matching_dataset(trues, preds, thresh=0.5, show_progress=False)
     ours = pool_matchings([match_objects(t, p, 0.5) for t, p in zip(trues, preds)])
-    for k in ("tp", "fp", "fn", "n_true", "n_pred"):
-        assert getattr(ours, k) == getattr(ref, k), k
-    for k in (
-        "precision",
-        "recall",
-        "accuracy",
-        "f1",
-        "mean_true_score",
-        "mean_matched_score",
-        "panoptic_quality",
-    ):
-        assert getattr(ours, k) == pytest.approx(getattr(ref, k), abs=1e-6), k  # stardist: float32 IoU
+    assert_same_as_stardist(ours, ref)
 
 
 def test_object_matching_on_a_4k_label_image_has_the_known_answer():
