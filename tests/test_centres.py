@@ -254,3 +254,15 @@ def test_fine_tuning_takes_the_network_and_scaling_of_its_start(tmp_path):
     meta = load_checkpoint(tmp_path / "b" / "best.pt")["meta"]
     assert meta["model"]["centre_head"] and meta["normalization"]["method"] == "percentile"
     assert any("replace model.* and data.*" in line for line in lines)
+
+
+def test_fine_tuning_lowers_the_default_learning_rate_but_keeps_a_chosen_one():
+    from beadseg.config import load_config
+    from beadseg.training.trainer import FINE_TUNE_LR_FACTOR, fine_tuning_config
+
+    default_lr = load_config(None, []).optim.lr
+    quiet = lambda s: None  # noqa: E731
+    tuned = fine_tuning_config(load_config(None, ["train.init_weights=default"]), quiet)
+    assert tuned.optim.lr == default_lr * FINE_TUNE_LR_FACTOR < default_lr
+    chosen = fine_tuning_config(load_config(None, ["train.init_weights=default", "optim.lr=0.002"]), quiet)
+    assert chosen.optim.lr == 0.002

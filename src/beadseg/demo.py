@@ -159,7 +159,8 @@ def _figures(result: dict, s: dict) -> list[tuple[str, str, str]]:
         (
             "Shipped model, worst cases",
             "evaluate-default/worst_cases.png",
-            f"The shipped model (trained on real tiles) on these synthetic images: object F1 "
+            "The shipped model (trained on the dev set: real tiles, composites of real beads, "
+            "synthetic 80x tiles; never on these generated images): object F1 "
             f"{e0['object']['f1']:.3f} (IoU 0.5), centroid F1 {e0['centroid']['f1']:.3f}, median "
             f"|count error| {100 * e0['counts']['median_abs_error']:.1f} %; truth green, "
             "prediction magenta.",
