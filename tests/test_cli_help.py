@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
-from beadseg.cli import app, main
+from beadseg.cli import app
 from beadseg.output_folder import MANIFEST, default_output
 from beadseg.synth import synth_dataset
 
@@ -25,22 +26,19 @@ COMMANDS = {
 TYPE_PLACEHOLDER = re.compile(r"\b(TEXT|INTEGER|FLOAT|PATH|BOOLEAN)\b|<(str|int|float|path|bool)\b")
 
 
-def _run(capsys, *args):
+def _run(*args):
     """``beadseg ARGS`` in this process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
+    r = run_cli(*args)
+    return r.returncode, r.stdout, r.stderr
 
 
 def _names():
     return sorted(c.name or c.callback.__name__ for c in app.registered_commands)
 
 
-def _help(capsys, monkeypatch, *cmd):
+def _help(monkeypatch, *cmd):
     monkeypatch.setenv("COLUMNS", "200")  # one option per line: nothing wrapped mid-name
-    code, out, err = _run(capsys, *cmd, "--help")
+    code, out, err = _run(*cmd, "--help")
     assert code == 0, err
     return out
 
@@ -51,8 +49,8 @@ def test_every_command_is_classified():
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_help_follows_the_convention(name, capsys, monkeypatch):
-    text = _help(capsys, monkeypatch, name)
+def test_help_follows_the_convention(name, monkeypatch):
+    text = _help(monkeypatch, name)
     flat = " ".join(text.split())
     assert "Examples:" in text and f"beadseg {name} " in flat
     assert not TYPE_PLACEHOLDER.search(text), TYPE_PLACEHOLDER.search(text).group(0)
@@ -62,13 +60,13 @@ def test_help_follows_the_convention(name, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["analyze", "predict", "evaluate", "dilution", "fix-masks", "demo"])
-def test_help_shows_the_default_folder(name, capsys, monkeypatch):
-    flat = " ".join(_help(capsys, monkeypatch, name).split())
+def test_help_shows_the_default_folder(name, monkeypatch):
+    flat = " ".join(_help(monkeypatch, name).split())
     assert re.search(rf"\[default: \(?\./(<\w+ folder>|beadseg)-{name}\)?\]", flat)
 
 
-def test_root_help_states_the_rule_without_types(capsys, monkeypatch):
-    text = _help(capsys, monkeypatch)
+def test_root_help_states_the_rule_without_types(monkeypatch):
+    text = _help(monkeypatch)
     assert "./<input folder>-<command>" in " ".join(text.split())
     assert not TYPE_PLACEHOLDER.search(text)
 
@@ -81,32 +79,32 @@ def test_default_output_names():
     assert default_output("demo") == Path("beadseg-demo")
 
 
-def test_synth_without_out_writes_the_default_folder(tmp_path, capsys, monkeypatch):
+def test_synth_without_out_writes_the_default_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(capsys, "synth", "--n", 2, "--size", 64, "--max-beads", 20)
+    code, out, err = _run("synth", "--n", 2, "--size", 64, "--max-beads", 20)
     assert code == 0, err
     assert len(list((tmp_path / "beadseg-synth" / "images").glob("*.png"))) == 2
     assert "beadseg-synth" in out
     # the older positional form still works, and a second, different folder is refused
-    code, _, err = _run(capsys, "synth", "a", "--out", "b", "--n", 2, "--size", 64)
+    code, _, err = _run("synth", "a", "--out", "b", "--n", 2, "--size", 64)
     assert code == 2 and "FOLDER a and --out b differ" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_analyze_default_folder_follows_the_output_folder_rule(tmp_path, capsys, monkeypatch):
+def test_analyze_default_folder_follows_the_output_folder_rule(tmp_path, monkeypatch):
     data = tmp_path / "tiny"
     synth_dataset(data, n=2, size=64, seed=1, min_beads=3, max_beads=12)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    code, _, err = _run(capsys, "analyze", data, "--no-plots", "-q")
+    code, _, err = _run("analyze", data, "--no-plots", "-q")
     assert code == 0, err
     folder = work / "tiny-analyze"
     assert json.loads((folder / MANIFEST).read_text())["command"] == "analyze"
     assert (folder / "summary.json").is_file()
     # the default folder is claimed like any --out: other settings are refused, --overwrite replaces
-    code, _, err = _run(capsys, "analyze", data, "-q")
+    code, _, err = _run("analyze", data, "-q")
     assert code == 2 and "tiny-analyze" in err and "--overwrite" in err
-    code, _, err = _run(capsys, "analyze", data, "-q", "--no-plots", "--overwrite", "-o", "other")
+    code, _, err = _run("analyze", data, "-q", "--no-plots", "--overwrite", "-o", "other")
     assert code == 0, err
     assert (work / "other" / "summary.json").is_file()

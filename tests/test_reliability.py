@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from helpers import tiny_train_config
+from helpers import run_cli, tiny_train_config
 
 from beadseg.checkpoint import CHECKPOINT_FORMAT, DEFAULT_MODEL
 from beadseg.io import write_mask
@@ -48,15 +48,10 @@ TINY = [
 #   ends collapsed, exit 3)
 
 
-def cli(capsys, *args):
+def cli(*args):
     """Run ``beadseg ARGS`` in this process: (exit code, stdout, stderr)."""
-    from beadseg.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
+    r = run_cli(*args)
+    return r.returncode, r.stdout, r.stderr
 
 
 def snapshot(path: Path):
@@ -376,10 +371,10 @@ C["predict-empty-glob"] = lambda t, f: (["predict", "default", str(f.data / "ima
 
 
 @pytest.mark.parametrize("case", sorted(C))
-def test_bad_input_is_one_line_exit_2_and_leaves_out_as_it_was(case, fx, tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2_and_leaves_out_as_it_was(case, fx, tmp_path):
     argv, keep, words = C[case](tmp_path, fx)
     before = snapshot(keep)
-    code, _, err = cli(capsys, *argv)
+    code, _, err = cli(*argv)
     assert_refused(code, err, words)
     assert snapshot(keep) == before
     for p in tmp_path.rglob(LOCK):
@@ -389,24 +384,24 @@ def test_bad_input_is_one_line_exit_2_and_leaves_out_as_it_was(case, fx, tmp_pat
 # ----------------------------------------------------------------------------- the folder rule
 
 
-def test_unwritable_out_is_refused_before_any_computation(fx, tmp_path, capsys, monkeypatch):
+def test_unwritable_out_is_refused_before_any_computation(fx, tmp_path, monkeypatch):
     import os
 
     readable_only = lambda path, mode, **k: not mode & os.W_OK  # noqa: E731
     monkeypatch.setattr(os, "access", readable_only)  # tests run as root: simulate a read-only disk
-    code, _, err = cli(capsys, "predict", "default", fx.data, "--out", tmp_path / "o", "--quiet")
+    code, _, err = cli("predict", "default", fx.data, "--out", tmp_path / "o", "--quiet")
     assert_refused(code, err, ["not writable", str(tmp_path)])
     assert not (tmp_path / "o").exists()
 
 
-def test_predict_resumes_only_records_of_the_same_model_settings_and_file(fx, tmp_path, capsys):
+def test_predict_resumes_only_records_of_the_same_model_settings_and_file(fx, tmp_path):
     out = _copy(fx.root / "pred", tmp_path / "o")
     record = out / "records" / "synth_002.json"
     stale = json.loads(record.read_text())
     stale["settings_hash"], stale["count"] = "0" * 16, 9999  # as another model would have left it
     record.write_text(json.dumps(stale))
     (out / "masks" / ".synth_004.0123456789ab.png").write_bytes(b"half")  # a killed write
-    code, stdout, _ = cli(capsys, "predict", "default", fx.data, "--out", out, "--quiet")
+    code, stdout, _ = cli("predict", "default", fx.data, "--out", out, "--quiet")
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_resumed"] == 5  # the stale record was predicted again
@@ -417,73 +412,73 @@ def test_predict_resumes_only_records_of_the_same_model_settings_and_file(fx, tm
     assert not list(out.rglob(".*.????????????.*"))
 
 
-def test_a_nan_image_among_good_ones_is_skipped_and_listed(fx, tmp_path, capsys):
-    code, stdout, _ = cli(capsys, "predict", "default", fx.nan, "--out", tmp_path / "o", "--quiet")
+def test_a_nan_image_among_good_ones_is_skipped_and_listed(fx, tmp_path):
+    code, stdout, _ = cli("predict", "default", fx.nan, "--out", tmp_path / "o", "--quiet")
     assert code == 0 and "(1 skipped)" in stdout
     errors = list(csv.DictReader(open(tmp_path / "o" / "errors.csv")))
     assert len(errors) == 1 and "synth_000.tif" in errors[0]["image"] and "NaN" in errors[0]["error"]
 
 
-def test_quoted_absolute_glob(fx, tmp_path, capsys):
-    code, stdout, _ = cli(capsys, "predict", "default", str(fx.data / "images" / "synth_00[0-2].png"),
+def test_quoted_absolute_glob(fx, tmp_path):
+    code, stdout, _ = cli("predict", "default", str(fx.data / "images" / "synth_00[0-2].png"),
                           "--out", tmp_path / "o", "--quiet")  # fmt: skip
     assert code == 0 and stdout.startswith("3 images")
 
 
-def test_a_second_writer_is_refused_and_a_dead_writers_lock_taken_over(fx, tmp_path, capsys):
+def test_a_second_writer_is_refused_and_a_dead_writers_lock_taken_over(fx, tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     fd = acquire_lock(out, "predict")  # a live run writing there
     try:
-        code, _, err = cli(capsys, "predict", "default", fx.data, "--out", out, "--quiet")
+        code, _, err = cli("predict", "default", fx.data, "--out", out, "--quiet")
         assert_refused(code, err, ["being written by", "beadseg predict"])
     finally:
         release_lock(out, fd)
     (out / LOCK).write_text('{"pid": 999999, "host": "gone", "command": "predict"}')  # killed run
-    code, _, _ = cli(capsys, "predict", "default", fx.data, "--out", out, "--quiet")
+    code, _, _ = cli("predict", "default", fx.data, "--out", out, "--quiet")
     assert code == 0 and not (out / LOCK).exists() and (out / MANIFEST).is_file()
 
 
-def test_overwrite_clears_the_folder_but_never_through_links(fx, tmp_path, capsys):
+def test_overwrite_clears_the_folder_but_never_through_links(fx, tmp_path):
     out = _copy(fx.root / "pred", tmp_path / "o")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("mine")
     (out / "link").symlink_to(outside, target_is_directory=True)
-    code, _, _ = cli(capsys, "predict", "default", fx.data / "images" / "synth_001.png", "--out", out,
+    code, _, _ = cli("predict", "default", fx.data / "images" / "synth_001.png", "--out", out,
                      "--overwrite", "--quiet")  # fmt: skip
     assert code == 0
     assert (outside / "keep.txt").read_text() == "mine" and not (out / "link").exists()
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["synth_001.png"]  # no stale outputs
 
 
-def test_evaluate_scores_the_part_of_the_data_that_has_predictions(fx, tmp_path, capsys):
+def test_evaluate_scores_the_part_of_the_data_that_has_predictions(fx, tmp_path):
     pred = _copy(fx.root / "pred", tmp_path / "p")
     for name in ("synth_001", "synth_004"):
         (pred / "labels" / f"{name}.tif").unlink()
         (pred / "masks" / f"{name}.png").unlink()
-    code, stdout, _ = cli(capsys, "evaluate", pred, fx.data, "--out", tmp_path / "e")
+    code, stdout, _ = cli("evaluate", pred, fx.data, "--out", tmp_path / "e")
     assert code == 0 and "2 of 6 labelled images have no prediction" in stdout
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["no_prediction"] == ["synth_001", "synth_004"] and metrics["overall"]["n_images"] == 4
 
 
-def test_merge_needs_every_shard_unless_incomplete(fx, tmp_path, capsys):
+def test_merge_needs_every_shard_unless_incomplete(fx, tmp_path):
     shards = [fx.root / f"shard{i}" for i in range(3)]
-    code, _, _ = cli(capsys, "merge", *shards, "--out", tmp_path / "all")
+    code, _, _ = cli("merge", *shards, "--out", tmp_path / "all")
     settings = json.loads((tmp_path / "all" / "settings.json").read_text())
     assert (
         code == 0
         and settings["complete"]
         and len(list(csv.DictReader(open(tmp_path / "all" / "counts.csv")))) == 6
     )
-    code, _, err = cli(capsys, "merge", shards[0], shards[2], "--out", tmp_path / "part", "--incomplete")
+    code, _, err = cli("merge", shards[0], shards[2], "--out", tmp_path / "part", "--incomplete")
     settings = json.loads((tmp_path / "part" / "settings.json").read_text())
     assert code == 0 and "1/3" in err and not settings["complete"] and settings["missing_shards"] == ["1/3"]
 
 
-def test_hpc_quotes_paths_with_spaces_in_commands(capsys):
-    code, script, _ = cli(capsys, "hpc", "slurm", "--job", "predict", "--inputs", "/data/my frames/*.png")
+def test_hpc_quotes_paths_with_spaces_in_commands():
+    code, script, _ = cli("hpc", "slurm", "--job", "predict", "--inputs", "/data/my frames/*.png")
     assert code == 0 and "'/data/my frames/*.png'" in script
 
 
@@ -527,7 +522,7 @@ STOPS = {
 
 
 @pytest.mark.parametrize("stop", sorted(STOPS))
-def test_resume_after_the_stop_decision_ends_as_the_uninterrupted_run(stop, small, tmp_path, capsys):
+def test_resume_after_the_stop_decision_ends_as_the_uninterrupted_run(stop, small, tmp_path):
     from beadseg.checkpoint import load_checkpoint
     from beadseg.training import train
 
@@ -539,7 +534,7 @@ def test_resume_after_the_stop_decision_ends_as_the_uninterrupted_run(stop, smal
         train(cfg, cut, progress=False, log=lambda s: None, on_epoch=_kill_at(full["epochs_run"]))
     assert not (cut / "result.json").exists()
     (cut / ".last.0123456789ab.pt").write_bytes(b"half a checkpoint")  # a write the kill cut short
-    code, stdout, _ = cli(capsys, "train", "--resume", cut, "--quiet")
+    code, stdout, _ = cli("train", "--resume", cut, "--quiet")
     assert code == (3 if stop == "collapsed" else 0), stdout
     assert _result(cut) == _result(tmp_path / "full") and _history(cut) == _history(tmp_path / "full")
     for name in ("best.pt", "last.pt"):
@@ -551,7 +546,7 @@ def test_resume_after_the_stop_decision_ends_as_the_uninterrupted_run(stop, smal
     assert not list(cut.glob(".*.????????????.*"))
 
 
-def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(small, tmp_path, capsys):
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(small, tmp_path):
     from beadseg.output_folder import claim_output
     from beadseg.training import train
 
@@ -561,12 +556,12 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(small, tmp
         train(cfg, run, progress=False, log=lambda s: None, on_epoch=_kill_at(1))
     for name in ("last.pt", "best.pt", "history.csv"):  # as if killed during epoch 1
         (run / name).unlink()
-    code, stdout, _ = cli(capsys, "train", "--resume", run, "--quiet")
+    code, stdout, _ = cli("train", "--resume", run, "--quiet")
     assert code == 0 and "starting the run" in stdout
     assert json.loads((run / "result.json").read_text())["epochs_run"] == cfg.train.epochs
 
 
-def test_a_killed_sweep_resumes_without_running_trials_and_with_new_parameters(small, tmp_path, capsys):
+def test_a_killed_sweep_resumes_without_running_trials_and_with_new_parameters(small, tmp_path):
     import optuna
 
     space = tmp_path / "space.yaml"
@@ -576,12 +571,12 @@ def test_a_killed_sweep_resumes_without_running_trials_and_with_new_parameters(s
     space.write_text(json.dumps({"base": base, "space": {"optim.lr": {"type": "float", "low": 1e-3,
                                                                       "high": 1e-1, "log": True}}}))  # fmt: skip
     out = tmp_path / "sweep"
-    assert cli(capsys, "sweep", space, "--out", out, "--trials", 1)[0] == 0
+    assert cli("sweep", space, "--out", out, "--trials", 1)[0] == 0
     study = optuna.load_study(study_name="beadseg-sweep", storage=f"sqlite:///{out / 'study.db'}")
     killed = study.ask({"optim.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)})
     killed.set_user_attr("out", str(out.resolve()))  # a worker of this folder, killed mid-trial
     (out / ".trials.0123456789ab.csv").write_text("half")
-    code, stdout, _ = cli(capsys, "sweep", space, "--out", out, "--trials", 2)
+    code, stdout, _ = cli("sweep", space, "--out", out, "--trials", 2)
     assert code == 0 and f"trial {killed.number} was left running" in stdout
     trials = optuna.load_study(study_name="beadseg-sweep", storage=f"sqlite:///{out / 'study.db'}").trials
     states = [t.state.name for t in trials]
@@ -625,18 +620,18 @@ def test_training_leaves_out_unusable_labels_and_reregisters_shifted_ones(graded
     assert len(every.train + every.val) == 6 and not every.labels.left_out and not every.labels.shifts
 
 
-def test_train_lists_left_out_labels_in_split_json(graded, tmp_path, capsys):
-    code, stdout, _ = cli(capsys, "train", graded[0], "--out", tmp_path / "run", *TINY)
+def test_train_lists_left_out_labels_in_split_json(graded, tmp_path):
+    code, stdout, _ = cli("train", graded[0], "--out", tmp_path / "run", *TINY)
     assert code == 0 and "left out 1 unusable label" in stdout
     labels = json.loads((tmp_path / "run" / "split.json").read_text())["labels"]
     assert [e["name"] for e in labels["left_out"]] == ["synth_002"]
     assert labels["re_registered"] == [{"name": "synth_003", "dy": -3, "dx": 2}]
 
 
-def test_evaluate_scores_usable_labels_and_says_which_it_left_out(graded, tmp_path, capsys):
-    code, stdout, _ = cli(capsys, "evaluate", "default", graded[0], "--out", tmp_path / "e")
+def test_evaluate_scores_usable_labels_and_says_which_it_left_out(graded, tmp_path):
+    code, stdout, _ = cli("evaluate", "default", graded[0], "--out", tmp_path / "e")
     assert code == 0 and "left out synth_002 (label unusable: empty mask" in stdout
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["overall"]["n_images"] == 5 and metrics["labels"]["left_out"][0]["name"] == "synth_002"
-    code, _, _ = cli(capsys, "evaluate", "default", graded[0], "--out", tmp_path / "all", "--all-labels")
+    code, _, _ = cli("evaluate", "default", graded[0], "--out", tmp_path / "all", "--all-labels")
     assert json.loads((tmp_path / "all" / "metrics.json").read_text())["overall"]["n_images"] == 6
