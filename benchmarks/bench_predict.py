@@ -10,6 +10,9 @@
   inference;
 * the ONNX tile-size sweep and 1 vs 2 threads, which chose the defaults;
 * predict_file stage by stage (read, probabilities, instances, writes);
+* the floor: a process that only imports numpy, Pillow and onnxruntime, reads the frame and runs
+  the shipped network over the whole frame in one call - no ``beadseg predict`` with this network
+  can be faster;
 * ``beadseg predict default frame.png`` as a whole process (wall and CPU), 20 frames in one
   call (per-frame time) and ``--frames`` frames streamed (peak RSS of that process).
 
@@ -35,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine  # noqa: E402
 
+from beadseg.checkpoint import onnx_path, resolve_model_path  # noqa: E402
 from beadseg.config import PredictConfig  # noqa: E402
 from beadseg.inference import load_model, predict_file, predict_probabilities  # noqa: E402
 from beadseg.io import write_image  # noqa: E402
@@ -183,6 +187,35 @@ print(json.dumps({"code": os.waitstatus_to_exitcode(status), "seconds": time.per
 """
 
 
+#: the least a process running the shipped network on a frame does: start, import numpy, Pillow and
+#: onnxruntime, decode the PNG, open the session and run the whole frame in one call (the fastest
+#: way this network runs here, memory aside); no normalisation, instances or writes
+_FLOOR = """
+import sys
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+x = np.asarray(Image.open(sys.argv[2]), np.float32).transpose(2, 0, 1)[None] / 255
+s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x)})
+"""
+
+
+def floor(onnx_path: str, frame_path: Path, reference_s: float) -> dict:
+    """Best of 3 processes running :data:`_FLOOR`: no ``beadseg predict`` with this network can
+    be faster, so it shows whether the 0.15x goal is reachable with it on this machine."""
+    runs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        before = os.times()
+        subprocess.run([sys.executable, "-c", _FLOOR, onnx_path, str(frame_path)], check=True)
+        after = os.times()
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        runs.append({"seconds": time.perf_counter() - t, "cpu_s": cpu})
+    best = min(runs, key=lambda r: r["seconds"])
+    return {**best, "ratio_to_reference": best["seconds"] / reference_s}
+
+
 def _child(args: list[str]) -> dict:
     """``python -m beadseg ARGS`` as its own process: wall s, CPU s and peak RSS (GB) of it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -252,6 +285,8 @@ def main():
     res["tile_sweep_onnx"] = tile_sweep(image, args.model, args.quick)
     res["predict_file"] = stages(onnx_m, frame_path, out / "stages")
     ref_s = res["reference_unet16_depth4_forward"]["seconds"]
+    res["floor"] = floor(str(onnx_path(resolve_model_path(args.model))), frame_path, ref_s)
+    print(f"floor (imports, read, one whole-frame network call): {res['floor']}", flush=True)
     res["process"] = whole_process(args.model, frame_path, out, ref_s, args.frames)
     res["load_after"] = os.getloadavg()
     (out / "bench_predict.json").write_text(json.dumps(res, indent=2))

@@ -104,6 +104,14 @@ def analyze_section(a: dict) -> list[str]:
             "Speed-up over the old analyzer (best wall): "
             + ", ".join(f"{k} {v:.2f}x" for k, v in a["speedup"].items()),
         ]
+    if "goal_s" in a and "floor" in a["runs"]:
+        fl = a["runs"]["floor"]
+        out += [
+            "",
+            f"The 5x goal leaves {a['goal_s']:.2f} s; the floor (start, imports, decoding every image "
+            f"and mask, nothing checked or drawn) takes {fl['best_wall_s']:.2f} s "
+            f"({fl['best_cpu_s']:.2f} s CPU).",
+        ]
     return out + [""]
 
 
@@ -141,6 +149,14 @@ def predict_section(p: dict) -> list[str]:
     out += [f"| {k} | {v:.2f} |" for k, v in st.items()]
     proc = p["process"]
     one = proc["one_frame"]
+    if "floor" in p:
+        fl = p["floor"]
+        out += [
+            "",
+            f"Floor (a process that imports numpy, Pillow and onnxruntime, reads the frame and runs the "
+            f"network over the whole frame in one call, nothing else): {fl['seconds']:.2f} s "
+            f"({fl['cpu_s']:.2f} s CPU) = {fl['ratio_to_reference']:.3f}x the reference forward.",
+        ]
     out += [
         "",
         f"`beadseg predict default frame.png`, whole process: {one['seconds']:.2f} s "
