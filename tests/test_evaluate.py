@@ -46,6 +46,37 @@ def test_evaluate_prediction_folder_matches_stardist(tmp_path):
     assert [row["image"] for row in rows] == [e.image for e in r.images]
 
 
+def test_real_and_synthetic_images_are_scored_apart(tmp_path):
+    """A synthetic image the model gets wrong must not drag the real images' headline down (nor
+    hide behind it): with both domains present, scores and headlines are per domain."""
+    data, pred = tmp_path / "data", tmp_path / "pred"
+    real, synthetic = synth_image(96, 12, seed=0), synth_image(96, 30, seed=1)
+    for name, s, p in (
+        ("320x_f0", real, real.labels),  # perfect
+        ("synthetic_80x_0", synthetic, np.zeros_like(synthetic.labels)),  # nothing found
+    ):
+        write_image(data / "images" / f"{name}.png", s.image)
+        write_mask(data / "masks" / f"{name}.png", s.mask)
+        write_labels(data / "labels" / f"{name}.tif", s.labels)
+        write_labels(pred / "labels" / f"{name}.tif", p)
+    r = evaluate(pred, data, tmp_path / "ev", use_all_labels=True, gallery=False)
+    assert set(r.per_domain) == {"real", "synthetic"}
+    assert r.per_domain["real"].centroids.f1 == 1.0 and r.per_domain["synthetic"].centroids.f1 == 0.0
+    assert 0 < r.overall.centroids.f1 < 1  # the pooled mix describes neither
+    lines = r.headlines()
+    assert [line.split(":")[0] for line in lines] == ["real (1 image)", "synthetic (1 image)"]
+    assert "centroid F1 1.000" in lines[0] and "centroid F1 0.000" in lines[1]
+    on_disk = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert on_disk["per_domain"]["real"]["centroid"]["f1"] == 1.0
+    assert [row["domain"] for row in on_disk["per_image"]] == ["real", "synthetic"]
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "## Real images (1)" in report and "## Synthetic images (1)" in report
+    assert "## Overall" not in report
+    # one domain: one overall headline, as before
+    one = evaluate(pred, data, use_all_labels=True, only={"320x_f0"})
+    assert list(one.per_domain) == ["real"] and one.headlines()[0].startswith("pixel IoU")
+
+
 def test_calibrate_writes_a_copy_and_leaves_the_model_alone(tmp_path, synth_data):
     import hashlib
 

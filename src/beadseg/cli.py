@@ -931,13 +931,9 @@ def evaluate(
             f"{len(r.no_prediction)} of {len(r.no_prediction) + len(r.images)} labelled images "
             f"have no prediction in {source} (e.g. {r.no_prediction[0]}); scored the others"
         )
-    o = r.overall
-    typer.echo(
-        f"pixel IoU mean {o.iou_mean:.3f} / pooled {o.pixels.iou:.3f}, best-shift IoU "
-        f"{o.iou_best_shift_mean:.3f}; object F1 (IoU 0.5) {o.objects.f1:.3f}, centroid "
-        f"F1 {o.centroids.f1:.3f}; median |count error| {o.counts.median_abs_error:.3f}; "
-        f"metrics: {out / 'metrics.json'}; read {out / 'report.html'}"
-    )
+    for line in r.headlines():
+        typer.echo(line)
+    typer.echo(f"metrics: {out / 'metrics.json'}; read {out / 'report.html'}")
     if r.calibration is not None:
         typer.echo(
             f"calibrated threshold {r.calibration.best_threshold}; the model with it: "

@@ -116,6 +116,21 @@ def _calibration(result) -> list[str]:
     ]
 
 
+def _headline_sections(result) -> list[str]:
+    """One overall table, or one per domain when the set holds real and synthetic images (their
+    densities and masks differ too much for pooled scores to describe either)."""
+    domains = getattr(result, "per_domain", None) or {}
+    if len(domains) < 2:
+        return ["## Overall\n", _overall(result.overall), ""]
+    out = [
+        "The set holds real and synthetic images; they are scored apart (the scores of all images "
+        "pooled are in metrics.json under `overall`).\n"
+    ]
+    for name, s in sorted(domains.items()):
+        out += [f"## {name.capitalize()} images ({s.n_images})\n", _overall(s), ""]
+    return out
+
+
 def render_evaluation(result, figure: str | None = None) -> str:
     """The report body (Markdown) of an evaluation.
 
@@ -131,9 +146,7 @@ def render_evaluation(result, figure: str | None = None) -> str:
         f"{o.n_images} labelled images of `{escape(result.data)}`, compared pixel by pixel, "
         "bead by bead and by count. Scores over a set of images pool its matches (TP, FP and FN "
         "summed), so big images weigh more; every term is defined under Terms at the end.\n",
-        "## Overall\n",
-        _overall(o),
-        "",
+        *_headline_sections(result),
     ]
     if result.per_dilution:
         out += [
