@@ -206,3 +206,18 @@ def test_no_dilution_anywhere_is_an_input_error(tmp_path):
     counts = _write_counts(tmp_path / "c.csv", [{"image": "a", "count": 3, "area_mp": 1.0}])
     with pytest.raises(InputError, match="--samples"):
         dilution_report(counts)
+
+
+def test_a_predict_folder_stands_for_its_counts_csv(tmp_path):
+    """Users give the folder `beadseg predict` wrote; it means the counts.csv in it."""
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    rows = _frames_counts(np.random.default_rng(3))
+    counts = _write_counts(pred / "counts.csv", rows)
+    by_folder, by_file = dilution_report(pred), dilution_report(counts)
+    assert by_folder["fit"] == by_file["fit"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="folder without counts.csv"):
+        dilution_report(tmp_path / "empty")
+    with pytest.raises(InputError, match="does not exist"):
+        dilution_report(tmp_path / "nowhere.csv")

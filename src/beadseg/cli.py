@@ -981,7 +981,9 @@ def export(
     ),
 )
 def dilution(
-    counts_csv: Path = typer.Argument(..., metavar="COUNTS", help="counts.csv from beadseg predict."),
+    counts_csv: Path = typer.Argument(
+        ..., metavar="COUNTS", help="counts.csv from beadseg predict, or the predict output folder."
+    ),
     out: Path | None = _out_option("dilution", "COUNTS"),
     samples: Path | None = typer.Option(
         None,
@@ -997,9 +999,10 @@ def dilution(
     ),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    from .dilution import console_lines, dilution_report, microlitre_per_mp
+    from .dilution import console_lines, counts_file, dilution_report, microlitre_per_mp
 
     microlitre_per_mp(pixel_size_um, depth_um)  # bad sizes fail before --out is touched
+    counts_csv = counts_file(counts_csv)  # a predict folder means its counts.csv
     out = _out(out, "dilution", counts_csv)
     settings = {
         "counts": _abs(counts_csv),

@@ -354,12 +354,33 @@ def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict]]:
     return header, rows
 
 
-def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[dict]:
-    """Rows of a counts.csv (``image``, ``count``, ``area_mp``; ``source_frame`` and
-    ``dilution`` optional) with the dilution from the sheet when given, else from the names."""
+def counts_file(path: str | Path) -> Path:
+    """The counts table of ``path``: the file itself, or ``counts.csv`` of a `beadseg predict`
+    output folder.
+
+    Raises
+    ------
+    InputError
+        Neither exists.
+    """
     path = Path(path)
+    if path.is_dir():
+        if not (path / "counts.csv").is_file():
+            raise InputError(
+                f"{path} is a folder without counts.csv; give a `beadseg predict` output folder "
+                "or its counts.csv"
+            )
+        return path / "counts.csv"
     if not path.is_file():
         raise InputError(f"{path} does not exist; give the counts.csv written by `beadseg predict`")
+    return path
+
+
+def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[dict]:
+    """Rows of a counts.csv (``image``, ``count``, ``area_mp``; ``source_frame`` and
+    ``dilution`` optional) with the dilution from the sheet when given, else from the names;
+    ``path`` may also be the `beadseg predict` output folder holding it."""
+    path = counts_file(path)
     _, rows = _read_csv(path, "counts table")
     need = {"image", "count", "area_mp"}
     if not rows or not need <= set(rows[0]):
