@@ -41,6 +41,26 @@ def test_cross_validate_trains_every_fold_and_summarises(tmp_path):
     assert again["mean"] == saved["mean"]
 
 
+def test_cv_scores_each_domain_over_the_folds_that_held_it_out():
+    from beadseg.experiments.cv import _per_domain
+
+    def scores(f1):
+        return {"iou_pooled": 0.5, "iou_best_shift_mean": 0.6, "object_f1": f1, "centroid_f1": f1,
+                "median_abs_count_error": 0.1, "total_count_error": 0.0}  # fmt: skip
+
+    rows = [
+        {"fold": 0, "per_domain": {"real": scores(0.9), "synthetic": scores(0.1)}},
+        {"fold": 1, "per_domain": {"real": scores(0.5)}},  # held out real images only
+        {"fold": 2, "per_domain": {"real": scores(0.7), "synthetic": scores(0.3)}},
+    ]
+    got = _per_domain(rows)
+    assert got["real"]["folds"] == 3 and got["real"]["mean"]["centroid_f1"] == pytest.approx(0.7)
+    assert got["synthetic"]["folds"] == 2 and got["synthetic"]["mean"]["object_f1"] == pytest.approx(0.2)
+    assert got["real"]["sd"]["centroid_f1"] == pytest.approx(np.std([0.9, 0.5, 0.7], ddof=1))
+    one = [{"fold": k, "per_domain": {"real": scores(0.8)}} for k in (0, 1)]
+    assert _per_domain(one) == {}  # one domain: the overall scores are its own
+
+
 def test_cross_validate_report_only_needs_a_finished_fold(tmp_path):
     with pytest.raises(InputError, match="no finished fold"):
         cross_validate(tiny_train_config(tmp_path), 3, tmp_path / "cv", report_only=True)

@@ -44,13 +44,21 @@ def _fold_metrics(run: Path) -> dict:
         only=set(split["val"]),
         use_all_labels=cfg.data.use_all_labels,
     )
-    o = ev.overall.as_dict()
-    return {
+    row = {
         "fold": split["fold"],
         "status": res["status"],
         "val_groups": split["val_groups"],
         "best_val_iou": res.get("best_val_iou"),
         "best_val_iou_pooled": res.get("best_val_iou_pooled"),
+        **_scores(ev.overall.as_dict()),
+        "per_domain": {k: _scores(v.as_dict()) for k, v in ev.per_domain.items()},
+    }
+    return row
+
+
+def _scores(o: dict) -> dict:
+    """The evaluation metrics of METRICS from an evaluate ``SetSummary.as_dict()``."""
+    return {
         "iou_pooled": o["iou_pooled"],
         "iou_best_shift_mean": o["iou_best_shift_mean"],
         "object_f1": o["object"]["f1"],
@@ -58,6 +66,43 @@ def _fold_metrics(run: Path) -> dict:
         "median_abs_count_error": o["counts"]["median_abs_error"],
         "total_count_error": o["counts"]["total_relative_error"],
     }
+
+
+def _mean_sd(rows: list[dict], metrics: list[str]) -> tuple[dict, dict]:
+    """Mean and sample SD (None below two values) of each metric over ``rows``."""
+    mean, sd = {}, {}
+    for m in metrics:
+        vals = np.array([r[m] for r in rows if r.get(m) is not None], float)
+        mean[m] = float(vals.mean()) if len(vals) else None
+        sd[m] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+    return mean, sd
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _table(mean: dict, sd: dict) -> list[str]:
+    lines = ["| metric | mean | SD |", "|---|---|---|"]
+    for m, mu in mean.items():
+        lines.append(
+            f"| {m} | {'-' if mu is None else f'{mu:.3f}'} | {'-' if sd[m] is None else f'{sd[m]:.3f}'} |"
+        )
+    return lines
+
+
+def _per_domain(rows: list[dict]) -> dict:
+    """Mean and SD per domain over the folds that held it out (empty when the folds held out
+    one domain only: the overall scores are that domain's)."""
+    domains = sorted({d for r in rows for d in r.get("per_domain", {})})
+    if len(domains) < 2:
+        return {}
+    out = {}
+    for d in domains:
+        scored = [r["per_domain"][d] for r in rows if d in r.get("per_domain", {})]
+        mean, sd = _mean_sd(scored, METRICS[2:])
+        out[d] = {"folds": len(scored), "mean": mean, "sd": sd}
+    return out
 
 
 def _run_fold(cfg: Config, run: Path, folds: int, k: int, progress: bool, log) -> None:
@@ -131,16 +176,18 @@ def cross_validate(
     ]
     if not rows:
         raise InputError(f"no finished fold in {out}")
-    summary = {"folds": folds, "finished": len(rows), "per_fold": rows, "mean": {}, "sd": {}}
-    for m in METRICS:
-        vals = np.array([r[m] for r in rows if r[m] is not None], float)
-        summary["mean"][m] = float(vals.mean()) if len(vals) else None
-        summary["sd"][m] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+    mean, sd = _mean_sd(rows, METRICS)
+    summary = {"folds": folds, "finished": len(rows), "per_fold": rows, "mean": mean, "sd": sd}
+    lines = _table(mean, sd)
+    per_domain = _per_domain(rows)
+    if per_domain:
+        # a pooled mix of real and synthetic tiles describes neither: each domain on its own
+        summary["per_domain"] = per_domain
+        lines = ["All held-out images pooled (real and synthetic mixed; read per domain below):", ""]
+        lines += _table(mean, sd)
+        for d, v in per_domain.items():
+            lines += ["", f"{d} images ({v['folds']} folds held some out):", "", *_table(v["mean"], v["sd"])]
     write_json(out / "cv.json", summary)
-    lines = ["| metric | mean | SD |", "|---|---|---|"]
-    for m in METRICS:
-        mu, sd = summary["mean"][m], summary["sd"][m]
-        lines.append(f"| {m} | {'-' if mu is None else f'{mu:.3f}'} | {'-' if sd is None else f'{sd:.3f}'} |")
     write_text(out / "cv.md", "\n".join(lines) + "\n")
     summary["markdown"] = "\n".join(lines)
     return summary
