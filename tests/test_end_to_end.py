@@ -74,7 +74,10 @@ def test_demo_quick(tmp_path):
 
     if not (WEIGHTS_DIR / "default.pt").is_file():
         pytest.fail("the shipped default model is missing")
-    cli("demo", "--quick", "--out", tmp_path / "demo")
+    r = cli("demo", "--quick", "--out", tmp_path / "demo")
+    # a newcomer sees what each step found, not only how long it took
+    assert "evaluate shipped model" in r.stdout and "centroid F1 0.9" in r.stdout
+    assert "(true -1)" in r.stdout
     html = (tmp_path / "demo" / "report.html").read_text()
     md = (tmp_path / "demo" / "report.md").read_text()
     assert "src=" not in html.replace('src="data:image/png;base64,', "")  # every figure embedded

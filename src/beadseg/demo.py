@@ -86,26 +86,30 @@ def run_demo(
     times: dict[str, float] = {}
     t = time.perf_counter()
 
-    def lap(name: str) -> None:
+    def lap(name: str, found: str = "") -> None:
         nonlocal t
         now = time.perf_counter()
         times[name] = now - t
         t = now
-        log(f"[demo] {name}: {times[name]:.1f} s")
+        log(f"[demo] {name}: {times[name]:.1f} s" + (f" - {found}" if found else ""))
 
     data = out / "data"
     synth_dataset(data, n=p["n"], size=p["size"], seed=seed, min_beads=5, max_beads=600)
     lap("synthetic data")
     summary = analyze_dataset(data, out / "analysis", workers=1)
-    lap("analyze")
+    a = summary["domains"][summary["training_domain"]]
+    lap(
+        "analyze",
+        f"{a['mean_beads_per_image']:.0f} beads per image, {len(summary['recommendations'])} recommendations",
+    )
     pcfg = PredictConfig(mode="auto", tile_size=256, device=device or "auto")
     ev_default = evaluate("default", data, out / "evaluate-default", pcfg)
-    lap("evaluate shipped model")
+    lap("evaluate shipped model", _scores(ev_default.overall))
     cfg = _finetune_config(data, p, seed)
     res = train(cfg, out / "finetune", progress=False, log=lambda s: None, device=device)
-    lap("fine-tune")
+    lap("fine-tune", f"{res['epochs_run']} epochs, {res['status']}")
     ev_tuned = evaluate(out / "finetune", data, out / "evaluate-finetuned", pcfg)
-    lap("evaluate fine-tuned model")
+    lap("evaluate fine-tuned model", _scores(ev_tuned.overall))
     series = out / "dilution-series"
     synth_dilution_series(
         series,
@@ -117,9 +121,10 @@ def run_demo(
     )
     predict_images("default", [series / "images"], out / "predict-series", pcfg, progress=False)
     dil = dilution_report(out / "predict-series" / "counts.csv", out / "dilution")
-    lap("predict + dilution")
+    fit = dil["fit"]
+    lap("predict + dilution", f"slope {fit['slope']:.2f} (true -1), R2 {fit['r2']:.2f}")
     result = {
-        "analysis": summary["domains"][summary["training_domain"]],
+        "analysis": a,
         "evaluate_default": ev_default.overall.as_dict(),
         "finetune": res,
         "evaluate_finetuned": ev_tuned.overall.as_dict(),
@@ -130,6 +135,11 @@ def run_demo(
     _write_report(out, result, summary, ev_default.definitions)
     log(f"[demo] report: {out / 'report.html'}")
     return result
+
+
+def _scores(s) -> str:
+    """Centroid F1 and count error of an evaluation's SetSummary, for the console."""
+    return f"centroid F1 {s.centroids.f1:.3f}, median |count error| {100 * s.counts.median_abs_error:.1f} %"
 
 
 def _figures(result: dict, s: dict) -> list[tuple[str, str, str]]:
