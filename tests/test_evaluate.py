@@ -77,6 +77,29 @@ def test_real_and_synthetic_images_are_scored_apart(tmp_path):
     assert list(one.per_domain) == ["real"] and one.headlines()[0].startswith("pixel IoU")
 
 
+def test_truth_split_from_soft_masks_is_flagged(tmp_path):
+    """Beads split from a soft mask (no instance labels) are mask areas, not beads: the headline
+    and the report say so, and each image records where its truth came from."""
+    from scipy.ndimage import gaussian_filter
+
+    data, pred = tmp_path / "data", tmp_path / "pred"
+    s = synth_image(96, 20, seed=3)
+    # a soft mask as drawn with an antialiased brush: intermediate values at the object edges
+    soft = np.clip(gaussian_filter(s.mask * 255.0, 0.7), 0, 255).astype(np.uint8)
+    for name, mask, labels in (("320x_hard", s.mask * np.uint8(255), True), ("320x_soft", soft, False)):
+        write_image(data / "images" / f"{name}.png", s.image)
+        write_image(data / "masks" / f"{name}.png", mask)
+        if labels:
+            write_labels(data / "labels" / f"{name}.tif", s.labels)
+        write_labels(pred / "labels" / f"{name}.tif", s.labels)
+    r = evaluate(pred, data, tmp_path / "ev", use_all_labels=True, gallery=False)
+    assert {e.image: e.truth_source for e in r.images} == {"320x_hard": "labels", "320x_soft": "soft mask"}
+    assert "1 of 2 truths are soft masks" in r.headlines()[0]
+    assert "**Read with care:** 1 of 2 truths are soft masks" in (tmp_path / "ev" / "report.md").read_text()
+    hard = evaluate(pred, data, use_all_labels=True, only={"320x_hard"})
+    assert "soft" not in hard.headlines()[0]
+
+
 def test_calibrate_writes_a_copy_and_leaves_the_model_alone(tmp_path, synth_data):
     import hashlib
 

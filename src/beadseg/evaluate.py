@@ -54,6 +54,10 @@ class ImageEvaluation:
     best_shift: tuple[int, int]
     objects: Matching
     centroids: Matching
+    #: where the true beads come from: "centres" (exact truth), "labels" (instance labels),
+    #: "mask" (a binary mask split into beads) or "soft mask" (a soft mask split into beads: its
+    #: components are areas, so object and count scores measure them, not beads)
+    truth_source: str = "mask"
 
     @property
     def domain(self) -> str:
@@ -103,6 +107,7 @@ class ImageEvaluation:
             "source_frame": self.source_frame,
             "dilution": self.dilution,
             "domain": self.domain,
+            "truth_source": self.truth_source,
         }
 
 
@@ -114,11 +119,13 @@ def evaluate_image(
     centroid_px: float = 3.0,
     name: str | None = None,
     true_centres: np.ndarray | None = None,
+    truth_source: str = "mask",
 ) -> ImageEvaluation:
     """All metrics of one image; its ``name`` gives its source frame and dilution.
 
     With ``true_centres`` (``N x 2`` row/col, exact truth) centroid matching and the true count
-    use those points; otherwise the centroids of ``true_labels``.
+    use those points; otherwise the centroids of ``true_labels``. ``truth_source`` records where
+    ``true_labels`` came from (:attr:`ImageEvaluation.truth_source`).
     """
     pred_mask = pred_labels > 0
     shift_iou, dy, dx = best_shift_iou(pred_mask, true_mask, shift_radius_px)
@@ -136,6 +143,7 @@ def evaluate_image(
             if true_centres is None
             else match_points(true_centres, centroids(pred_labels), centroid_px)
         ),
+        truth_source="centres" if true_centres is not None else truth_source,
     )
 
 
@@ -230,6 +238,17 @@ def _definitions(shift_radius_px: int, centroid_px: float) -> dict:
     }
 
 
+def soft_truth_warning(images: list[ImageEvaluation]) -> str:
+    """A caveat for images whose true beads were split from soft masks ('' when there are none)."""
+    n = sum(e.truth_source == "soft mask" for e in images)
+    if not n:
+        return ""
+    return (
+        f" ({n} of {len(images)} truths are soft masks without instance labels: their objects are "
+        "areas, not beads, so read the pixel scores)"
+    )
+
+
 def headline(s: SetSummary) -> str:
     """The main scores of a set of images in one line."""
     return (
@@ -261,13 +280,18 @@ class Evaluation:
     per_domain: dict[str, SetSummary] = field(default_factory=dict)
 
     def headlines(self) -> list[str]:
-        """One line of the main scores per domain (only the overall one for a single domain)."""
+        """One line of the main scores per domain (only the overall one for a single domain),
+        with a warning where the true beads were split from soft masks."""
         if len(self.per_domain) < 2:
-            return [headline(self.overall)]
+            return [headline(self.overall) + self.caveat()]
         return [
-            f"{k} ({v.n_images} image{'s' * (v.n_images != 1)}): {headline(v)}"
+            f"{k} ({v.n_images} image{'s' * (v.n_images != 1)}): {headline(v)}" + self.caveat(k)
             for k, v in sorted(self.per_domain.items())
         ]
+
+    def caveat(self, domain: str | None = None) -> str:
+        """:func:`soft_truth_warning` of the images of ``domain`` (None: all images)."""
+        return soft_truth_warning([e for e in self.images if domain in (None, e.domain)])
 
     def as_dict(self) -> dict:
         out = {
@@ -290,15 +314,31 @@ class Evaluation:
 # ----------------------------------------------------------------------------- inputs
 
 
+def _labels_file(data: Path, pair: Pair) -> Path | None:
+    return next(
+        (
+            p
+            for ext in (".tif", ".tiff", ".png")
+            if (p := Path(data) / "labels" / f"{pair.name}{ext}").is_file()
+        ),
+        None,
+    )
+
+
 def truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig) -> np.ndarray:
     """Instance labels of the truth: a labels/ folder when the data has one (synthetic sets),
     else the mask split into beads with the same instance settings as the predictions (the same
     hole filling, splitting and size limits, so both sides are counted alike)."""
-    for ext in (".tif", ".tiff", ".png"):
-        p = Path(data) / "labels" / f"{pair.name}{ext}"
-        if p.is_file():
-            return read_labels(p)
-    return instances_from_mask(mask, None, inst)
+    p = _labels_file(data, pair)
+    return read_labels(p) if p is not None else instances_from_mask(mask, None, inst)
+
+
+def truth_source(data: Path, pair: Pair, soft_mask: bool) -> str:
+    """Where :func:`truth_labels` takes an image's beads from (``labels``, ``soft mask`` or
+    ``mask``; ``centres`` are told apart by :func:`evaluate_image`)."""
+    if _labels_file(data, pair) is not None:
+        return "labels"
+    return "soft mask" if soft_mask else "mask"
 
 
 def truth_centres(data: Path, pair: Pair) -> np.ndarray | None:
@@ -507,7 +547,12 @@ def evaluate(
         image, info, pred, prob, centres = found
         truth = truth_labels(data, pair, info.mask, inst)
         points = truth_centres(data, pair)
-        images.append(evaluate_image(pred, info.mask, truth, shift_radius_px, centroid_px, pair.name, points))
+        source_of_truth = truth_source(data, pair, info.soft)
+        images.append(
+            evaluate_image(
+                pred, info.mask, truth, shift_radius_px, centroid_px, pair.name, points, source_of_truth
+            )
+        )
         if scan is not None:
             scan.add(prob, centres, truth)
         if gallery and out is not None:

@@ -121,14 +121,24 @@ def _headline_sections(result) -> list[str]:
     densities and masks differ too much for pooled scores to describe either)."""
     domains = getattr(result, "per_domain", None) or {}
     if len(domains) < 2:
-        return ["## Overall\n", _overall(result.overall), ""]
+        return ["## Overall\n", *_caveat(result.caveat()), _overall(result.overall), ""]
     out = [
         "The set holds real and synthetic images; they are scored apart (the scores of all images "
         "pooled are in metrics.json under `overall`).\n"
     ]
     for name, s in sorted(domains.items()):
-        out += [f"## {name.capitalize()} images ({s.n_images})\n", _overall(s), ""]
+        out += [
+            f"## {name.capitalize()} images ({s.n_images})\n",
+            *_caveat(result.caveat(name)),
+            _overall(s),
+            "",
+        ]
     return out
+
+
+def _caveat(warning: str) -> list[str]:
+    """The soft-mask warning as a paragraph (nothing when there is none)."""
+    return [f"**Read with care:** {warning.strip()[1:-1]}.\n"] if warning else []
 
 
 def render_evaluation(result, figure: str | None = None) -> str:
