@@ -2,6 +2,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,6 +136,28 @@ def test_old_blend_name_and_instance_threshold_still_read():
         PredictConfig(blend="box")
 
 
+def test_each_frame_is_read_once_and_a_recorded_first_frame_not_read_ahead(tmp_path, monkeypatch):
+    """The first frame is decoded while the model loads; that read is the frame's only read, and
+    a frame already predicted (its record exists) is not read ahead."""
+    import beadseg.inference.pipeline as P
+
+    monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
+    for i in range(3):
+        write_image(tmp_path / "in" / f"f{i}.png", synth_image(64, 5, seed=i).image)
+    reads = []
+    real_read = P.read_image
+    monkeypatch.setattr(P, "read_image", lambda path: reads.append(Path(path).name) or real_read(path))
+    cfg = PredictConfig(mode="full")
+    P.predict_images("any", [tmp_path / "in"], tmp_path / "out", cfg, progress=False)
+    assert sorted(reads) == ["f0.png", "f1.png", "f2.png"]
+    (tmp_path / "out" / "records" / "f1.json").unlink()  # f0 done, f1 to predict again
+    first = P.FirstRead.of(sorted((tmp_path / "in").iterdir()), tmp_path / "out")
+    assert first.path.name == "f1.png" and first.image().shape[:2] == (64, 64)
+    reads.clear()
+    P.predict_images("any", [tmp_path / "in"], tmp_path / "out", cfg, progress=False)
+    assert reads == ["f1.png"]
+
+
 def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
     import beadseg.inference.pipeline as P
 
@@ -145,10 +168,11 @@ def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
         write_image(tmp_path / "in" / f"{160 * 2**i}x_f{i}_grid_r0_c0.png", s.image)
         truth[f"{160 * 2**i}x_f{i}_grid_r0_c0"] = n
     (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "in" / "0_broken.png").write_bytes(b"not a png either")  # the first frame: read ahead
     summary = P.predict_images(
         "any", [tmp_path / "in"], tmp_path / "out", PredictConfig(mode="full"), progress=False
     )
-    assert summary.n_images == 3 and summary.n_errors == 1
+    assert summary.n_images == 3 and summary.n_errors == 2
     assert summary.total_count == sum(truth.values())
     rows = list(csv.DictReader(open(tmp_path / "out" / "counts.csv")))
     assert list(rows[0]) == P.COUNT_FIELDS
@@ -158,7 +182,7 @@ def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert on_disk == summary.as_dict() and on_disk["counts"][0]["image"] == rows[0]["image"]
     errors = list(csv.DictReader(open(tmp_path / "out" / "errors.csv")))
-    assert len(errors) == 1 and "broken.png" in errors[0]["image"]
+    assert [e["image"].rsplit("/", 1)[-1] for e in errors] == ["0_broken.png", "broken.png"]
     for sub, ext in (("masks", "png"), ("labels", "tif"), ("overlays", "png"), ("beads", "csv")):
         assert len(list((tmp_path / "out" / sub).glob(f"*.{ext}"))) == 3
     beads = list(csv.DictReader(open(tmp_path / "out" / "beads" / f"{rows[1]['image']}.csv")))
