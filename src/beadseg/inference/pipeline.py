@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -734,8 +735,6 @@ def predict_images(
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(m, cfg, threshold, shard, instances)
     summary = PredictSummary()
-    import threading
-
     threading.Thread(target=_import_finishing_modules, daemon=True).start()
     with _progress(progress, len(files)) as advance, Lookahead(m, cfg, first_read) as ahead:
         for i, f in enumerate(files):
