@@ -12,6 +12,7 @@ from beadseg.io import (
     read_mask,
     read_pair,
     to_channels,
+    write_columns_csv,
     write_labels,
     write_mask,
 )
@@ -194,3 +195,17 @@ def test_soft_mask_dilation_equals_scipy():
         m = rng.random(shape) < p
         for it in (1, 3):
             assert np.array_equal(_dilate_cross(m, it), ndi.binary_dilation(m, iterations=it))
+
+
+def test_column_csv_rounds_floats_and_keeps_integers(tmp_path):
+    import csv
+
+    cols = {
+        "id": np.array([1, 2], np.int32),
+        "x": np.array([0.12345, 2.5], np.float32),
+        "n": np.array([3, 4]),
+    }
+    rows = list(csv.DictReader(open(write_columns_csv(tmp_path / "t.csv", cols))))
+    assert rows == [{"id": "1", "x": "0.123", "n": "3"}, {"id": "2", "x": "2.5", "n": "4"}]
+    empty = {k: v[:0] for k, v in cols.items()}
+    assert open(write_columns_csv(tmp_path / "e.csv", empty)).read().strip() == "id,x,n"

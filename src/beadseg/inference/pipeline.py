@@ -31,6 +31,7 @@ from ..io import (
     read_image,
     read_pixel_size_um,
     to_channels,
+    write_columns_csv,
     write_csv,
     write_float_tiff,
     write_labels,
@@ -201,15 +202,6 @@ class ImageResult:
     pixel_size_um: float | None = None
 
 
-def _table_rows(table: dict[str, np.ndarray]) -> list[dict]:
-    """Column arrays -> rows, floats rounded to 3 decimals."""
-    keys = list(table)
-    return [
-        {k: round(float(v), 3) if isinstance(v, (float, np.floating)) else int(v) for k, v in zip(keys, row)}
-        for row in zip(*(table[k] for k in keys))
-    ]
-
-
 def _grey(image: np.ndarray) -> np.ndarray:
     """Channel mean of an ``H x W x C`` image (a grey ``H x W`` image is returned as is)."""
     if image.ndim == 2:
@@ -268,7 +260,7 @@ def write_outputs_of(
         if save_probabilities:
             jobs.append(pool.submit(write_float_tiff, out / "probabilities" / f"{stem}.tif", prob))
         table = bead_table(labels, _grey(image), prob, pixel_size_um)
-        write_csv(out / "beads" / f"{stem}.csv", _table_rows(table), list(table))
+        write_columns_csv(out / "beads" / f"{stem}.csv", table)
         for job in jobs:
             job.result()  # re-raises a writer's error here
 
