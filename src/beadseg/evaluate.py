@@ -315,14 +315,12 @@ class Evaluation:
 
 
 def _labels_file(data: Path, pair: Pair) -> Path | None:
-    return next(
-        (
-            p
-            for ext in (".tif", ".tiff", ".png")
-            if (p := Path(data) / "labels" / f"{pair.name}{ext}").is_file()
-        ),
-        None,
-    )
+    """The instance-label file of ``pair`` in ``data/labels/`` (None: there is none)."""
+    for ext in (".tif", ".tiff", ".png"):
+        p = Path(data) / "labels" / f"{pair.name}{ext}"
+        if p.is_file():
+            return p
+    return None
 
 
 def truth_labels(data: Path, pair: Pair, mask: np.ndarray, inst: InstanceConfig) -> np.ndarray:
