@@ -136,26 +136,27 @@ def test_old_blend_name_and_instance_threshold_still_read():
         PredictConfig(blend="box")
 
 
-def test_each_frame_is_read_once_and_a_recorded_first_frame_not_read_ahead(tmp_path, monkeypatch):
-    """The first frame is decoded while the model loads; that read is the frame's only read, and
-    a frame already predicted (its record exists) is not read ahead."""
+def test_a_one_frame_run_reads_its_frame_once_while_the_model_loads(tmp_path, monkeypatch):
+    """The frame of a one-frame run is decoded while the model loads; that read is its only
+    read. A frame already predicted (its record exists), or a run of several frames, reads
+    nothing ahead."""
     import beadseg.inference.pipeline as P
 
-    monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
-    for i in range(3):
-        write_image(tmp_path / "in" / f"f{i}.png", synth_image(64, 5, seed=i).image)
     reads = []
     real_read = P.read_image
     monkeypatch.setattr(P, "read_image", lambda path: reads.append(Path(path).name) or real_read(path))
-    cfg = PredictConfig(mode="full")
-    P.predict_images("any", [tmp_path / "in"], tmp_path / "out", cfg, progress=False)
-    assert sorted(reads) == ["f0.png", "f1.png", "f2.png"]
-    (tmp_path / "out" / "records" / "f1.json").unlink()  # f0 done, f1 to predict again
-    first = P.FirstRead.of(sorted((tmp_path / "in").iterdir()), tmp_path / "out")
-    assert first.path.name == "f1.png" and first.image().shape[:2] == (64, 64)
+
+    for i in range(2):
+        write_image(tmp_path / "in" / f"f{i}.png", synth_image(64, 5, seed=i).image)
+    frame = tmp_path / "in" / "f0.png"
+    monkeypatch.setattr(P, "load_model", lambda *a, **kw: oracle_model())
+    first = P.FirstRead.of([frame], tmp_path / "out")
+    assert first.path == frame and first.image().shape[:2] == (64, 64)
     reads.clear()
-    P.predict_images("any", [tmp_path / "in"], tmp_path / "out", cfg, progress=False)
-    assert reads == ["f1.png"]
+    P.predict_images("any", [frame], tmp_path / "out", PredictConfig(mode="full"), progress=False)
+    assert reads == ["f0.png"]  # read once: the read ahead was used
+    assert P.FirstRead.of([frame], tmp_path / "out") is None  # recorded: nothing to read ahead
+    assert P.FirstRead.of(sorted((tmp_path / "in").iterdir()), tmp_path / "other") is None
 
 
 def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
