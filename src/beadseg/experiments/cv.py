@@ -44,7 +44,7 @@ def _fold_metrics(run: Path) -> dict:
         only=set(split["val"]),
         use_all_labels=cfg.data.use_all_labels,
     )
-    row = {
+    return {
         "fold": split["fold"],
         "status": res["status"],
         "val_groups": split["val_groups"],
@@ -53,7 +53,6 @@ def _fold_metrics(run: Path) -> dict:
         **_scores(ev.overall.as_dict()),
         "per_domain": {k: _scores(v.as_dict()) for k, v in ev.per_domain.items()},
     }
-    return row
 
 
 def _scores(o: dict) -> dict:
@@ -85,9 +84,7 @@ def _fmt(v: float | None) -> str:
 def _table(mean: dict, sd: dict) -> list[str]:
     lines = ["| metric | mean | SD |", "|---|---|---|"]
     for m, mu in mean.items():
-        lines.append(
-            f"| {m} | {'-' if mu is None else f'{mu:.3f}'} | {'-' if sd[m] is None else f'{sd[m]:.3f}'} |"
-        )
+        lines.append(f"| {m} | {_fmt(mu)} | {_fmt(sd[m])} |")
     return lines
 
 
