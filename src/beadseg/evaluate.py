@@ -244,8 +244,8 @@ def soft_truth_warning(images: list[ImageEvaluation]) -> str:
     if not n:
         return ""
     return (
-        f" ({n} of {len(images)} truths are soft masks without instance labels: their objects are "
-        "areas, not beads, so read the pixel scores)"
+        f"{n} of {len(images)} truths are soft masks without instance labels: their objects are "
+        "areas, not beads, so read the pixel scores"
     )
 
 
@@ -282,10 +282,14 @@ class Evaluation:
     def headlines(self) -> list[str]:
         """One line of the main scores per domain (only the overall one for a single domain),
         with a warning where the true beads were split from soft masks."""
+
+        def line(s: SetSummary, caveat: str) -> str:
+            return headline(s) + (f" ({caveat})" if caveat else "")
+
         if len(self.per_domain) < 2:
-            return [headline(self.overall) + self.caveat()]
+            return [line(self.overall, self.caveat())]
         return [
-            f"{k} ({v.n_images} image{'s' * (v.n_images != 1)}): {headline(v)}" + self.caveat(k)
+            f"{k} ({v.n_images} image{'s' * (v.n_images != 1)}): {line(v, self.caveat(k))}"
             for k, v in sorted(self.per_domain.items())
         ]
 

@@ -119,7 +119,7 @@ def _calibration(result) -> list[str]:
 def _headline_sections(result) -> list[str]:
     """One overall table, or one per domain when the set holds real and synthetic images (their
     densities and masks differ too much for pooled scores to describe either)."""
-    domains = getattr(result, "per_domain", None) or {}
+    domains = result.per_domain
     if len(domains) < 2:
         return ["## Overall\n", *_caveat(result.caveat()), _overall(result.overall), ""]
     out = [
@@ -138,7 +138,7 @@ def _headline_sections(result) -> list[str]:
 
 def _caveat(warning: str) -> list[str]:
     """The soft-mask warning as a paragraph (nothing when there is none)."""
-    return [f"**Read with care:** {warning.strip()[1:-1]}.\n"] if warning else []
+    return [f"**Read with care:** {warning}.\n"] if warning else []
 
 
 def render_evaluation(result, figure: str | None = None) -> str:
