@@ -423,6 +423,9 @@ def test_quoted_absolute_glob(fx, tmp_path):
     code, stdout, _ = cli("predict", "default", str(fx.data / "images" / "synth_00[0-2].png"),
                           "--out", tmp_path / "o", "--quiet")  # fmt: skip
     assert code == 0 and stdout.startswith("3 images")
+    code, stdout, _ = cli("predict", "default", str(fx.data / "images" / "synth_00[0].png"),
+                          "--out", tmp_path / "o1", "--quiet")  # fmt: skip
+    assert code == 0 and stdout.startswith("1 image,")
 
 
 def test_a_second_writer_is_refused_and_a_dead_writers_lock_taken_over(fx, tmp_path):

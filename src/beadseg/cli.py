@@ -828,9 +828,8 @@ def predict(
             log=typer.echo,
             shard=shards,
         )
-    typer.echo(
-        f"{s.n_images} images, {s.total_count} beads ({s.n_errors} skipped); counts: {out / 'counts.csv'}"
-    )
+    images = f"{s.n_images} image{'s' * (s.n_images != 1)}"
+    typer.echo(f"{images}, {s.total_count} beads ({s.n_errors} skipped); counts: {out / 'counts.csv'}")
 
 
 @_command(
