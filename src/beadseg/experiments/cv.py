@@ -18,9 +18,8 @@ from ..errors import ConfigError, InputError
 from ..io import write_text
 from ..provenance import write_json
 
-METRICS = [
-    "best_val_iou",
-    "best_val_iou_pooled",
+#: scores of a fold's evaluation on its held-out images (also per domain)
+EVALUATION_METRICS = [
     "iou_pooled",
     "iou_best_shift_mean",
     "object_f1",
@@ -28,6 +27,8 @@ METRICS = [
     "median_abs_count_error",
     "total_count_error",
 ]
+#: every metric of a fold: its training result's validation IoUs, then its evaluation
+METRICS = ["best_val_iou", "best_val_iou_pooled", *EVALUATION_METRICS]
 
 
 def _fold_metrics(run: Path) -> dict:
@@ -56,7 +57,7 @@ def _fold_metrics(run: Path) -> dict:
 
 
 def _scores(o: dict) -> dict:
-    """The evaluation metrics of METRICS from an evaluate ``SetSummary.as_dict()``."""
+    """The EVALUATION_METRICS of an evaluate ``SetSummary.as_dict()``."""
     return {
         "iou_pooled": o["iou_pooled"],
         "iou_best_shift_mean": o["iou_best_shift_mean"],
@@ -97,7 +98,7 @@ def _per_domain(rows: list[dict]) -> dict:
     out = {}
     for d in domains:
         scored = [r["per_domain"][d] for r in rows if d in r.get("per_domain", {})]
-        mean, sd = _mean_sd(scored, METRICS[2:])
+        mean, sd = _mean_sd(scored, EVALUATION_METRICS)
         out[d] = {"folds": len(scored), "mean": mean, "sd": sd}
     return out
 
