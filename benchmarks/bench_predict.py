@@ -180,7 +180,7 @@ def stages(model, frame_path: Path, out: Path) -> dict:
 _LAUNCHER = """
 import json, os, subprocess, sys, time
 t = time.perf_counter()
-proc = subprocess.Popen([sys.executable, "-m", "beadseg", *sys.argv[1:]], stdout=subprocess.DEVNULL)
+proc = subprocess.Popen([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
 print(json.dumps({"code": os.waitstatus_to_exitcode(status), "seconds": time.perf_counter() - t,
                   "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_gb": usage.ru_maxrss / 1e6}))
@@ -204,28 +204,26 @@ s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x)})
 def floor(onnx_path: str, frame_path: Path, reference_s: float) -> dict:
     """Best of 3 processes running :data:`_FLOOR`: no ``beadseg predict`` with this network can
     be faster, so it shows whether the 0.15x goal is reachable with it on this machine."""
-    runs = []
-    for _ in range(3):
-        t = time.perf_counter()
-        before = os.times()
-        subprocess.run([sys.executable, "-c", _FLOOR, onnx_path, str(frame_path)], check=True)
-        after = os.times()
-        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-        runs.append({"seconds": time.perf_counter() - t, "cpu_s": cpu})
+    runs = [_process(["-c", _FLOOR, onnx_path, str(frame_path)]) for _ in range(3)]
     best = min(runs, key=lambda r: r["seconds"])
     return {**best, "ratio_to_reference": best["seconds"] / reference_s}
 
 
-def _child(args: list[str]) -> dict:
-    """``python -m beadseg ARGS`` as its own process: wall s, CPU s and peak RSS (GB) of it."""
+def _process(argv: list[str]) -> dict:
+    """``python ARGV`` as its own process: wall s, CPU s and peak RSS (GB) of it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     out = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, *args], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _LAUNCHER, *argv], env=env, capture_output=True, text=True, check=True
     )
     res = json.loads(out.stdout.strip().splitlines()[-1])
     if res.pop("code") != 0:
-        raise SystemExit(f"beadseg {' '.join(args)} failed")
+        raise SystemExit(f"python {' '.join(argv[:2])} ... failed")
     return res
+
+
+def _child(args: list[str]) -> dict:
+    """``python -m beadseg ARGS`` as its own process (see :func:`_process`)."""
+    return _process(["-m", "beadseg", *args])
 
 
 def _frames(folder: Path, frame_path: Path, n: int) -> Path:
