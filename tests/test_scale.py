@@ -192,11 +192,12 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     single = train(
         load_config(None, sets + [f"data.path={data}"]), tmp_path / "one", progress=False, log=lambda s: None
     )
-    assert single["status"] == "ok"
     ddp = subprocess.run(
         base + ["--out", str(tmp_path / "two"), "--nproc", "2"], capture_output=True, text=True, timeout=600
     )
-    assert ddp.returncode == 0, ddp.stderr[:3000]  # the ranks' own messages come first
+    # the same ending as the single process (a tiny run's status depends on the machine: 3 when
+    # it collapsed); the ranks' own messages come first
+    assert ddp.returncode == (3 if single["status"] == "collapsed" else 0), ddp.stderr[:3000]
     assert ddp.stdout.count("run folder") == 1  # only rank 0 reports
     a = _counts(tmp_path / "one" / "history.csv")
     b = _counts(tmp_path / "two" / "history.csv")

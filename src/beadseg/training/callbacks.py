@@ -125,7 +125,7 @@ class CollapseGuard(Callback):
             state.stop(
                 "collapsed",
                 (
-                    f"training loss became {float(loss)} at epoch {state.epoch + 1}, step "
+                    f"training loss became {float(loss.detach())} at epoch {state.epoch + 1}, step "
                     f"{state.step + 1} (learning rate {state.lr:.3g}); lower optim.lr or enable "
                     "train.grad_clip"
                 ),
