@@ -1,7 +1,7 @@
 """Give a checkpoint trained before fingerprints existed its training-data fingerprint.
 
 Runs the model on the tiles it was trained on (the ``train`` names of a split JSON, from DATA),
-summarises the features of :mod:`beadseg.domain` and writes a copy of the checkpoint whose
+summarises the features of :mod:`beadseg.core.domain` and writes a copy of the checkpoint whose
 meta holds them; the weights are untouched. Used once for the model shipped before the centre
 head (runs trained since get their fingerprint at the end of training).
 
@@ -20,17 +20,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import DATA  # noqa: E402
 
-from beadseg.checkpoint import (  # noqa: E402
+from beadseg.core.config import InstanceConfig  # noqa: E402
+from beadseg.core.files import find_pairs  # noqa: E402
+from beadseg.core.normalization import LEGACY  # noqa: E402
+from beadseg.data.dataset import load_samples  # noqa: E402
+from beadseg.models.checkpoint import (  # noqa: E402
     load_checkpoint,
     model_from_checkpoint,
     resolve_model_path,
     save_checkpoint,
     slim_checkpoint,
 )
-from beadseg.config import InstanceConfig  # noqa: E402
-from beadseg.data.dataset import load_samples  # noqa: E402
-from beadseg.io import find_pairs  # noqa: E402
-from beadseg.normalization import LEGACY  # noqa: E402
 from beadseg.training.validation import fingerprint_samples  # noqa: E402
 
 

@@ -13,7 +13,7 @@ against re-registered masks ("fixed", `beadseg fix-masks`). Recipes:
   of the other folds (each synthetic tile is its own frame, dealt to the folds round-robin);
   its pixel IoU on the synthetic tiles it left out is reported too.
 
-The classical baseline (beadseg.classical, threshold calibrated on the training folds) runs on
+The classical baseline (beadseg.evaluation.classical, threshold calibrated on the training folds) runs on
 the same folds. Out-of-fold counts give the dilution slope. Writes
 bench-out/accuracy/<set>/accuracy.json.
 
@@ -32,15 +32,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine, real_subset, subset, synthetic_subset  # noqa: E402
 from train_default import COMPOSITES, composites  # noqa: E402
 
-from beadseg.classical import calibrate_threshold, classical_segment  # noqa: E402
-from beadseg.config import InstanceConfig, PredictConfig, load_config  # noqa: E402
+from beadseg.core.config import InstanceConfig, PredictConfig, load_config  # noqa: E402
+from beadseg.core.dilution import fit_dilution  # noqa: E402
+from beadseg.core.files import find_pairs  # noqa: E402
+from beadseg.core.labels import label_components  # noqa: E402
+from beadseg.core.masks import read_mask, read_pair  # noqa: E402
+from beadseg.core.naming import source_frame  # noqa: E402
+from beadseg.core.registration import fix_masks  # noqa: E402
 from beadseg.data.split import grouped_split  # noqa: E402
-from beadseg.dilution import fit_dilution  # noqa: E402
-from beadseg.evaluate import aggregate, evaluate, evaluate_image, truth_labels  # noqa: E402
-from beadseg.instances import label_components  # noqa: E402
-from beadseg.io import find_pairs, read_mask, read_pair  # noqa: E402
-from beadseg.naming import source_frame  # noqa: E402
-from beadseg.registration import fix_masks  # noqa: E402
+from beadseg.evaluation.classical import calibrate_threshold, classical_segment  # noqa: E402
+from beadseg.evaluation.evaluate import evaluate  # noqa: E402
+from beadseg.evaluation.scores import aggregate, evaluate_image  # noqa: E402
+from beadseg.evaluation.truth import truth_labels  # noqa: E402
 from beadseg.training import train  # noqa: E402
 
 RECIPES = {
@@ -98,7 +101,7 @@ def synthetic_fold(name: str, k: int) -> int | None:
 def final_model(run: Path) -> Path:
     """The model a fold keeps: its last epoch (both recipes; no epoch is chosen on the held-out
     frames), with this version's instance settings."""
-    from beadseg.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
+    from beadseg.models.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
 
     final = run / "final.pt"
     if not final.exists():

@@ -8,7 +8,7 @@ Runs `beadseg predict MODEL` on them through the CLI (a subprocess, so the scrip
 on the package's internals) and scores, per level:
 
 - centroid F1: true centres (centres/NAME.csv) vs predicted bead centroids (OUT/beads/NAME.csv),
-  matched one-to-one within 3 px (`beadseg.metrics.match_points`), counts pooled over the tiles;
+  matched one-to-one within 3 px (`beadseg.core.metrics.match_points`), counts pooled over the tiles;
 - recall of single beads and of beads in touching groups;
 - total count error (predicted - true) / true over the level, and median |count error| per tile.
 
@@ -40,10 +40,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import DATA, OUT, ROOT, machine  # noqa: E402
 
-from beadseg.metrics import count_summary, match_points  # noqa: E402
+from beadseg.core.metrics import count_summary, match_points  # noqa: E402
 
 LEVELS = ("sparse", "medium", "dense", "clumped")
-DEFAULT_SPLIT = ROOT / "src" / "beadseg" / "weights" / "default_split.json"
+DEFAULT_SPLIT = ROOT / "src" / "beadseg" / "models" / "weights" / "default_split.json"
 DEFAULT_TOUCH = "0.9,1.0"
 
 
@@ -121,9 +121,9 @@ def summarise(images: list[dict]) -> dict:
 
 def compare_methods(model: str, truth: Path, level_of: dict[str, str], max_dist: float) -> dict:
     """Per instance method: the level summaries of the model's beads (in-process)."""
+    from beadseg.core.images import read_image
+    from beadseg.core.labels import centroids
     from beadseg.inference import load_model, segment
-    from beadseg.instances import centroids
-    from beadseg.io import read_image
 
     m = load_model(model)
     methods = ["distance", "probability_peaks"] + (["centre_peaks"] if m.centre_head else [])

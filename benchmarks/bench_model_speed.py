@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, machine  # noqa: E402
 
-from beadseg.config import PredictConfig  # noqa: E402
+from beadseg.core.config import PredictConfig  # noqa: E402
+from beadseg.core.images import write_image  # noqa: E402
+from beadseg.data.synth import synth_image  # noqa: E402
 from beadseg.inference import load_model, predict_file  # noqa: E402
-from beadseg.io import write_image  # noqa: E402
-from beadseg.synth import synth_image  # noqa: E402
 
 
 def main() -> None:

@@ -38,11 +38,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine  # noqa: E402
 
-from beadseg.checkpoint import onnx_path, resolve_model_path  # noqa: E402
-from beadseg.config import PredictConfig  # noqa: E402
+from beadseg.core.config import PredictConfig  # noqa: E402
+from beadseg.core.images import write_image  # noqa: E402
+from beadseg.data.synth import synth_image  # noqa: E402
 from beadseg.inference import load_model, predict_file, predict_probabilities  # noqa: E402
-from beadseg.io import write_image  # noqa: E402
-from beadseg.synth import synth_image  # noqa: E402
+from beadseg.models.checkpoint import onnx_path, resolve_model_path  # noqa: E402
 
 MP = 3840 * 2160 / 1e6
 
@@ -108,7 +108,7 @@ def probabilities(onnx_m, torch_m, image, quick: bool) -> dict:
     """Every way of computing the frame's probabilities, timed, and their agreement."""
     import torch
 
-    from beadseg.normalization import normalize_image
+    from beadseg.core.normalization import normalize_image
 
     res, maps = {}, {}
     tile, overlap = onnx_m.default_tile_size, PredictConfig().overlap

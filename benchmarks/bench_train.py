@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine, real_subset  # noqa: E402
 
-from beadseg.config import load_config  # noqa: E402
-from beadseg.experiments.compare import compare_runs, markdown_table  # noqa: E402
+from beadseg.core.config import load_config  # noqa: E402
+from beadseg.evaluation.compare import compare_runs, markdown_table  # noqa: E402
 from beadseg.models import build_model, fuse_for_inference  # noqa: E402
 from beadseg.training import train  # noqa: E402
 

@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_counting import DEFAULT_TOUCH, run_name  # noqa: E402
 from common import OUT  # noqa: E402
 
-from beadseg.config import InstanceConfig  # noqa: E402
-from beadseg.instances import fill_holes, filter_sizes, instances_from_mask  # noqa: E402
-from beadseg.metrics import centroids, count_summary, match_points  # noqa: E402
+from beadseg.core.beads import instances_from_mask  # noqa: E402
+from beadseg.core.config import InstanceConfig  # noqa: E402
+from beadseg.core.labels import fill_holes, filter_sizes  # noqa: E402
+from beadseg.core.metrics import centroids, count_summary, match_points  # noqa: E402
 
 LEVELS = ("sparse", "medium", "dense", "clumped")
 EIGHT = np.ones((3, 3), bool)

@@ -203,7 +203,7 @@ def main():
             out += section(res)
     t = load("train/bench_train.json")
     if t:
-        from beadseg.experiments.compare import markdown_table
+        from beadseg.evaluation.compare import markdown_table
 
         out += [
             "## training (real tiles, grouped split, same time budget)",

@@ -35,20 +35,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import DATA, OUT, ROOT, subset, synthetic_subset  # noqa: E402
 
-from beadseg.checkpoint import (  # noqa: E402
-    load_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-    slim_checkpoint,
-)
-from beadseg.config import Config, InstanceConfig, load_config  # noqa: E402
-from beadseg.export.onnx import export_onnx  # noqa: E402
-from beadseg.naming import source_frame  # noqa: E402
+from beadseg.core.config import Config, InstanceConfig, load_config  # noqa: E402
+from beadseg.core.naming import source_frame  # noqa: E402
+from beadseg.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, slim_checkpoint  # noqa: E402
+from beadseg.models.onnx import export_onnx  # noqa: E402
 from beadseg.training import train  # noqa: E402
 from beadseg.training.data import prepare_data  # noqa: E402
 from beadseg.training.validation import fingerprint_samples  # noqa: E402
 
-SPLIT = ROOT / "src" / "beadseg" / "weights" / "default_split.json"
+SPLIT = ROOT / "src" / "beadseg" / "models" / "weights" / "default_split.json"
 COMPOSITES = (  # (name, levels, per level, seed, touch)
     ("a", "sparse,medium,dense,clumped,crowded", 4, 101, "0.9,1.0"),
     ("b", "medium,dense,clumped,crowded", 4, 102, "0.75,0.9"),
@@ -143,7 +138,7 @@ def main():
         shutil.copy(run / src, dest / name)
     if args.install:
         for f in dest.iterdir():
-            shutil.copy(f, ROOT / "src" / "beadseg" / "weights" / f.name)
+            shutil.copy(f, ROOT / "src" / "beadseg" / "models" / "weights" / f.name)
 
 
 def export_last(run: Path, out: Path) -> Path:

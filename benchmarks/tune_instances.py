@@ -25,11 +25,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT  # noqa: E402
 
-from beadseg.config import InstanceConfig  # noqa: E402
+from beadseg.core.beads import segment_instances  # noqa: E402
+from beadseg.core.config import InstanceConfig  # noqa: E402
+from beadseg.core.images import read_image  # noqa: E402
+from beadseg.core.labels import centroids  # noqa: E402
+from beadseg.core.masks import read_centres  # noqa: E402
+from beadseg.core.metrics import count_summary, match_points  # noqa: E402
 from beadseg.inference import load_model, segment  # noqa: E402
-from beadseg.instances import centroids, segment_instances  # noqa: E402
-from beadseg.io import read_centres, read_image  # noqa: E402
-from beadseg.metrics import count_summary, match_points  # noqa: E402
 
 
 def settings(has_centre: bool) -> dict[str, InstanceConfig]:

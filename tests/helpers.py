@@ -3,7 +3,7 @@
 import torch.nn.functional as F
 from torch import nn
 
-from beadseg.config import InstanceConfig
+from beadseg.core.config import InstanceConfig
 from beadseg.inference import LoadedModel
 
 
@@ -41,7 +41,7 @@ def oracle_model(threshold=0.5, **inst) -> LoadedModel:
 
 
 def tiny_train_config(data, **over):
-    from beadseg.config import load_config
+    from beadseg.core.config import load_config
 
     sets = {
         "data.path": str(data),
@@ -66,7 +66,7 @@ def run_cli(*args):
     import io
     import subprocess
 
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -94,7 +94,7 @@ FROZEN = {"model.norm": "none", "optim.lr": 1e-30, "schedule.warmup_epochs": 0}
 
 def dense_data(out, n=6, size=64, seed=2):
     """Synthetic tiles with ~35 % bead pixels (see FROZEN)."""
-    from beadseg.synth import synth_dataset
+    from beadseg.data.synth import synth_dataset
 
     synth_dataset(out, n=n, size=size, seed=seed, min_beads=2500, max_beads=3000)
     return out

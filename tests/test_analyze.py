@@ -7,9 +7,11 @@ import pytest
 from scipy import ndimage as ndi
 
 from beadseg.analysis import analyze_dataset, grade_labels
-from beadseg.io import find_pairs, write_image, write_mask
-from beadseg.registration import shift_mask
-from beadseg.synth import synth_image, synth_tiled_frame
+from beadseg.core.files import find_pairs
+from beadseg.core.images import write_image
+from beadseg.core.masks import write_mask
+from beadseg.core.registration import shift_mask
+from beadseg.data.synth import synth_image, synth_tiled_frame
 
 
 def _write(root, name, image, labels):
@@ -54,7 +56,7 @@ def test_counts_sizes_foreground_exact(tmp_path):
 
 
 def test_density_bins_cover_every_image_even_with_given_edges(tmp_path):
-    from beadseg.config import AnalyzeConfig
+    from beadseg.core.config import AnalyzeConfig
 
     for i, n in enumerate([2, 30, 300, 700]):
         s = synth_image(256, n, seed=i)
@@ -221,7 +223,7 @@ def test_tile_named_synthetic_that_looks_real_is_reported(tmp_path):
 def test_checks_do_not_change_their_arguments(tmp_path):
     from beadseg.analysis.checks import run_checks
     from beadseg.analysis.doctor import measure_all
-    from beadseg.config import AnalyzeConfig
+    from beadseg.core.config import AnalyzeConfig
 
     synth_tiled_frame(tmp_path, "640x_f", rows=1, cols=3, tile=96, overlap_px=20, seed=3)
     cfg = AnalyzeConfig()
@@ -273,7 +275,7 @@ def test_outputs_written_and_report_numbers(tmp_path, synth_data):
 
 
 def test_reference_of_an_old_schema_is_an_input_error(tmp_path, synth_data):
-    from beadseg.errors import InputError
+    from beadseg.core.errors import InputError
 
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"dataset_size": 3, "overall": {}}))
@@ -282,7 +284,7 @@ def test_reference_of_an_old_schema_is_an_input_error(tmp_path, synth_data):
 
 
 def test_dilution_fit_over_source_frames_in_summary(tmp_path):
-    from beadseg.synth import synth_dilution_series
+    from beadseg.data.synth import synth_dilution_series
 
     synth_dilution_series(
         tmp_path, dilutions=(160, 640, 2560), frames_per_dilution=2, tiles_per_frame=2, size=512, seed=0
@@ -293,7 +295,7 @@ def test_dilution_fit_over_source_frames_in_summary(tmp_path):
 
 
 def test_cli_analyze_prints_domains_and_where_outputs_went(tmp_path, synth_data, capsys):
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     with pytest.raises(SystemExit) as e:
         main(["analyze", str(synth_data), "--out", str(tmp_path / "an"), "--no-plots"])

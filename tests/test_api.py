@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 import beadseg
-from beadseg.synth import synth_image
+from beadseg.data.synth import synth_image
 
 
 def test_root_api_segments_one_array_and_tables_its_beads():

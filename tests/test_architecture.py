@@ -1,4 +1,5 @@
-"""The one-way dependency rule of docs/architecture.md, checked on the source tree."""
+"""The layering of docs/architecture.md, checked on the source tree: imports run one way (down
+the layers), no module imports itself back through others, and no module outgrows 500 lines."""
 
 import ast
 from pathlib import Path
@@ -7,18 +8,25 @@ import beadseg
 
 ROOT = Path(beadseg.__file__).parent
 
-# docs/architecture.md: a module may import only from its own layer or a lower-numbered one
+# docs/architecture.md: a package may import only from its own layer or a lower one
 LAYERS = {
-    "errors": 0, "__init__": 0,
-    "io": 1, "output_folder": 1, "naming": 1, "config": 1, "provenance": 1, "plots": 1, "fastfilters": 1,
-    "normalization": 1, "memory": 1,
-    "devices": 2, "checkpoint": 2, "models": 2, "losses": 2, "metrics": 2, "instances": 2,
-    "registration": 2, "synth": 2, "composite": 2, "dilution": 2, "domain": 2, "reporting": 2,
-    "data": 3, "training": 3, "inference": 3, "analysis": 3, "classical": 3, "export": 3,
-    "evaluate": 4,
-    "experiments": 5, "demo": 5,
-    "cli": 6, "__main__": 6, "napari_plugin": 6,
+    "__init__": 0, "core": 0,
+    "outputs": 1,
+    "data": 2, "analysis": 2,
+    "models": 3,
+    "training": 4, "inference": 4,
+    "evaluation": 5,
+    "integrations": 6,
+    "workflows": 7,
+    "cli": 8, "__main__": 8,
 }  # fmt: skip
+MAX_LINES = 500
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
 
 
 def _top(module: str) -> str:
@@ -27,41 +35,76 @@ def _top(module: str) -> str:
 
 
 def _imports() -> dict[str, set[str]]:
-    """Top-level beadseg module -> the top-level beadseg modules it imports."""
+    """beadseg module -> the beadseg modules it imports (anywhere in the file; a name imported
+    from a package counts as its submodule when one of that name exists)."""
+    modules = {_module(p) for p in ROOT.rglob("*.py")}
     out: dict[str, set[str]] = {}
     for path in ROOT.rglob("*.py"):
-        rel = path.relative_to(ROOT.parent).with_suffix("")
-        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-        here = _top(".".join(parts))
+        here = _module(path)
+        pkg = here if path.name == "__init__.py" else here.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 if node.level:
-                    base = list(parts)[: len(parts) - node.level + (path.name == "__init__.py")]
-                    targets = [".".join(base + ([node.module] if node.module else []))]
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    mod = ".".join(base + ([node.module] if node.module else []))
                 else:
-                    targets = [node.module or ""]
+                    mod = node.module or ""
+                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
                 continue
-            for t in targets:
-                if t == "beadseg" or t.startswith("beadseg."):
-                    out.setdefault(here, set()).add(_top(t) if t != "beadseg" else "__init__")
+            out.setdefault(here, set()).update(
+                t for t in targets if t == "beadseg" or t.startswith("beadseg.")
+            )
     return out
 
 
-def test_every_module_has_a_layer():
-    tops = {_top(".".join(p.relative_to(ROOT.parent).with_suffix("").parts)) for p in ROOT.glob("*.py")}
+def test_every_package_has_a_layer():
+    tops = {_top(_module(p)) for p in ROOT.glob("*.py")}
     tops |= {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
     missing = sorted(tops - set(LAYERS))
     assert not missing, f"add {missing} to the layer table of docs/architecture.md and LAYERS"
 
 
 def test_imports_run_one_way():
-    wrong = [
-        f"{a} (layer {LAYERS[a]}) imports {b} (layer {LAYERS[b]})"
+    wrong = sorted(
+        f"{a} (layer {LAYERS[_top(a)]}) imports {b} (layer {LAYERS[_top(b)]})"
         for a, targets in _imports().items()
         for b in targets
-        if a in LAYERS and b in LAYERS and LAYERS[b] > LAYERS[a]
-    ]
+        if LAYERS[_top(b)] > LAYERS[_top(a)]
+    )
     assert not wrong, "; ".join(wrong)
+
+
+def test_no_module_imports_itself_back():
+    graph = _imports()
+    cycles = []
+
+    def visit(node, stack, on_stack, done):
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in on_stack:
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
+            elif nxt not in done and nxt != node:
+                visit(nxt, stack, on_stack, done)
+        on_stack.discard(stack.pop())
+        done.add(node)
+
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [], set(), done)
+    # a package's face (__init__) naming its own modules is no cycle
+    real = [c for c in cycles if not all(part.startswith(c.split(" -> ")[0]) for part in c.split(" -> "))]
+    assert not real, "; ".join(real[:5])
+
+
+def test_no_module_over_500_lines():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in ROOT.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"split these modules: {long}"

@@ -8,8 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from beadseg.io import write_image
-from beadseg.synth import synth_image
+from beadseg.core.images import write_image
+from beadseg.data.synth import synth_image
 
 
 def _no_network(*args, **kwargs):
@@ -20,7 +20,7 @@ def test_package_passes_bioimageio_test_model_offline(tmp_path, monkeypatch):
     pytest.importorskip("bioimageio.core")
     from bioimageio.core import test_model
 
-    from beadseg.export import export_model
+    from beadseg.integrations.export import export_model
 
     path = export_model("default", "bioimageio", tmp_path / "beads.zip")
     names = set(zipfile.ZipFile(path).namelist())
@@ -73,7 +73,7 @@ def onnx_alone_mask(onnx_file, image_uint8):
 def test_onnx_file_alone_reproduces_predicts_mask(tmp_path):
     import tifffile
 
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     tile = synth_image((512, 512), 300, seed=5, cluster_fraction=0.3).image
     write_image(tmp_path / "in" / "640x_tile.png", tile)

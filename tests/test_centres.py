@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from beadseg.config import InstanceConfig
+from beadseg.core.beads import segment_instances
+from beadseg.core.config import InstanceConfig
+from beadseg.core.errors import ConfigError, InputError
 from beadseg.data.targets import centre_targets, distance_map, gaussian_heatmap, single_bead_area
-from beadseg.errors import ConfigError, InputError
-from beadseg.instances import segment_instances
 from beadseg.models import MODELS, build_model
 
 
@@ -145,7 +145,8 @@ def _exact_truth_folder(src, out):
 
     from scipy import ndimage as ndi
 
-    from beadseg.io import read_labels, write_csv
+    from beadseg.core.files import write_csv
+    from beadseg.core.masks import read_labels
 
     shutil.copytree(src, out)
     for f in sorted((out / "labels").iterdir()):
@@ -165,8 +166,8 @@ def _exact_truth_folder(src, out):
 def test_centre_head_model_trains_on_several_folders(tmp_path):
     from helpers import tiny_train_config
 
-    from beadseg.checkpoint import load_checkpoint, model_from_checkpoint
-    from beadseg.synth import synth_dataset
+    from beadseg.data.synth import synth_dataset
+    from beadseg.models.checkpoint import load_checkpoint, model_from_checkpoint
     from beadseg.training import train
 
     synth_dataset(tmp_path / "a", n=4, size=80, seed=3, min_beads=20, max_beads=80)
@@ -192,7 +193,7 @@ def test_centre_head_model_trains_on_several_folders(tmp_path):
 
 
 def test_beads_per_tile_of_a_labelled_set():
-    from beadseg.instances import count_beads_in_mask, count_labelled_beads
+    from beadseg.core.beads import count_beads_in_mask, count_labelled_beads
 
     # 6 single discs (area ~37) and one clump outlined as a smooth blob of ~3 bead areas
     labels, _ = _discs((60, 60), [(8, 8), (8, 30), (8, 50), (30, 8), (50, 8), (50, 50)], 3.5)
@@ -210,7 +211,7 @@ def test_training_leaves_out_labels_graded_unusable(tmp_path, monkeypatch):
 
     import beadseg.analysis.grades as grades_module
     from beadseg.analysis import LabelGrade
-    from beadseg.synth import synth_tiled_frame
+    from beadseg.data.synth import synth_tiled_frame
     from beadseg.training import train
     from beadseg.training.data import prepare_data
 
@@ -237,8 +238,8 @@ def test_training_leaves_out_labels_graded_unusable(tmp_path, monkeypatch):
 def test_fine_tuning_takes_the_network_and_scaling_of_its_start(tmp_path):
     from helpers import tiny_train_config
 
-    from beadseg.checkpoint import load_checkpoint
-    from beadseg.synth import synth_dataset
+    from beadseg.data.synth import synth_dataset
+    from beadseg.models.checkpoint import load_checkpoint
     from beadseg.training import train
 
     synth_dataset(tmp_path / "d", n=6, size=64, seed=2, min_beads=10, max_beads=60)
@@ -257,7 +258,7 @@ def test_fine_tuning_takes_the_network_and_scaling_of_its_start(tmp_path):
 
 
 def test_fine_tuning_lowers_the_default_learning_rate_but_keeps_a_chosen_one():
-    from beadseg.config import load_config
+    from beadseg.core.config import load_config
     from beadseg.training.trainer import FINE_TUNE_LR_FACTOR, fine_tuning_config
 
     default_lr = load_config(None, []).optim.lr

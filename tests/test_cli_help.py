@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from helpers import run_cli
 
-from beadseg.cli import app
-from beadseg.output_folder import MANIFEST, default_output
-from beadseg.synth import synth_dataset
+from beadseg.cli.app import app
+from beadseg.data.synth import synth_dataset
+from beadseg.outputs.folder import MANIFEST, default_output
 
 #: commands that print progress while they run (bars or per-step lines)
 PROGRESS = {"analyze", "train", "cv", "sweep", "predict", "demo"}

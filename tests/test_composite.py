@@ -7,17 +7,14 @@ import pytest
 import tifffile
 from scipy import ndimage as ndi
 
-from beadseg.composite import (
-    TruthLevel,
-    collect_sources,
-    draw_labels,
-    layout_beads,
-    write_composites,
-)
-from beadseg.errors import InputError
-from beadseg.io import read_image, read_mask, write_image, write_mask
-from beadseg.registration import bead_evidence
-from beadseg.synth import synth_image
+from beadseg.core.errors import InputError
+from beadseg.core.images import read_image, write_image
+from beadseg.core.masks import read_mask, write_mask
+from beadseg.core.registration import bead_evidence
+from beadseg.data.composite.compose import write_composites
+from beadseg.data.composite.layout import TruthLevel, draw_labels, layout_beads
+from beadseg.data.composite.sources import collect_sources
+from beadseg.data.synth import synth_image
 
 
 def _sparse_tiles(folder, frames=("5120x_a", "5120x_b"), size=192, beads=7):

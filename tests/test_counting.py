@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from helpers import DarkBeadNet, oracle_model, tiny_train_config
 
-from beadseg.config import InstanceConfig, PredictConfig
-from beadseg.domain import image_features, summarise_features
-from beadseg.errors import BeadsegWarning
+from beadseg.core.config import InstanceConfig, PredictConfig
+from beadseg.core.domain import image_features, summarise_features
+from beadseg.core.errors import BeadsegWarning
+from beadseg.core.files import write_csv
+from beadseg.core.images import read_image, write_image
+from beadseg.core.masks import write_labels
+from beadseg.core.normalization import normalization_record
+from beadseg.data.synth import synth_image
 from beadseg.inference import LoadedModel, segment, segment_image
-from beadseg.io import read_image, write_csv, write_image, write_labels
-from beadseg.normalization import normalization_record
-from beadseg.synth import synth_image
 
 
 def _background_oracle(**meta) -> LoadedModel:
@@ -58,7 +60,7 @@ def test_raw_arrays_and_grey_2d_arrays_work(tmp_path, tile):
 
 
 def test_domain_check_flags_unlike_images_in_counts_csv(tmp_path, monkeypatch):
-    import beadseg.inference.pipeline as P
+    import beadseg.inference.runner as P
 
     plain = _background_oracle()
     rows = []
@@ -102,8 +104,8 @@ def _exact_truth_set(root, n=3):
 
 
 def test_evaluate_counts_against_exact_centres(tmp_path, monkeypatch):
-    import beadseg.evaluate as E
-    from beadseg.io import read_centres, read_labels
+    import beadseg.evaluation.evaluate as E
+    from beadseg.core.masks import read_centres, read_labels
 
     data = _exact_truth_set(tmp_path / "d")
     # merge two beads in the labels: the centres still say how many beads there are

@@ -5,14 +5,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from beadseg.dilution import (
-    dilution_report,
-    fit_dilution,
-    frame_densities,
-    read_sample_sheet,
-    stock_concentration,
-)
-from beadseg.errors import InputError
+from beadseg.core.dilution import fit_dilution, frame_densities, stock_concentration
+from beadseg.core.errors import InputError
+from beadseg.evaluation.dilution_report import dilution_report
+from beadseg.evaluation.samples import read_sample_sheet
 
 
 def _write_counts(path, rows):
@@ -167,7 +163,7 @@ def test_sample_sheet_prefix_image_and_precedence(tmp_path):
     ],
 )
 def test_pixel_size_without_depth_is_an_error(tmp_path, capsys, args):
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     counts = _write_counts(tmp_path / "counts.csv", _frames_counts(np.random.default_rng(0)))
     with pytest.raises(SystemExit) as e:
@@ -179,7 +175,7 @@ def test_pixel_size_without_depth_is_an_error(tmp_path, capsys, args):
 
 
 def test_cli_dilution_prints_stock_and_outliers(tmp_path, capsys):
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     rows = _frames_counts(np.random.default_rng(2), low_frame="640x_f1")
     counts = _write_counts(tmp_path / "counts.csv", rows)

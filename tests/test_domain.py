@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from beadseg.domain import domain_check, image_features, summarise_features
+from beadseg.core.domain import domain_check, image_features, summarise_features
 
 
 def _tile(seed, n=12, radius=3.0, bead_rgb=(0.30, 0.33, 0.38), size=64):

@@ -55,7 +55,7 @@ def test_cli_pipeline(tmp_path):
     assert f"read {tmp_path / 'ev' / 'report.html'}" in r.stdout
     assert (tmp_path / "ev" / "report.html").is_file()
     r = cli("evaluate", tmp_path / "run", data, "--out", tmp_path / "ev2", "--calibrate")
-    from beadseg.checkpoint import load_checkpoint
+    from beadseg.models.checkpoint import load_checkpoint
 
     calibrated = tmp_path / "ev2" / "calibrated.pt"
     assert str(calibrated) in r.stdout
@@ -72,7 +72,7 @@ def test_cli_pipeline(tmp_path):
 
 
 def test_demo_quick(tmp_path):
-    from beadseg.checkpoint import WEIGHTS_DIR
+    from beadseg.models.checkpoint import WEIGHTS_DIR
 
     if not (WEIGHTS_DIR / "default.pt").is_file():
         pytest.fail("the shipped default model is missing")

@@ -4,11 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from beadseg.errors import InputError
-from beadseg.evaluate import evaluate
-from beadseg.io import write_image, write_labels, write_mask
-from beadseg.registration import fix_masks, shift_mask
-from beadseg.synth import synth_image
+from beadseg.core.errors import InputError
+from beadseg.core.images import write_image
+from beadseg.core.masks import write_labels, write_mask
+from beadseg.core.registration import fix_masks, shift_mask
+from beadseg.data.synth import synth_image
+from beadseg.evaluation.evaluate import evaluate
 
 
 def test_evaluate_prediction_folder_matches_stardist(tmp_path):
@@ -103,8 +104,8 @@ def test_truth_split_from_soft_masks_is_flagged(tmp_path):
 def test_calibrate_writes_a_copy_and_leaves_the_model_alone(tmp_path, synth_data):
     import hashlib
 
-    from beadseg.checkpoint import DEFAULT_MODEL
     from beadseg.inference import load_model
+    from beadseg.models.checkpoint import DEFAULT_MODEL
 
     before = hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
     r = evaluate("default", synth_data, tmp_path / "ev", calibrate=True, gallery=False)
@@ -150,7 +151,7 @@ def test_fix_masks_restores_known_shifts(tmp_path):
         truth[f"t{i}"] = (s.mask, (dy, dx))
     before = {p.name: p.read_bytes() for p in (tmp_path / "d" / "masks").iterdir()}
     rows = fix_masks(tmp_path / "d", tmp_path / "fixed")
-    from beadseg.io import read_mask
+    from beadseg.core.masks import read_mask
 
     for r in rows:
         mask, (dy, dx) = truth[r["name"]]
@@ -164,8 +165,8 @@ def test_fix_masks_restores_known_shifts(tmp_path):
 
 
 def test_classical_calibration_picks_the_pooled_f1_best_threshold():
-    from beadseg.classical import calibrate_threshold, classical_segment
-    from beadseg.metrics import match_centroids
+    from beadseg.core.metrics import match_centroids
+    from beadseg.evaluation.classical import calibrate_threshold, classical_segment
 
     shots = [synth_image(96, n, seed=i) for i, n in enumerate((15, 30))]
     images, labels = [s.image / 255.0 for s in shots], [s.labels for s in shots]
@@ -177,9 +178,9 @@ def test_classical_calibration_picks_the_pooled_f1_best_threshold():
 def test_cli_fix_masks_searches_as_far_as_training_aligns(tmp_path):
     """The default radius is DataConfig.align_radius_px (6), the one `train` aligns with: a
     mask 6 px off is found (the old CLI default, 5, missed it)."""
-    from beadseg.cli import main
-    from beadseg.config import DataConfig
-    from beadseg.io import read_mask
+    from beadseg.cli.app import main
+    from beadseg.core.config import DataConfig
+    from beadseg.core.masks import read_mask
 
     s = synth_image(160, 120, seed=30)
     write_image(tmp_path / "d" / "images" / "t.png", s.image)

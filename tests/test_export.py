@@ -5,16 +5,16 @@ import hashlib
 import pytest
 import torch
 
-from beadseg.checkpoint import (
+from beadseg.core.config import ModelConfig
+from beadseg.core.errors import InputError
+from beadseg.models import build_model
+from beadseg.models.checkpoint import (
     CHECKPOINT_FORMAT,
     export_checkpoint,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
-from beadseg.config import ModelConfig
-from beadseg.errors import InputError
-from beadseg.models import build_model
 
 
 @pytest.fixture

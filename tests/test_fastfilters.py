@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from beadseg.fastfilters import box_mean, gaussian_exact, gaussian_smooth, window_max
-from beadseg.registration import block_mean, correlation_by_shift, cross_sums, register_mask, shift_mask
+from beadseg.core.filters import box_mean, gaussian_exact, gaussian_smooth, window_max
+from beadseg.core.registration import block_mean, correlation_by_shift, cross_sums, register_mask, shift_mask
 
 
 @pytest.mark.parametrize("shape", [(37, 50), (64, 64), (5, 9)])

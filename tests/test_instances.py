@@ -1,17 +1,9 @@
 import numpy as np
 import pytest
 
-from beadseg.instances import (
-    centroids,
-    count_beads,
-    filter_sizes,
-    instances_from_mask,
-    label_components,
-    local_maxima,
-    relabel,
-    split_touching,
-)
-from beadseg.synth import synth_image
+from beadseg.core.beads import count_beads, instances_from_mask, local_maxima, split_touching
+from beadseg.core.labels import centroids, filter_sizes, label_components, relabel
+from beadseg.data.synth import synth_image
 
 
 def _disc(mask, cy, cx, r2=12):
@@ -63,7 +55,7 @@ def test_size_filters_and_holes():
     m[2:4, 2:4] = True  # 4 px speck
     m[10:20, 10:20] = True
     m[14, 14] = False  # a hole
-    from beadseg.config import InstanceConfig
+    from beadseg.core.config import InstanceConfig
 
     lab = instances_from_mask(m, None, InstanceConfig(min_area_px=8, split_touching=False))
     assert lab.max() == 1 and lab[14, 14] == 1
@@ -107,7 +99,7 @@ def test_local_maxima():
 def test_bead_table_equals_regionprops():
     from skimage.measure import regionprops_table
 
-    from beadseg.instances import bead_table
+    from beadseg.core.labels import bead_table
 
     s = synth_image(96, 30, seed=7)
     img = s.image / 255.0
@@ -132,7 +124,7 @@ def test_bead_table_equals_regionprops():
 def test_fill_holes_equals_scipy():
     from scipy import ndimage as ndi
 
-    from beadseg.instances import fill_holes
+    from beadseg.core.labels import fill_holes
 
     rng = np.random.default_rng(0)
     for _ in range(5):

@@ -3,19 +3,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from beadseg.errors import BeadsegWarning, InputError
-from beadseg.io import (
-    atomic_path,
-    classify_mask,
-    find_pairs,
-    read_image,
-    read_mask,
-    read_pair,
-    to_channels,
-    write_columns_csv,
-    write_labels,
-    write_mask,
-)
+from beadseg.core.errors import BeadsegWarning, InputError
+from beadseg.core.files import atomic_path, find_pairs, write_columns_csv
+from beadseg.core.images import read_image, to_channels
+from beadseg.core.masks import classify_mask, read_mask, read_pair, write_labels, write_mask
 
 
 def _pair(root, name, image, mask, img_ext=".png", mask_ext=".png"):
@@ -172,7 +163,7 @@ def test_to_channels():
 
 
 def test_read_labels_trusts_ids(tmp_path):
-    from beadseg.io import read_labels
+    from beadseg.core.masks import read_labels
 
     lab = np.zeros((6, 6), np.uint16)
     lab[0:3, 0:3] = 1
@@ -188,7 +179,7 @@ def test_read_labels_trusts_ids(tmp_path):
 def test_soft_mask_dilation_equals_scipy():
     from scipy import ndimage as ndi
 
-    from beadseg.io import _dilate_cross
+    from beadseg.core.masks import _dilate_cross
 
     rng = np.random.default_rng(3)
     for shape, p in (((1, 1), 0.5), ((9, 13), 0.2), ((64, 80), 0.02)):

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from beadseg.config import LossConfig
-from beadseg.losses import bce_loss, build_loss, dice_loss, focal_loss, tversky_loss
+from beadseg.core.config import LossConfig
+from beadseg.models.losses import bce_loss, build_loss, dice_loss, focal_loss, tversky_loss
 
 L = torch.tensor([[0.0, 2.0, -1.0], [1.0, -2.0, 0.5], [3.0, 0.0, -3.0]]).reshape(1, 1, 3, 3)
 T = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 0.0, 0.0]]).reshape(1, 1, 3, 3)

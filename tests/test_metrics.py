@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from beadseg.metrics import (
+from beadseg.core.metrics import (
     best_shift_iou,
     count_error,
     count_summary,
@@ -13,7 +13,7 @@ from beadseg.metrics import (
     pool_matchings,
     pooled,
 )
-from beadseg.registration import shift_mask
+from beadseg.core.registration import shift_mask
 
 STARDIST_COUNTS = ("tp", "fp", "fn", "n_true", "n_pred")
 STARDIST_SCORES = (
@@ -61,7 +61,7 @@ def test_mean_vs_pooled():
 
 
 def _random_labels(rng, shape=(96, 96), n=25, jitter=0):
-    from beadseg.synth import synth_image
+    from beadseg.data.synth import synth_image
 
     s = synth_image(shape, n, seed=int(rng.integers(1e9)))
     lab = s.labels.copy()
@@ -74,7 +74,7 @@ def _random_labels(rng, shape=(96, 96), n=25, jitter=0):
 def test_object_matching_equals_stardist(rng, thresh):
     from stardist.matching import matching
 
-    from beadseg.synth import synth_image
+    from beadseg.data.synth import synth_image
 
     for _ in range(6):
         s = synth_image((96, 96), int(rng.integers(0, 40)), seed=int(rng.integers(1e9)))
@@ -127,7 +127,7 @@ def test_pooling_sums_counts_and_ignores_empty_empty_images():
 def test_pooling_equals_stardist_matching_dataset(rng):
     from stardist.matching import matching_dataset
 
-    from beadseg.synth import synth_image
+    from beadseg.data.synth import synth_image
 
     trues, preds = [], []
     for _ in range(5):
@@ -207,9 +207,10 @@ def test_count_error():
 def test_docstring_examples_hold():
     import doctest
 
+    import beadseg.core.beads
+    import beadseg.core.labels
+    import beadseg.core.metrics
     import beadseg.inference.tiling
-    import beadseg.instances
-    import beadseg.metrics
 
-    for module in (beadseg.metrics, beadseg.instances, beadseg.inference.tiling):
+    for module in (beadseg.core.metrics, beadseg.core.beads, beadseg.core.labels, beadseg.inference.tiling):
         assert doctest.testmod(module).failed == 0, module.__name__

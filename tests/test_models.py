@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from beadseg.errors import ConfigError
+from beadseg.core.errors import ConfigError
 from beadseg.models import MODELS, create_model, model_table
 
 NAMES = list(MODELS)
@@ -53,9 +53,9 @@ def test_model_table():
 
 
 def test_tiny_model_overfits_one_synthetic_image():
-    from beadseg.losses import bce_loss, dice_loss
-    from beadseg.metrics import pixel_scores
-    from beadseg.synth import synth_image
+    from beadseg.core.metrics import pixel_scores
+    from beadseg.data.synth import synth_image
+    from beadseg.models.losses import bce_loss, dice_loss
 
     torch.manual_seed(0)
     s = synth_image(64, 12, seed=3)

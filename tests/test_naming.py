@@ -1,4 +1,4 @@
-from beadseg.naming import parse_name
+from beadseg.core.naming import parse_name
 
 
 def test_real_tile_name():
@@ -35,7 +35,7 @@ def test_upper_case_x_is_a_dilution_too():
 def test_dilution_rule_is_stated_in_help(capsys):
     import pytest
 
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     for cmd in ("dilution", "analyze"):
         with pytest.raises(SystemExit):

@@ -1,17 +1,17 @@
-"""The napari plugin's logic (beadseg.napari_plugin.layers): runs without napari or Qt."""
+"""The napari plugin's logic (beadseg.integrations.napari.layers): runs without napari or Qt."""
 
 import numpy as np
 import pytest
 
-from beadseg.errors import InputError
-from beadseg.napari_plugin.layers import (
+from beadseg.core.errors import InputError
+from beadseg.integrations.napari.layers import (
     bead_layers,
     image_from_array,
     is_prediction_folder,
     plane_index,
     prediction_layers,
 )
-from beadseg.napari_plugin.reader import get_reader
+from beadseg.integrations.napari.reader import get_reader
 
 
 def test_image_from_array_scales_like_read_image():
@@ -52,9 +52,9 @@ def test_bead_layers_carry_the_table_and_sit_over_the_image():
 @pytest.fixture(scope="module")
 def prediction_folder(tmp_path_factory):
     """A real `beadseg predict` output folder: two tiny synthetic tiles, one of them empty."""
+    from beadseg.core.images import write_image
+    from beadseg.data.synth import synth_image
     from beadseg.inference import predict_images
-    from beadseg.io import write_image
-    from beadseg.synth import synth_image
 
     root = tmp_path_factory.mktemp("pred")
     s = synth_image(96, n_beads=8, seed=3, cluster_fraction=0.0, min_gap_px=2.0)

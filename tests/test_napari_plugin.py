@@ -23,9 +23,9 @@ try:
 except ImportError as exc:
     require("napari", f"napari plugin tests need {exc.name}: pip install -e '.[napari-test]'", module=True)
 
-import beadseg.napari_plugin  # noqa: E402
+import beadseg.integrations.napari  # noqa: E402
 
-MANIFEST = Path(beadseg.napari_plugin.__file__).parent / "napari.yaml"
+MANIFEST = Path(beadseg.integrations.napari.__file__).parent / "napari.yaml"
 
 
 def test_manifest_is_valid_and_its_commands_import():
@@ -76,7 +76,7 @@ def _fraction_found(true_yx: np.ndarray, found_yx: np.ndarray, tol_px: float) ->
 
 
 def test_widget_finds_the_beads_of_a_synthetic_tile(viewer, qtbot):
-    from beadseg.synth import synth_image
+    from beadseg.data.synth import synth_image
 
     # 40 isolated beads: the shipped model counts isolated beads exactly (DESIGN.md); on 8 such
     # tiles it was 0-1 bead off, so 2 beads (5 %) is the tolerance.
@@ -118,9 +118,9 @@ def test_widget_says_what_is_wrong_with_a_missing_model(viewer, qtbot, tmp_path)
 
 
 def test_reader_opens_a_prediction_folder(viewer, tmp_path):
+    from beadseg.core.images import write_image
+    from beadseg.data.synth import synth_image
     from beadseg.inference import predict_images
-    from beadseg.io import write_image
-    from beadseg.synth import synth_image
 
     s = synth_image(96, n_beads=6, seed=2, cluster_fraction=0.0, min_gap_px=2.0)
     write_image(tmp_path / "images" / "a.png", s.image)

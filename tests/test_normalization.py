@@ -1,16 +1,10 @@
 import numpy as np
 import pytest
 
-from beadseg.errors import InputError
-from beadseg.io import read_raw_image, write_image
-from beadseg.normalization import (
-    LEGACY,
-    as_hwc,
-    background_level,
-    normalization_record,
-    normalize_image,
-)
-from beadseg.synth import synth_image
+from beadseg.core.errors import InputError
+from beadseg.core.images import read_raw_image, write_image
+from beadseg.core.normalization import LEGACY, as_hwc, background_level, normalization_record, normalize_image
+from beadseg.data.synth import synth_image
 
 
 @pytest.fixture

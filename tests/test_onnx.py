@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from beadseg.checkpoint import CHECKPOINT_FORMAT, DEFAULT_MODEL, save_checkpoint
-from beadseg.config import InstanceConfig, ModelConfig, PredictConfig
-from beadseg.errors import BeadsegWarning, ConfigError, InputError
-from beadseg.export.onnx import export_onnx, onnx_path, write_onnx_beside
+from beadseg.core.config import InstanceConfig, ModelConfig, PredictConfig
+from beadseg.core.errors import BeadsegWarning, ConfigError, InputError
+from beadseg.core.images import write_image
+from beadseg.data.synth import synth_image
 from beadseg.inference import OnnxModel, load_model, segment_image
-from beadseg.inference.model import LoadedModel
-from beadseg.io import write_image
+from beadseg.inference.torch_model import LoadedModel
 from beadseg.models import build_model
-from beadseg.synth import synth_image
+from beadseg.models.checkpoint import CHECKPOINT_FORMAT, DEFAULT_MODEL, save_checkpoint
+from beadseg.models.onnx import export_onnx, onnx_path, write_onnx_beside
 
 
 def _tiny_checkpoint(path, **meta):
@@ -152,7 +152,7 @@ def test_predict_with_onnx_never_imports_torch(shipped_copy, tmp_path):
 
 
 def test_export_command(tmp_path):
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     ckpt = _tiny_checkpoint(tmp_path / "run" / "best.pt")
     with pytest.raises(SystemExit) as done:

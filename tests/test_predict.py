@@ -9,14 +9,16 @@ import pytest
 import torch
 from helpers import DarkBeadNet, oracle_model
 
-from beadseg.config import InstanceConfig, PredictConfig
-from beadseg.errors import InputError
+from beadseg.core.config import InstanceConfig, PredictConfig
+from beadseg.core.errors import InputError
+from beadseg.core.images import write_image
+from beadseg.core.metrics import match_objects
+from beadseg.data.synth import synth_image
 from beadseg.inference import LoadedModel, predict_probabilities, segment_image
+from beadseg.inference.counts import COUNT_FIELDS
+from beadseg.inference.merge import merge_runs
 from beadseg.inference.tiling import blend_profile, predict_tiled, tile_starts
-from beadseg.io import write_image
-from beadseg.metrics import match_objects
 from beadseg.models import create_model
-from beadseg.synth import synth_image
 
 
 def _random_unet(depth=3):
@@ -97,7 +99,7 @@ def test_oracle_finds_synthetic_beads_and_splits_touching_pairs():
     m = match_objects(s.labels, labels, 0.5)
     assert m.f1 > 0.9
     # touching beads are split: more objects than connected components of the truth
-    from beadseg.instances import label_components
+    from beadseg.core.labels import label_components
 
     assert labels.max() > label_components(s.mask)[1]
 
@@ -140,27 +142,28 @@ def test_a_one_frame_run_reads_its_frame_once_while_the_model_loads(tmp_path, mo
     """The frame of a one-frame run is decoded while the model loads; that read is its only
     read. A frame already predicted (its record exists), or a run of several frames, reads
     nothing ahead."""
-    import beadseg.inference.pipeline as P
+    import beadseg.inference.frames as F
+    import beadseg.inference.runner as P
 
     reads = []
-    real_read = P.read_image
-    monkeypatch.setattr(P, "read_image", lambda path: reads.append(Path(path).name) or real_read(path))
+    real_read = F.read_image
+    monkeypatch.setattr(F, "read_image", lambda path: reads.append(Path(path).name) or real_read(path))
 
     for i in range(2):
         write_image(tmp_path / "in" / f"f{i}.png", synth_image(64, 5, seed=i).image)
     frame = tmp_path / "in" / "f0.png"
     monkeypatch.setattr(P, "load_model", lambda *a, **kw: oracle_model())
-    first = P.FirstRead.of([frame], tmp_path / "out")
+    first = F.FirstRead.of([frame], tmp_path / "out")
     assert first.path == frame and first.image().shape[:2] == (64, 64)
     reads.clear()
     P.predict_images("any", [frame], tmp_path / "out", PredictConfig(mode="full"), progress=False)
     assert reads == ["f0.png"]  # read once: the read ahead was used
-    assert P.FirstRead.of([frame], tmp_path / "out") is None  # recorded: nothing to read ahead
-    assert P.FirstRead.of(sorted((tmp_path / "in").iterdir()), tmp_path / "other") is None
+    assert F.FirstRead.of([frame], tmp_path / "out") is None  # recorded: nothing to read ahead
+    assert F.FirstRead.of(sorted((tmp_path / "in").iterdir()), tmp_path / "other") is None
 
 
 def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
-    import beadseg.inference.pipeline as P
+    import beadseg.inference.runner as P
 
     monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     truth = {}
@@ -176,7 +179,7 @@ def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
     assert summary.n_images == 3 and summary.n_errors == 2
     assert summary.total_count == sum(truth.values())
     rows = list(csv.DictReader(open(tmp_path / "out" / "counts.csv")))
-    assert list(rows[0]) == P.COUNT_FIELDS
+    assert list(rows[0]) == COUNT_FIELDS
     for r in rows:
         assert int(r["count"]) == truth[r["image"]]
         assert int(r["dilution"]) == int(r["image"].split("x_")[0])
@@ -200,7 +203,7 @@ def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
 
 
 def test_merge_reads_settings_of_older_runs(tmp_path, monkeypatch):
-    import beadseg.inference.pipeline as P
+    import beadseg.inference.runner as P
 
     monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     for i in range(2):
@@ -218,7 +221,7 @@ def test_merge_reads_settings_of_older_runs(tmp_path, monkeypatch):
     old["predict"]["blend"] = "gaussian"  # as written before the rename
     old["instances"]["threshold"] = 0.5  # a key older versions wrote
     (tmp_path / "s1" / "settings.json").write_text(json.dumps(old))
-    assert P.merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "m").n_images == 2
+    assert merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "m").n_images == 2
 
 
 def test_bad_model_and_inputs(tmp_path):
@@ -257,7 +260,7 @@ def test_cli_predict_bad_checkpoint_exit_2(tmp_path):
 
 def _main(*args):
     """Run the CLI in this process; its exit code."""
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     with pytest.raises(SystemExit) as exit_:
         main([str(a) for a in args])
@@ -283,7 +286,7 @@ def test_cli_predict_config_file_set_and_options(tmp_path, capsys):
         "--quiet",
     )
     assert code == 0
-    from beadseg.config import load_config
+    from beadseg.core.config import load_config
 
     cfg = load_config(tmp_path / "o" / "config.yaml", model=PredictConfig)
     assert (cfg.mode, cfg.tile_size, cfg.overlap, cfg.blend) == ("tiled", 128, 32, "cosine")

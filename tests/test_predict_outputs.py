@@ -8,12 +8,14 @@ import pytest
 import tifffile
 from helpers import oracle_model
 
-from beadseg.config import PredictConfig
-from beadseg.errors import InputError
+from beadseg.core.config import PredictConfig
+from beadseg.core.errors import InputError
+from beadseg.core.images import read_pixel_size_um, write_image
+from beadseg.core.labels import bead_table
+from beadseg.core.masks import read_labels, write_labels
+from beadseg.data.synth import synth_image
+from beadseg.inference.merge import merge_runs
 from beadseg.inference.overlay import OUTLINE_RGB, SPLIT_RGB, colour_overlay, preview
-from beadseg.instances import bead_table
-from beadseg.io import read_labels, read_pixel_size_um, write_image, write_labels
-from beadseg.synth import synth_image
 
 
 def _two_touching_discs(shape=(40, 50), r=8):
@@ -81,7 +83,7 @@ def _rows(path):
 
 
 def _predict(monkeypatch, inputs, out, **cfg):
-    import beadseg.inference.pipeline as P
+    import beadseg.inference.runner as P
 
     monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     return P.predict_images("any", inputs, out, PredictConfig(mode="full", **cfg), progress=False)
@@ -118,7 +120,7 @@ def test_beads_csv_has_every_bead_of_the_run_resumed_frames_included(tmp_path, m
 
 
 def test_no_pixel_size_leaves_unit_cells_empty_and_merge_joins_beads(tmp_path, monkeypatch):
-    import beadseg.inference.pipeline as P
+    import beadseg.inference.runner as P
 
     monkeypatch.setattr(P, "load_model", lambda model, *args, **kw: oracle_model())
     for i in range(3):
@@ -129,7 +131,7 @@ def test_no_pixel_size_leaves_unit_cells_empty_and_merge_joins_beads(tmp_path, m
     counts = _rows(tmp_path / "s0" / "counts.csv")
     assert {r["pixel_size_um"] for r in counts} == {""} and {r["beads_per_mm2"] for r in counts} == {""}
     assert "area_um2" not in _rows(tmp_path / "s0" / "beads.csv")[0]
-    P.merge_runs([tmp_path / "s1", tmp_path / "s0"], tmp_path / "m")
+    merge_runs([tmp_path / "s1", tmp_path / "s0"], tmp_path / "m")
     merged = _rows(tmp_path / "m" / "beads.csv")
     shards = _rows(tmp_path / "s0" / "beads.csv") + _rows(tmp_path / "s1" / "beads.csv")
     assert len(merged) == len(shards) == sum(int(r["count"]) for r in _rows(tmp_path / "m" / "counts.csv"))
@@ -155,7 +157,7 @@ def test_overlay_keeps_colour_and_marks_split_lines_apart_from_outlines():
 
 
 def test_preview_for_large_frames_full_size_overlay_as_configured(tmp_path):
-    from beadseg.inference.pipeline import write_overlays
+    from beadseg.inference.frames import write_overlays
 
     assert preview(np.zeros((1000, 1500, 3), np.uint8)) is None  # 1.5 MP
     big = np.zeros((1100, 2000, 3), np.uint8)
@@ -172,7 +174,7 @@ def test_preview_for_large_frames_full_size_overlay_as_configured(tmp_path):
 
 
 def test_cli_pixel_size_option(tmp_path):
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     def run(*args):
         with pytest.raises(SystemExit) as exit_:

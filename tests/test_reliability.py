@@ -1,7 +1,7 @@
 """Hostile input through the command line (issue 18, issue 14 items 3-5), the output-folder rule,
 resume rules and the label grades acting on training and evaluation.
 
-Every bad-input case runs in this process through ``beadseg.cli.main`` and must end with exit
+Every bad-input case runs in this process through ``beadseg.cli.app.main`` and must end with exit
 code 2, one line on stderr naming the file or value and the fix, no traceback, and ``--out``
 exactly as it was before (absent when it was absent).
 """
@@ -18,11 +18,11 @@ import tifffile
 import torch
 from helpers import FROZEN, dense_data, run_cli, tiny_train_config
 
-from beadseg.checkpoint import CHECKPOINT_FORMAT, DEFAULT_MODEL
-from beadseg.io import write_mask
-from beadseg.output_folder import LOCK, MANIFEST, acquire_lock, release_lock
-from beadseg.registration import shift_mask
-from beadseg.synth import synth_dataset, synth_image
+from beadseg.core.masks import write_mask
+from beadseg.core.registration import shift_mask
+from beadseg.data.synth import synth_dataset, synth_image
+from beadseg.models.checkpoint import CHECKPOINT_FORMAT, DEFAULT_MODEL
+from beadseg.outputs.folder import LOCK, MANIFEST, acquire_lock, release_lock
 
 TINY = [
     "--set",
@@ -80,7 +80,7 @@ def assert_refused(code, err, needles):
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     """Small inputs and finished outputs, made once; cases copy what they modify."""
-    from beadseg.cli import main
+    from beadseg.cli.app import main
 
     root = tmp_path_factory.mktemp("rel")
 
@@ -535,7 +535,7 @@ STOPS = {
 
 @pytest.mark.parametrize("stop", sorted(STOPS))
 def test_resume_after_the_stop_decision_ends_as_the_uninterrupted_run(stop, request, tmp_path):
-    from beadseg.checkpoint import load_checkpoint
+    from beadseg.models.checkpoint import load_checkpoint
     from beadseg.training import train
 
     data, sets = STOPS[stop]
@@ -560,7 +560,7 @@ def test_resume_after_the_stop_decision_ends_as_the_uninterrupted_run(stop, requ
 
 
 def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(dense, tmp_path):
-    from beadseg.output_folder import claim_output
+    from beadseg.outputs.folder import claim_output
     from beadseg.training import train
 
     cfg = tiny_train_config(dense, **FROZEN)  # its kept model is never collapsed: the run is "ok"
@@ -608,7 +608,7 @@ def test_a_killed_sweep_resumes_without_running_trials_and_with_new_parameters(s
 def graded(tmp_path_factory):
     """Six pairs: synth_002's mask is empty while its image shows beads (unusable), synth_003's
     is shifted by (3, -2) px (fixable: re-registered by (-3, 2))."""
-    from beadseg.io import read_mask
+    from beadseg.core.masks import read_mask
 
     d = tmp_path_factory.mktemp("graded") / "d"
     synth_dataset(d, n=6, size=96, seed=1, min_beads=300, max_beads=1500)

@@ -10,8 +10,8 @@ import pytest
 from browser import find_browser, screenshot
 from optional import require
 
-from beadseg.io import read_image, write_image
-from beadseg.reporting import markdown_table, render_html, report_markdown, write_report
+from beadseg.core.images import read_image, write_image
+from beadseg.outputs.document import markdown_table, render_html, report_markdown, write_report
 
 
 def _cells(html: str) -> list[str]:
@@ -56,18 +56,18 @@ def test_terms_are_defined_once_in_alphabetical_order():
 
 
 def test_docstring_examples_hold():
-    import beadseg.reporting.document
-    import beadseg.reporting.terms
+    import beadseg.outputs.document
+    import beadseg.outputs.terms
 
-    for module in (beadseg.reporting.document, beadseg.reporting.terms):
+    for module in (beadseg.outputs.document, beadseg.outputs.terms):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory):
     """`evaluate` of the shipped model on a small synthetic set, written to a folder."""
-    from beadseg.evaluate import evaluate
-    from beadseg.synth import synth_dataset
+    from beadseg.data.synth import synth_dataset
+    from beadseg.evaluation.evaluate import evaluate
 
     root = tmp_path_factory.mktemp("ev")
     synth_dataset(root / "data", n=6, size=128, seed=1, min_beads=5, max_beads=400)

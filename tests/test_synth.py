@@ -1,7 +1,7 @@
 import numpy as np
 
-from beadseg.io import read_mask
-from beadseg.synth import synth_dataset, synth_image
+from beadseg.core.masks import read_mask
+from beadseg.data.synth import synth_dataset, synth_image
 
 
 def test_seeded_and_reproducible():

@@ -8,10 +8,10 @@ import time
 import pytest
 from helpers import dense_data, tiny_train_config
 
-from beadseg.checkpoint import load_checkpoint
-from beadseg.config import load_config
-from beadseg.errors import ConfigError
-from beadseg.synth import synth_dataset
+from beadseg.core.config import load_config
+from beadseg.core.errors import ConfigError
+from beadseg.data.synth import synth_dataset
+from beadseg.models.checkpoint import load_checkpoint
 from beadseg.training import train
 
 
@@ -31,6 +31,10 @@ def test_short_run_learns_and_writes_artefacts(tmp_path):
             "optim.lr": 0.01,
             "data.crop_size": 96,
             "train.early_stop_patience": 20,
+            # the first epochs predict no foreground (warm-up); the collapse guard, which would
+            # stop such a run at epoch 3 on some machines, watches only the last epoch here:
+            # then the best val IoU is 0.83-0.86 on every CPU kernel set tried
+            "train.collapse_min_epoch": 7,
         },
     )
     res = train(cfg, tmp_path / "run", progress=False, log=_quiet)
@@ -181,7 +185,7 @@ def test_crop_larger_than_images(tmp_path):
 
 
 def test_group_split_needs_two_frames(tmp_path):
-    from beadseg.synth import synth_tiled_frame
+    from beadseg.data.synth import synth_tiled_frame
 
     data = tmp_path / "d"
     synth_tiled_frame(data, "640x_only", rows=2, cols=2, tile=96, overlap_px=20)

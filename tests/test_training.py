@@ -10,12 +10,12 @@ import pytest
 import torch
 from helpers import FROZEN, dense_data, tiny_train_config
 
-from beadseg.checkpoint import load_checkpoint, save_checkpoint
-from beadseg.config import ScheduleConfig, load_config
-from beadseg.errors import ConfigError
-from beadseg.losses import build_loss
+from beadseg.core.config import ScheduleConfig, load_config
+from beadseg.core.errors import ConfigError
+from beadseg.data.synth import synth_dataset
 from beadseg.models import build_model
-from beadseg.synth import synth_dataset
+from beadseg.models.checkpoint import load_checkpoint, save_checkpoint
+from beadseg.models.losses import build_loss
 from beadseg.training import train
 from beadseg.training.data import crop_loader, prepare_data
 from beadseg.training.schedules import SCHEDULES, build_scheduler, lr_factor
@@ -242,7 +242,7 @@ def fake_group(monkeypatch):
 
 
 def test_process_group_is_left_after_a_barrier(fake_group):
-    from beadseg.devices import distributed
+    from beadseg.models.devices import distributed
 
     with distributed("cpu") as d:
         assert (d.rank, d.world_size, d.device.type, d.active) == (0, 2, "cpu", True)
@@ -251,7 +251,7 @@ def test_process_group_is_left_after_a_barrier(fake_group):
 
 def test_a_failing_rank_does_not_wait_at_the_barrier(fake_group):
     """The other ranks are inside a collective: a barrier here would hang them all."""
-    from beadseg.devices import distributed
+    from beadseg.models.devices import distributed
 
     with pytest.raises(OSError), distributed("cpu"):
         raise OSError("disk full")

@@ -21,7 +21,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-from .errors import BeadsegError, BeadsegWarning  # noqa: E402
+from .core.errors import BeadsegError, BeadsegWarning  # noqa: E402
 
 # public name -> module (the one place the package root names higher layers: by string, lazily)
 _API = {
@@ -29,14 +29,14 @@ _API = {
     "segment": "inference",
     "segment_image": "inference",
     "predict_images": "inference",
-    "bead_table": "instances",
+    "bead_table": "core.labels",
     "analyze_dataset": "analysis",
-    "evaluate": "evaluate",
+    "evaluate": "evaluation.evaluate",
     "train": "training",
-    "load_config": "config",
-    "fit_dilution": "dilution",
-    "read_image": "io",
-    "synth_dataset": "synth",
+    "load_config": "core.config",
+    "fit_dilution": "core.dilution",
+    "read_image": "core.images",
+    "synth_dataset": "data.synth",
 }
 
 __all__ = ["BeadsegError", "BeadsegWarning", "__version__", *sorted(_API)]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import AnalyzeConfig
-from ..errors import InputError
-from ..io import find_pairs
+from ..core.config import AnalyzeConfig
+from ..core.errors import InputError
+from ..core.files import find_pairs
 from .checks import Checks, run_checks
 from .domains import DOMAINS, REAL, check_domains
 from .fingerprint import ImageMeasurement, measure_all
@@ -293,7 +293,7 @@ def analyze_dataset(
         if figures is not None:
             figures.cancel()
         raise
-    from ..provenance import to_jsonable
+    from ..outputs.provenance import to_jsonable
 
     summary = to_jsonable(summary)
     if out is not None:

@@ -7,7 +7,7 @@ Definitions used in the report:
 * bead contrast: ``(background - bead) / background`` with background the median grey level
   outside the mask and bead the mean grey level inside it (> 0: beads darker than background);
 * bead evidence: background-subtracted darkness in units of the image's noise
-  (:func:`beadseg.registration.bead_evidence`);
+  (:func:`beadseg.core.registration.bead_evidence`);
 * green cast: ``(G - R) / grey`` of the background; bead blue ratio: how much the beads darken the
   blue channel relative to the green one (the two colour features that tell the synthetic tiles
   from the real ones, see :mod:`beadseg.analysis.domains`).
@@ -21,11 +21,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..fastfilters import window_max
-from ..instances import count_beads, label_components
-from ..io import Pair, read_pair_meta
-from ..naming import parse_name
-from ..registration import Registration, bead_evidence, block_mean, register_mask, shift_mask
+from ..core.beads import count_beads
+from ..core.files import Pair
+from ..core.filters import window_max
+from ..core.labels import label_components
+from ..core.masks import read_pair_meta
+from ..core.naming import parse_name
+from ..core.registration import Registration, bead_evidence, block_mean, register_mask, shift_mask
 from .domains import domain_by_name
 
 SMALL_SIDE_PX = 128  # side of the reduced evidence/mask kept per image for the owner search
@@ -220,7 +222,7 @@ def _arrays(
 def measure_image(pair: Pair, settings: dict) -> ImageMeasurement:
     """Everything the dataset doctor needs from one image/mask pair (see :class:`ImageMeasurement`).
 
-    ``settings`` holds the :class:`~beadseg.config.AnalyzeConfig` fields; with
+    ``settings`` holds the :class:`~beadseg.core.config.AnalyzeConfig` fields; with
     ``settings["grading_only"]`` the measurements only label grading needs are made (no bead
     split count, hashes or edge strips: about half the time).
     """
@@ -308,7 +310,6 @@ def measure_all(
 
     settings = {**cfg.model_dump(), "grading_only": grading_only}
     workers = min(workers or min(os.cpu_count() or 1, 4), len(pairs))
-    keep_freed_memory()
     work = partial(measure_image, settings=settings)
     if workers <= 1:
         return list(_progress(map(work, pairs), len(pairs), progress))
@@ -321,16 +322,6 @@ def measure_all(
         # a few pairs per task: fewer round trips, still balanced across the workers
         chunk = max(1, len(pairs) // (4 * workers))
         return list(_progress(pool.map(work, pairs, chunksize=chunk), len(pairs), progress))
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to serve the doctor's many 1-2 MB temporaries from its heap and to keep
-    what is freed, instead of mapping and unmapping each one (measured on the 79 dev tiles, one
-    process: 366k page faults and 0.6 s of system time without, 30k and 0.1 s with; 3.5 -> 3.0 s
-    wall). Settings of this process and the workers it forks; True where applied (glibc)."""
-    from ..memory import mallopt
-
-    return mallopt(M_MMAP_THRESHOLD=32 << 20, M_TRIM_THRESHOLD=256 << 20)
 
 
 def _pool(workers: int):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import AnalyzeConfig
+from ..core.config import AnalyzeConfig
 
 GOOD, FIXABLE, UNUSABLE = "good", "fixable", "unusable"
 
@@ -109,7 +109,7 @@ def grade_labels(
 
     Parameters
     ----------
-    pairs : list of :class:`beadseg.io.Pair`
+    pairs : list of :class:`beadseg.core.files.Pair`
         The data set (grading compares each mask with the rest of the set, so give all pairs).
     cfg : AnalyzeConfig, optional
         Thresholds of the checks (default settings when None).
@@ -123,7 +123,7 @@ def grade_labels(
 
     Examples
     --------
-    >>> from beadseg.io import find_pairs
+    >>> from beadseg.core.files import find_pairs
     >>> grades = grade_labels(find_pairs("data"))  # doctest: +SKIP
     >>> [g.name for g in grades if not g.usable]  # doctest: +SKIP
     """
@@ -182,7 +182,7 @@ def select_labels(pairs, use_all: bool = False, cfg: AnalyzeConfig | None = None
 
     Parameters
     ----------
-    pairs : list of :class:`beadseg.io.Pair`
+    pairs : list of :class:`beadseg.core.files.Pair`
         The whole data set (grading compares each label with the rest).
     use_all : bool
         Use every label as it is (``data.use_all_labels``): nothing graded, nothing left out.
@@ -199,7 +199,7 @@ def select_labels(pairs, use_all: bool = False, cfg: AnalyzeConfig | None = None
     InputError
         Every label is unusable.
     """
-    from ..errors import InputError
+    from ..core.errors import InputError
 
     pairs = list(pairs)
     if use_all or not pairs:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dilution import fit_dilution, fit_dilution_frames, frame_densities
+from ..core.dilution import fit_dilution, fit_dilution_frames, frame_densities
 
 
 def single_bead_area(areas: np.ndarray) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import write_csv
-from ..provenance import write_json, write_provenance
+from ..core.files import write_csv
+from ..outputs.provenance import write_json, write_provenance
 from .domains import REAL
 
 OUTPUT_FILES = (
@@ -24,8 +24,8 @@ OUTPUT_FILES = (
 def write_outputs(out: Path, summary: dict, ms, pairs, figures=None) -> list[Path]:
     """Write every output; ``figures`` is the :class:`~.plots.FigureWorker` drawing the
     matplotlib figure (None: no figures). Returns the files written."""
-    from ..reporting import write_report
-    from ..reporting.terms import ANALYSIS_NAMES, named_terms
+    from ..outputs.document import write_report
+    from ..outputs.terms import ANALYSIS_NAMES, named_terms
     from .report import render_report
 
     out.mkdir(parents=True, exist_ok=True)

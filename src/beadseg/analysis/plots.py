@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fastfilters import window_max
-from ..io import read_pair
+from ..core.filters import window_max
+from ..core.masks import read_pair
 from .domains import REAL, SYNTHETIC
 
 COLOURS = {REAL: "tab:blue", SYNTHETIC: "tab:orange"}
@@ -29,7 +29,7 @@ RGB = {REAL: (31, 119, 180), SYNTHETIC: (255, 127, 14)}
 
 
 def _serve(conn) -> None:
-    from ..plots import pyplot
+    from ..outputs.figures import pyplot
 
     pyplot()  # the import is the slow part; do it while the parent measures
     job = conn.recv()
@@ -271,7 +271,7 @@ def _panel_overlap(ax, p):
 def plot_distributions(payload: dict, path: Path) -> None:
     """distribution_analysis.png: foreground, beads per image, object area, brightness vs
     contrast, dilution, mask fit, label grades, overlap agreement; each domain its colour."""
-    from ..plots import pyplot, save_figure
+    from ..outputs.figures import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(2, 4, figsize=(20, 9))
@@ -330,7 +330,7 @@ def _panel(rgb: np.ndarray, lines: list[str], domain: str, width: int):
 def _grid(panels: list, cols: int, path: Path) -> None:
     from PIL import Image
 
-    from ..io import atomic_path
+    from ..core.files import atomic_path
 
     rows = int(np.ceil(len(panels) / cols))
     w = max(p.width for p in panels)
@@ -345,7 +345,7 @@ def _grid(panels: list, cols: int, path: Path) -> None:
 def _empty(path: Path, text: str) -> None:
     from PIL import Image, ImageDraw
 
-    from ..io import atomic_path
+    from ..core.files import atomic_path
 
     im = Image.new("RGB", (520, 40), "white")
     ImageDraw.Draw(im).text((10, 10), text, fill=(0, 0, 0), font=_font())
@@ -431,7 +431,7 @@ def _registration_rows(summary: dict, n: int) -> list[tuple[str, str, dict]]:
 def draw_registration(summary: dict, pairs, path: Path, n: int = 6, crop: int = 128) -> None:
     """registration.png: masks that do not fit their image (on their own image, and on the image
     they belong to) and misregistered masks (as given, red; shifted, green); real tiles first."""
-    from ..registration import shift_mask
+    from ..core.registration import shift_mask
 
     by_pair = {p.name: p for p in pairs}
     dom = {r["name"]: r["domain"] for r in summary["per_image"]}

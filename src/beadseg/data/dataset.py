@@ -2,7 +2,7 @@
 
 Each crop is drawn from its own generator seeded by (seed, epoch, index), so an epoch is
 reproducible and a resumed run draws exactly the crops the uninterrupted run would have.
-Images are normalised once, when read (:func:`beadseg.normalization.normalize_image`, the
+Images are normalised once, when read (:func:`beadseg.core.normalization.normalize_image`, the
 method the checkpoint records), so training and inference see the same values.
 """
 
@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from ..config import AugmentConfig, DataConfig
-from ..errors import ConfigError
-from ..io import Pair, read_centres, read_labels, read_pair, read_raw_image, to_channels
-from ..normalization import normalize_image
+from ..core.config import AugmentConfig, DataConfig
+from ..core.errors import ConfigError
+from ..core.files import Pair
+from ..core.images import read_raw_image, to_channels
+from ..core.masks import read_centres, read_labels, read_pair
+from ..core.normalization import normalize_image
 
 
 @dataclass
@@ -58,9 +60,9 @@ def load_samples(
     pairs: list[Pair], channels: int, align_radius_px: int | None = None, normalization: dict | None = None
 ) -> list[Sample]:
     """Read pairs into memory for training: images normalised (``normalization``, a
-    :func:`beadseg.normalization.normalization_record`; None: the default), masks optionally
+    :func:`beadseg.core.normalization.normalization_record`; None: the default), masks optionally
     re-registered (never those of exact-truth images), exact centres and labels attached."""
-    from ..registration import align_mask
+    from ..core.registration import align_mask
 
     out = []
     for p in pairs:

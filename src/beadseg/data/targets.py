@@ -1,7 +1,7 @@
 """Training targets of the centre head: where bead centres are, and where that is known.
 
 A model with ``model.centre_head`` predicts, next to the foreground, a map whose peaks are bead
-centres (:func:`beadseg.instances.instances_from_centres` turns the peaks into beads). Its
+centres (:func:`beadseg.core.beads.instances_from_peaks` turns the peaks into beads). Its
 target is built per training image:
 
 * exact-truth images (``labels/`` and ``centres/NAME.csv``, written by `beadseg synth --from`)
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..instances import single_bead_area
+from ..core.beads import single_bead_area
 
 __all__ = ["centre_targets", "distance_map", "gaussian_heatmap", "single_bead_area"]
 

@@ -4,9 +4,11 @@
   any predictor (numpy batch in, probabilities out; imports no torch);
 - :mod:`~beadseg.inference.runtime`: :func:`load_model`, which picks the engine: ONNX Runtime
   on the CPU (:mod:`~beadseg.inference.onnx_model`, no torch) when the model has an ONNX file,
-  else torch (:mod:`~beadseg.inference.model`: :class:`LoadedModel`);
-- :mod:`~beadseg.inference.pipeline`: one image (:func:`segment_image`) and many
-  (:func:`predict_images`, :func:`merge_runs`);
+  else torch (:mod:`~beadseg.inference.torch_model`: :class:`LoadedModel`);
+- :mod:`~beadseg.inference.segmentation`: one image (:func:`segment`, :func:`segment_image`);
+- :mod:`~beadseg.inference.runner`: many (:func:`predict_images`), frame by frame
+  (:mod:`~beadseg.inference.frames`), resumable (:mod:`~beadseg.inference.records`);
+  :mod:`~beadseg.inference.merge`: the runs of a job array joined;
 - :mod:`~beadseg.inference.overlay`: outline overlays.
 
 The names below are imported on first use, so ``import beadseg.inference.tiling`` does not pull
@@ -18,29 +20,29 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
-    "LoadedModel": "model",
-    "load_torch_model": "model",
+    "LoadedModel": "torch_model",
+    "load_torch_model": "torch_model",
     "OnnxModel": "onnx_model",
     "load_onnx_model": "onnx_model",
     "load_model": "runtime",
     "OVERLAY_PALETTE": "overlay",
     "inner_boundaries": "overlay",
     "overlay": "overlay",
-    "COUNT_FIELDS": "pipeline",
-    "CountRow": "pipeline",
-    "ImageResult": "pipeline",
-    "MergeSummary": "pipeline",
-    "PredictSummary": "pipeline",
-    "collect_inputs": "pipeline",
-    "merge_runs": "pipeline",
-    "parse_shard": "pipeline",
-    "predict_file": "pipeline",
-    "predict_images": "pipeline",
-    "predict_maps": "pipeline",
-    "predict_probabilities": "pipeline",
-    "segment": "pipeline",
-    "segment_image": "pipeline",
-    "Segmentation": "pipeline",
+    "COUNT_FIELDS": "counts",
+    "CountRow": "counts",
+    "ImageResult": "counts",
+    "MergeSummary": "merge",
+    "PredictSummary": "counts",
+    "collect_inputs": "runner",
+    "merge_runs": "merge",
+    "parse_shard": "runner",
+    "predict_file": "frames",
+    "predict_images": "runner",
+    "predict_maps": "segmentation",
+    "predict_probabilities": "segmentation",
+    "segment": "segmentation",
+    "segment_image": "segmentation",
+    "Segmentation": "segmentation",
     "blend_profile": "tiling",
     "predict_tiled": "tiling",
     "tile_starts": "tiling",

@@ -11,8 +11,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import BeadsegWarning
-from ..io import atomic_path
+from ..core.errors import BeadsegWarning
+from ..core.files import atomic_path
 
 BEADS_CSV = "beads.csv"
 

@@ -1,10 +1,10 @@
 """An exported network run by ONNX Runtime on the CPU: beadseg's inference path without torch.
 
-An :class:`OnnxModel` behaves like :class:`~beadseg.inference.model.LoadedModel` (same
+An :class:`OnnxModel` behaves like :class:`~beadseg.inference.torch_model.LoadedModel` (same
 attributes, callable as a tiling predictor) but imports only numpy and onnxruntime: 0.2-0.3 s
 to import instead of 1-3 s for torch, and 2.7-3.8x faster per 512-px tile than torch on this
 2-core CPU (see BENCHMARKS.md). Its settings come from the file's metadata
-(:mod:`beadseg.export.onnx`).
+(:mod:`beadseg.models.onnx`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import ONNX_FORMAT
-from ..errors import InputError
+from ..core.errors import InputError
+from ..models.checkpoint import ONNX_FORMAT
 from .tiling import pad_to_multiple
 
 
@@ -157,7 +157,7 @@ def load_onnx_model(path: str | Path, threads: int | None = None, source: str | 
     InputError
         Not an ONNX file with beadseg's metadata.
     """
-    from ..config import InstanceConfig
+    from ..core.config import InstanceConfig
 
     session = open_session(path, threads)
     props = read_onnx_metadata(session)

@@ -20,7 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..errors import BeadsegWarning, ConfigError, InputError
+from ..core.errors import BeadsegWarning, ConfigError, InputError
 
 RUNTIMES = ("auto", "onnx", "torch")
 
@@ -49,7 +49,7 @@ def _wants_cpu(device: str) -> bool:
         return False
     if not accelerator_possible():
         return True
-    from ..devices import resolve_device  # a GPU may be there: ask torch, as auto always did
+    from ..models.devices import resolve_device  # a GPU may be there: ask torch, as auto always did
 
     return resolve_device("auto").type == "cpu"
 
@@ -57,7 +57,7 @@ def _wants_cpu(device: str) -> bool:
 def _onnx_beside(checkpoint: Path, threads: int | None, warn: bool = True):
     """The OnnxModel of ``checkpoint``'s ONNX file when it exists, matches the checkpoint and
     onnxruntime is installed; else None (a stale or broken file is reported with ``warn``)."""
-    from ..checkpoint import file_sha256, onnx_path
+    from ..models.checkpoint import file_sha256, onnx_path
 
     path = onnx_path(checkpoint)
     if not path.is_file():
@@ -110,7 +110,7 @@ def load_model(model: str | Path, device=None, runtime: str = "auto", threads: i
     InputError
         Not a usable model; ``runtime="onnx"`` for a checkpoint without a matching ONNX file.
     """
-    from ..checkpoint import resolve_model_path
+    from ..models.checkpoint import resolve_model_path
 
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
@@ -139,6 +139,6 @@ def load_model(model: str | Path, device=None, runtime: str = "auto", threads: i
         m = _onnx_beside(path, threads)
         if m is not None:
             return m
-    from .model import load_torch_model
+    from .torch_model import load_torch_model
 
     return load_torch_model(path, device)

@@ -108,7 +108,7 @@ class EncoderDecoder(nn.Module):
     depth : int
         Number of down-sampling steps.
     norm, dropout, upsample
-        See :class:`beadseg.config.ModelConfig`.
+        See :class:`beadseg.core.config.ModelConfig`.
     out_channels : int
         1, or 2 with a centre head.
     block : type, optional

@@ -7,7 +7,7 @@ import difflib
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .attention_resunet import AttentionResUNet
 from .attention_unet import AttentionUNet
 from .unet import UNet
@@ -43,7 +43,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 
 def build_model(model_cfg, in_channels: int) -> nn.Module:
-    """The network described by a model config (a :class:`beadseg.config.ModelConfig` or the
+    """The network described by a model config (a :class:`beadseg.core.config.ModelConfig` or the
     dict of one, as stored in checkpoints): the one place a config becomes a network."""
     cfg = dict(model_cfg if isinstance(model_cfg, dict) else model_cfg.model_dump())
     # checkpoints written before the centre head have no such key: one output channel

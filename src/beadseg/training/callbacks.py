@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..checkpoint import save_checkpoint
-from ..config import TrainConfig
-from ..io import write_csv
+from ..core.config import TrainConfig
+from ..core.files import write_csv
+from ..models.checkpoint import save_checkpoint
 from .state import TrainState
 from .validation import ValidationScores
 

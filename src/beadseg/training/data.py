@@ -14,15 +14,15 @@ import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..analysis.grades import LabelSelection, select_labels
-from ..config import Config, DataConfig
+from ..core.config import Config, DataConfig
+from ..core.errors import ConfigError
+from ..core.files import Pair, find_pairs
+from ..core.labels import label_components
+from ..core.naming import source_frame
+from ..core.normalization import normalization_record
 from ..data.dataset import CropDataset, Sample, load_samples
 from ..data.split import Split, check_no_leak, grouped_split
 from ..data.targets import centre_targets, single_bead_area
-from ..errors import ConfigError
-from ..instances import label_components
-from ..io import Pair, find_pairs
-from ..naming import source_frame
-from ..normalization import normalization_record
 
 
 @dataclass
@@ -151,7 +151,7 @@ def reregister(samples: list[Sample], labels: LabelSelection) -> list[Sample]:
     """Shift the masks the grades found shifted onto their beads (by the grade's ``dy, dx``)."""
     if not labels.shifts:
         return samples
-    from ..registration import shift_mask
+    from ..core.registration import shift_mask
 
     for s in samples:
         if s.name in labels.shifts:

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Config
+from ..core.config import Config
 from ..data.dataset import CropDataset
-from ..devices import resolve_device, torch_threads
-from ..losses import build_loss
 from ..models import build_model
-from ..provenance import write_json
+from ..models.devices import resolve_device, torch_threads
+from ..models.losses import build_loss
+from ..outputs.provenance import write_json
 from .data import prepare_data
 
 
@@ -65,7 +65,7 @@ def lr_find(
         "steps_run": len(lrs),
     }
     if out is not None:
-        from ..plots import plot_lr_find
+        from ..outputs.figures import plot_lr_find
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

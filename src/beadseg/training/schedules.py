@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..config import ScheduleConfig
+from ..core.config import ScheduleConfig
 
 LONG_WARMUP_FRACTION = 0.3
 

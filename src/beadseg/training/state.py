@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from ..checkpoint import CHECKPOINT_FORMAT
-from ..config import Config
-from ..devices import Distributed
+from ..core.config import Config
+from ..models.checkpoint import CHECKPOINT_FORMAT
+from ..models.devices import Distributed
 
 
 def initial_best(monitor: str) -> dict:
@@ -78,7 +78,7 @@ class TrainState:
             self.status, self.reason = status, reason
 
     def checkpoint(self, finished: bool = False, result: dict | None = None) -> dict:
-        """The checkpoint dict (see :mod:`beadseg.checkpoint`) after the latest epoch."""
+        """The checkpoint dict (see :mod:`beadseg.models.checkpoint`) after the latest epoch."""
         return {
             "format": CHECKPOINT_FORMAT,
             "model_state": self.model.state_dict(),

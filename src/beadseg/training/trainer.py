@@ -2,7 +2,7 @@
 
 A run folder holds: ``config.yaml`` (resolved), ``split.json``, ``history.csv``, ``curves.png``,
 ``best.pt`` and ``last.pt`` (atomic, loadable with ``weights_only=True``), ``best.onnx`` (the
-kept model for ONNX Runtime, :mod:`beadseg.export.onnx`), ``result.json``
+kept model for ONNX Runtime, :mod:`beadseg.models.onnx`), ``result.json``
 (status ok / early-stopped / collapsed / time-limit) and ``provenance.json``. The loop itself
 is a few functions over a :class:`~beadseg.training.state.TrainState`; stopping rules, weight
 averaging and checkpoints are :mod:`~beadseg.training.callbacks`.
@@ -20,15 +20,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ..checkpoint import inference_weights, load_checkpoint, resolve_model_path
-from ..config import Config, ModelConfig, save_config
+from ..core.config import Config, ModelConfig, save_config
+from ..core.errors import ConfigError, InputError
+from ..core.normalization import normalization_record
 from ..data.dataset import CropDataset
-from ..devices import Distributed, distributed, torch_threads
-from ..errors import ConfigError, InputError
-from ..losses import build_loss
 from ..models import build_model, count_parameters
-from ..normalization import normalization_record
-from ..provenance import write_json, write_provenance
+from ..models.checkpoint import inference_weights, load_checkpoint, resolve_model_path
+from ..models.devices import Distributed, distributed, torch_threads
+from ..models.losses import build_loss
+from ..outputs.provenance import write_json, write_provenance
 from .callbacks import Callback, build_ema, check_best_model, default_callbacks
 from .data import TrainingData, bead_area_stats, crop_loader, prepare_data
 from .schedules import build_scheduler
@@ -119,7 +119,7 @@ def train(
 def _write_onnx(out: Path) -> None:
     """``best.onnx`` beside ``best.pt``, last (after every rewrite of best.pt): predict runs it
     with ONNX Runtime, without torch. ~0.2 s; a failure only warns."""
-    from ..export.onnx import write_onnx_beside
+    from ..models.onnx import write_onnx_beside
 
     if (out / "best.pt").is_file():
         write_onnx_beside(out / "best.pt")
@@ -167,8 +167,8 @@ def resume_point(run: Path, log: Callable[[str], None] = print) -> tuple[Config,
     InputError
         ``run`` holds neither a ``last.pt`` nor a ``config.yaml``.
     """
-    from ..config import load_config
-    from ..output_folder import read_manifest
+    from ..core.config import load_config
+    from ..outputs.folder import read_manifest
 
     if (run / "last.pt").is_file():
         ckpt = load_checkpoint(run / "last.pt")
@@ -397,9 +397,9 @@ def _build_state(
 
 def add_fingerprint(out: Path, samples: list, cfg: Config) -> None:
     """Store the training-data fingerprint of the kept model (best.pt) in best.pt and last.pt
-    (``meta["fingerprint"]``, see :mod:`beadseg.domain`), so prediction can flag images unlike
+    (``meta["fingerprint"]``, see :mod:`beadseg.core.domain`), so prediction can flag images unlike
     the training data."""
-    from ..checkpoint import model_from_checkpoint, save_checkpoint
+    from ..models.checkpoint import model_from_checkpoint, save_checkpoint
     from .validation import fingerprint_samples
 
     best = load_checkpoint(out / "best.pt")
@@ -422,7 +422,7 @@ def fine_tuning_config(cfg: Config, log: Callable[[str], None] = print) -> Confi
     ``optim.lr`` is set (YAML or ``--set``), the learning rate is a tenth of the default: at the
     default 3e-3 one epoch of 32 crops turned the shipped model (IoU 0.875 on synthetic tiles)
     into one that marks 62 % of the pixels (collapsed); at 3e-4 two epochs kept it at 0.84."""
-    from ..normalization import LEGACY
+    from ..core.normalization import LEGACY
 
     meta = load_checkpoint(resolve_model_path(cfg.train.init_weights))["meta"]
     model = ModelConfig(**{**ModelConfig().model_dump(), **meta["model"]})
@@ -491,6 +491,6 @@ def _finish(state: TrainState, result: dict, callbacks: list[Callback], log: Cal
     for cb in callbacks:
         cb.on_train_end(state, result)
     if state.history:
-        from ..plots import plot_curves
+        from ..outputs.figures import plot_curves
 
         plot_curves(state.history, state.out / "curves.png", title=f"{state.cfg.model.name} ({state.status})")

@@ -7,15 +7,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..core.metrics import mean_dice, mean_iou, pixel_scores, pooled
 from ..data.dataset import Sample, to_tensor
-from ..metrics import mean_dice, mean_iou, pixel_scores, pooled
 
 
 @dataclass(frozen=True)
 class ValidationScores:
     """Scores of one validation pass (the ``val_*`` columns of ``history.csv``).
 
-    IoU and Dice follow :mod:`beadseg.metrics`: ``val_iou`` is the mean over images,
+    IoU and Dice follow :mod:`beadseg.core.metrics`: ``val_iou`` is the mean over images,
     ``val_iou_pooled`` sums pixels over all images; ``val_pred_fg`` / ``val_true_fg`` are the
     pooled predicted and true foreground fractions (the collapse guard compares them).
     """
@@ -98,11 +98,11 @@ def fingerprint_samples(
     threshold: float = 0.5,
     max_images: int = 256,
 ) -> dict:
-    """The training-data fingerprint (:func:`beadseg.domain.summarise_features`) of a model on
+    """The training-data fingerprint (:func:`beadseg.core.domain.summarise_features`) of a model on
     its own training images (at most ``max_images``, evenly spaced), measured on its outputs as
     prediction will measure new images."""
-    from ..domain import image_features, summarise_features
-    from ..instances import segment_instances
+    from ..core.beads import segment_instances
+    from ..core.domain import image_features, summarise_features
 
     step = max(1, -(-len(samples) // max_images))
     rows = []

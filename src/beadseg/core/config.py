@@ -1,0 +1,472 @@
+"""Configuration: pydantic models (extra keys forbidden), YAML load/save, ``--set`` overrides.
+
+Every run folder gets the resolved configuration as ``config.yaml`` so it can be rerun exactly.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .files import write_text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the training data is and how crops are drawn from it."""
+
+    path: str | list[str] | None = Field(
+        None,
+        description="folder(s) with images/ and masks/ (labels/ and centres/ used when present)",
+    )
+    val_path: str | list[str] | None = Field(
+        None, description="validation folder(s); when set, all of data.path trains (no split)"
+    )
+    normalization: Literal["background", "percentile", "dtype_max"] = Field(
+        "background", description="input scaling, stored in the checkpoint (see normalization.py)"
+    )
+    crop_size: int = Field(256, ge=16, description="training crop size in px, at native resolution (>= 16)")
+    crops_per_epoch: int = Field(512, gt=0, description="random crops drawn per training epoch")
+    bead_crop_fraction: float = Field(
+        0.5, ge=0, le=1, description="share of crops centred on a bead (oversampling)"
+    )
+    align_masks: bool = Field(
+        False, description="re-register masks that sit off their beads (see `beadseg fix-masks`)"
+    )
+    align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
+    use_all_labels: bool = Field(
+        False,
+        description="train on every label as it is; by default labels graded unusable by "
+        "`beadseg.analysis.grade_labels` are left out and shifted ones re-registered (both "
+        "listed in split.json)",
+    )
+    channels: int = Field(3, ge=1, le=4, description="input channels given to the model")
+    centre_target: Literal["heatmap", "distance"] = Field(
+        "heatmap", description="centre head target: Gaussians at centres, or distance to edge"
+    )
+    centre_sigma_px: float = Field(1.5, gt=0, description="SD of the centre heatmap's Gaussians")
+    single_bead_area_px: float | None = Field(
+        None, gt=0, description="area of one bead; default: median object area of the masks"
+    )
+    clump_area_ratio: float = Field(
+        1.5, gt=1, description="objects above this many bead areas are clumps (no centre loss)"
+    )
+
+    @field_validator("path", "val_path")
+    @classmethod
+    def _one_or_many(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one folder")
+        return v
+
+
+class SplitConfig(_Strict):
+    """Train/validation split: grouped by source frame, stratified by density."""
+
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    folds: int | None = Field(None, ge=2, description="K for K-fold cross-validation")
+    fold: int = Field(0, ge=0, description="which fold is validation (0-based)")
+    seed: int = Field(0, ge=0)
+
+
+class ModelConfig(_Strict):
+    """Architecture from the registry (`beadseg models`)."""
+
+    name: str = "unet"
+    base_channels: int = Field(8, ge=1)
+    depth: int = Field(3, ge=1, le=6)
+    norm: Literal["batch", "group", "instance", "none"] = "batch"
+    dropout: float = Field(0.0, ge=0, lt=1)
+    upsample: Literal["transpose", "bilinear"] = "transpose"
+    centre_head: bool = Field(
+        False, description="a second output channel predicting bead centres (counts touching beads)"
+    )
+
+
+class LossConfig(_Strict):
+    """Loss on logits."""
+
+    name: Literal["dice", "bce", "bce_dice", "focal", "tversky"] = "bce_dice"
+    bce_weight: float = Field(0.5, ge=0)
+    dice_weight: float = Field(0.5, ge=0)
+    focal_gamma: float = Field(2.0, ge=0)
+    focal_alpha: float | None = Field(None, ge=0, le=1)
+    tversky_alpha: float = Field(0.3, ge=0)
+    tversky_beta: float = Field(0.7, ge=0)
+    pos_weight: float | None = Field(None, gt=0, description="BCE weight of bead pixels")
+    centre_weight: float = Field(1.0, ge=0, description="weight of the centre head's BCE")
+
+
+class OptimConfig(_Strict):
+    """AdamW."""
+
+    lr: float = Field(3e-3, gt=0, description="peak learning rate (run `beadseg lr-find`)")
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class ScheduleConfig(_Strict):
+    """Learning-rate schedule, stepped per batch (see :mod:`beadseg.training.schedules`).
+
+    ``cosine``: linear warm-up over ``warmup_epochs``, then cosine decay to ``min_lr_ratio`` x
+    the peak; ``cosine_long_warmup``: the same with a warm-up of at least 30 % of the run
+    (older configs call it ``onecycle``, which still loads); ``constant``: warm-up, then flat.
+    """
+
+    name: Literal["cosine", "cosine_long_warmup", "constant"] = "cosine"
+    warmup_epochs: float = Field(1.0, ge=0)
+    min_lr_ratio: float = Field(0.02, ge=0, le=1)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _old_name(cls, v):
+        # "onecycle" was never Smith's one-cycle policy (no momentum cycle, no low start)
+        return "cosine_long_warmup" if v == "onecycle" else v
+
+
+class AugmentConfig(_Strict):
+    """Geometric augmentation (image and mask together) and photometric (image only)."""
+
+    flips: bool = True
+    rot90: bool = True
+    scale: float = Field(0.1, ge=0, lt=0.5, description="max relative zoom, masks nearest")
+    brightness: float = Field(0.08, ge=0, le=0.5, description="max additive shift, in [0,1] units")
+    contrast: float = Field(0.25, ge=0, lt=1, description="max relative contrast change")
+    gamma: float = Field(0.2, ge=0, lt=1, description="max relative gamma change")
+    blur_prob: float = Field(0.2, ge=0, le=1)
+    noise_sd: float = Field(0.015, ge=0, le=0.2, description="max Gaussian noise SD")
+
+
+class TrainConfig(_Strict):
+    """The training loop."""
+
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, e.g. 0.99")
+    early_stop_patience: int | None = Field(10, ge=1)
+    monitor: Literal["val_iou", "val_iou_pooled", "val_dice", "val_loss"] = "val_iou"
+    collapse_patience: int = Field(2, ge=1, description="collapsed val epochs in a row to stop")
+    collapse_min_epoch: int = Field(
+        1, ge=0, description="epochs before the foreground-ratio collapse check starts"
+    )
+    threshold: float = Field(0.5, gt=0, lt=1)
+    device: str = "auto"
+    amp: bool = Field(True, description="mixed precision, used on CUDA only")
+    seed: int = Field(0, ge=0)
+    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    num_workers: int = Field(
+        0, ge=0, description="processes preparing training crops (0: the training process)"
+    )
+    init_weights: str | None = Field(
+        None, description="start from these weights (run folder, checkpoint or 'default')"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "mps") and not v.startswith("cuda"):
+            raise ValueError(f"device {v!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        return v
+
+
+class InstanceConfig(_Strict):
+    """How a mask becomes separate beads.
+
+    The probability threshold that makes the mask is the model's (``meta["threshold"]`` of its
+    checkpoint: ``train.threshold``, or the one ``beadseg evaluate --calibrate`` chose), unless
+    ``--threshold`` overrides it.
+
+    ``method`` (see :mod:`beadseg.core.beads`): ``distance`` seeds the watershed at maxima of
+    the mask's distance transform; ``probability_peaks`` at local maxima of the smoothed
+    probability; ``centre_peaks`` at peaks of the centre head (models trained with
+    ``model.centre_head``); ``auto`` takes ``centre_peaks`` when the model has the head, else
+    ``distance``.
+    """
+
+    method: Literal["auto", "distance", "probability_peaks", "centre_peaks"] = "auto"
+    min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
+    max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
+    split_touching: bool = True
+    min_distance_px: int = Field(3, ge=1, description="closest two bead centres can be")
+    fill_holes: bool = True
+    peak_distance_px: int | None = Field(
+        None, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window; default per method"
+    )
+    peak_sigma_px: float | None = Field(
+        None, ge=0, description="peak methods: smoothing (px) of the map; default per method"
+    )
+    centre_threshold: float = Field(
+        0.3, gt=0, lt=1, description="centre_peaks: lowest centre-head value of a bead centre"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unused_threshold(cls, data: Any) -> Any:
+        # older versions had an `instances.threshold` that nothing read; checkpoints and
+        # config.yaml files of those versions still load
+        if isinstance(data, dict) and "threshold" in data:
+            data = {k: v for k, v in data.items() if k != "threshold"}
+        return data
+
+
+class PredictConfig(_Strict):
+    """Inference on images of any size."""
+
+    mode: Literal["auto", "tiled", "full"] = "auto"
+    tile_size: int | None = Field(
+        None,
+        ge=32,
+        description="largest tile side in px; default: the engine's (1024 ONNX Runtime, 512 torch; "
+        "measured, see BENCHMARKS.md)",
+    )
+    overlap: int = Field(
+        128,
+        ge=0,
+        description="px shared by neighbouring tiles (> 2x the network's reach: exact; the shipped "
+        "model reaches 44 px)",
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="tiles per call; default: 1 with ONNX Runtime, ~0.26 MP per call with torch on "
+        "CPU (cache-sized), 8 on GPU",
+    )
+    blend: Literal["cosine", "constant"] = Field(
+        "cosine", description="cosine: raised-cosine ramp, zero near inner tile edges (exact); constant"
+    )
+    full_frame_max_mp: float = Field(
+        1.0, gt=0, description="auto mode runs the whole frame in one call up to this size (MP)"
+    )
+    device: str = "auto"
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="auto: ONNX Runtime on the CPU when the model has an up-to-date .onnx file "
+        "(no torch import), torch on GPUs and otherwise; onnx or torch: force one",
+    )
+    num_threads: int | None = Field(
+        None, ge=1, description="CPU threads of the network (default: the cores this process may use)"
+    )
+    save_probabilities: bool = False
+    overlays: Literal["auto", "full", "preview", "none"] = Field(
+        "auto",
+        description="QC overlays: auto = full size up to 2 MP, only the whole-frame preview above "
+        "(a 4K frame's full-size colour PNG takes ~0.6 s and 13 MB); full = both; preview; none",
+    )
+    pixel_size_um: float | None = Field(
+        None,
+        gt=0,
+        description="pixel size in µm (µm columns, beads_per_mm2, calibrated label TIFFs); default: "
+        "each TIFF input's resolution tags, none for other formats",
+    )
+
+    @field_validator("blend", mode="before")
+    @classmethod
+    def _old_blend_name(cls, v: Any) -> Any:
+        return "cosine" if v == "gaussian" else v  # the old name (it never was a Gaussian)
+
+
+class AnalyzeConfig(_Strict):
+    """Settings of the dataset doctor (`beadseg analyze`) and of :func:`beadseg.analysis.grade_labels`."""
+
+    min_distance_px: int = Field(3, ge=1, description="closest bead centres, for splitting")
+    peak_floor: float = Field(3.0, ge=0, description="evidence (noise SDs) of a candidate peak")
+    detector_floor: float = Field(5.0, ge=0, description="lowest detector threshold (noise SDs)")
+    detector_relative: float = Field(
+        0.5, gt=0, le=1, description="threshold as a share of the labelled beads' median evidence"
+    )
+    label_tolerance_px: int = Field(3, ge=0, description="candidate counts as labelled this close")
+    missing_max_fraction: float = Field(
+        0.15, gt=0, lt=1, description="unlabelled-candidate share that flags a partial mask"
+    )
+    missing_min_count: int = Field(3, ge=1)
+    unusable_unlabelled_fraction: float = Field(
+        0.5, gt=0, le=1, description="unlabelled-candidate share that makes a label unusable"
+    )
+    registration_radius_px: int = Field(8, ge=1, description="largest mask shift searched")
+    registration_min_shift_px: float = Field(2.0, gt=0)
+    registration_min_gain: float = Field(0.15, ge=0)
+    mask_fit_ratio: float = Field(
+        0.4,
+        gt=0,
+        lt=1,
+        description="a mask fits its image when its correlation with the bead evidence is at "
+        "least this share of its source frame's (or domain's) median",
+    )
+    owner_search_radius_px: int = Field(
+        8, ge=0, description="shifts searched when matching a mask against every image"
+    )
+    clump_factor: float = Field(
+        4.0, gt=1, description="objects larger than this many single beads are clumps"
+    )
+    clump_max_fraction: float = Field(
+        0.3, gt=0, le=1, description="share of mask area in clumps that is reported"
+    )
+    min_overlap_px: int = Field(8, ge=1)
+    max_overlap_px: int = Field(128, ge=8)
+    overlap_match_tol: float = Field(1.0, ge=0, description="grey levels, mean abs difference")
+    speck_area_px: float | None = Field(None, gt=0, description="default: a quarter bead")
+    density_bins: list[float] | None = Field(None, description="beads-per-image bin edges")
+
+
+class Config(_Strict):
+    """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
+
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    instances: InstanceConfig = InstanceConfig()
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    out = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += _keys(ann, f"{prefix}{name}.")
+        else:
+            out.append(prefix + name)
+    return out
+
+
+#: names users bring from other tools, and the key beadseg calls them
+_ALIASES = {
+    "learning_rate": "lr",
+    "lr_max": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_epochs": "epochs",
+    "batch": "batch_size",
+    "arch": "name",
+    "architecture": "name",
+    "patience": "early_stop_patience",
+    "crop": "crop_size",
+    "patch_size": "crop_size",
+}
+
+
+def _key_hint(key: str, model: type[BaseModel]) -> str:
+    """``; did you mean 'x'?`` for an unknown key, else the valid keys of its section."""
+    keys = _keys(model)
+    section, _, leaf = key.rpartition(".")
+    siblings = [k for k in keys if k.rpartition(".")[0] == section]
+    alias = f"{section}.{_ALIASES[leaf]}".lstrip(".") if leaf in _ALIASES else None
+    close = [alias] if alias in keys else difflib.get_close_matches(key, keys, n=1)
+    if not close:
+        leaves = {k.rpartition(".")[2]: k for k in siblings}
+        close = [leaves[c] for c in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.5)]
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if siblings and section:
+        return f" ({section} keys: {', '.join(k.rpartition('.')[2] for k in siblings)})"
+    return " (`--print-config` lists the keys)"
+
+
+def _in(tree: Any, loc: tuple) -> bool:
+    for part in loc:
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def _explain(err: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        return ConfigError(f"{source}: unknown key {key!r}{_key_hint(key, model)}")
+    given = e.get("input")
+    return ConfigError(f"{source}: {key} = {given!r} is not valid: {e['msg']}")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """Turn ``["model.name=unet", "optim.lr=1e-3"]`` into a nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE (e.g. --set model.name=unet)")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it") from None
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | dict | None = None,
+    model: type[BaseModel] = Config,
+):
+    """Load a YAML config (or defaults) and apply overrides.
+
+    Parameters
+    ----------
+    path : path, optional
+        YAML file; missing keys take their defaults.
+    overrides : list of "key=value" or dict, optional
+        Applied on top of the file (CLI flags).
+    model : pydantic model class
+        The schema (default :class:`Config`).
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys (with the closest valid key), wrong types or out-of-range values.
+    """
+    raw: dict = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, ...)")
+        source = str(path)
+    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    try:
+        return model.model_validate(_merge(raw, extra))
+    except ValidationError as err:
+        # blame the command line when the offending key came from it, not the config file
+        loc = tuple(str(p) for p in err.errors()[0]["loc"])
+        from_cli = "--set" if not isinstance(overrides, dict) else "command line"
+        blamed = from_cli if _in(extra, loc) else source
+        raise _explain(err, model, blamed) from None
+
+
+def config_to_yaml(cfg: BaseModel) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(cfg: BaseModel, path: str | Path) -> Path:
+    """Write the resolved config atomically as YAML."""
+    return write_text(path, config_to_yaml(cfg))

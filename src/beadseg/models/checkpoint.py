@@ -1,0 +1,206 @@
+"""Checkpoints: the file format, saving and loading, and the network a checkpoint holds.
+
+A beadseg checkpoint is a ``dict`` saved with ``torch.save`` and loaded with
+``weights_only=True`` (no pickled code runs). Keys:
+
+``format``          ``"beadseg-checkpoint-1"``
+``model_state``     the network's ``state_dict``
+``ema_state``       the EMA weights' ``state_dict`` or None (used for inference when present)
+``meta``            what inference needs: ``model`` (architecture settings), ``in_channels``,
+                    ``threshold``, ``instances`` (instance settings), ``bead_area_px``,
+                    ``parameters``, ``trained_on``
+``config``          the resolved training config (a plain dict)
+``epoch``, ``history``, ``best``, ``status``, ``finished``, ``result``
+                    the training record; ``last.pt`` also holds the optimizer, scaler and loop
+                    state needed for an exact resume (see :mod:`beadseg.training`).
+
+``default`` names the model shipped in ``beadseg/models/weights``. torch is imported only by the
+functions that need it, so finding a model (:func:`resolve_model_path`) costs no torch import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..core.errors import InputError
+from ..core.files import atomic_path
+
+if TYPE_CHECKING:
+    from torch import nn
+
+CHECKPOINT_FORMAT = "beadseg-checkpoint-1"
+#: the ``beadseg.format`` metadata of ONNX exports (see :mod:`beadseg.models.onnx`)
+ONNX_FORMAT = "beadseg-onnx-1"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "default.pt"
+REQUIRED_KEYS = ("model_state", "meta")
+REQUIRED_META = ("model", "in_channels")
+
+
+def resolve_model_path(model: str | Path) -> Path:
+    """``default`` -> the shipped model; a run folder -> its best.pt (else last.pt); else the file.
+
+    Raises
+    ------
+    InputError
+        Nothing usable at that path.
+    """
+    if str(model) == "default":
+        if not DEFAULT_MODEL.is_file():
+            raise InputError(
+                "the shipped default model is missing from this installation "
+                f"({DEFAULT_MODEL}); reinstall beadseg or give a checkpoint"
+            )
+        return DEFAULT_MODEL
+    path = Path(model)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise InputError(f"{path} holds no best.pt or last.pt; give a run folder of `beadseg train`")
+    if not path.exists():
+        raise InputError(f"model {path} does not exist; give a run folder, a checkpoint or default")
+    return path
+
+
+def onnx_path(checkpoint: str | Path) -> Path:
+    """Where the ONNX export of a checkpoint lives: ``best.pt`` -> ``best.onnx`` beside it
+    (written by ``beadseg train`` and ``beadseg export``, see :mod:`beadseg.models.onnx`)."""
+    return Path(checkpoint).with_suffix(".onnx")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes: an ONNX file records the one of its checkpoint."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_shipped(path: str | Path) -> bool:
+    """True for files of the installed ``beadseg/models/weights`` folder (read-only for users)."""
+    return Path(path).resolve().parent == WEIGHTS_DIR.resolve()
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write a checkpoint atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a beadseg checkpoint with ``weights_only=True``.
+
+    Raises
+    ------
+    InputError
+        The file is missing, is not a torch file, lacks the format marker or a required key.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(
+            f"{path} is not a beadseg checkpoint ({type(exc).__name__}); give a run folder, a "
+            "best.pt/last.pt written by `beadseg train`, or `default`"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path} is not a beadseg checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    meta = state.get("meta")
+    if not missing and isinstance(meta, dict):
+        missing = [f"meta.{k}" for k in REQUIRED_META if k not in meta]
+    elif not missing:
+        missing = ["meta"]
+    if missing:
+        raise InputError(
+            f"{path} is an incomplete beadseg checkpoint (missing {', '.join(missing)}); "
+            "train again or give another checkpoint"
+        )
+    return state
+
+
+def inference_weights(state: dict) -> dict:
+    """The weights used for inference: the EMA weights when the run kept them."""
+    return state.get("ema_state") or state["model_state"]
+
+
+def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Module:
+    """Rebuild the network stored in a checkpoint, with its inference weights, in eval mode.
+
+    Raises
+    ------
+    InputError
+        The stored weights do not fit the stored architecture.
+    """
+    from ..core.errors import BeadsegError
+    from . import build_model
+
+    meta = state["meta"]
+    try:
+        model = build_model(meta["model"], meta["in_channels"])
+    except BeadsegError as exc:
+        raise InputError(f"{path}: its stored architecture is not valid ({exc})") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic errors are ValueErrors
+        first = str(exc).strip().splitlines()[0][:160]
+        raise InputError(f"{path}: its stored architecture is not valid ({first})") from None
+    import torch
+
+    weights = inference_weights(state)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        raise InputError(f"{path}: the weights do not fit the stored architecture ({first})") from None
+    bad = [
+        k
+        for k, v in weights.items()
+        if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if bad:
+        raise InputError(
+            f"{path}: the weights hold NaN or inf values ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
+            "the run diverged: use an earlier checkpoint or train again with a lower optim.lr"
+        )
+    return model.eval()
+
+
+def slim_checkpoint(state: dict, **meta_updates) -> dict:
+    """An inference-only copy of a checkpoint: weights (EMA if kept), meta, config and the
+    training record; no optimizer or loop state (a third of the size)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_state": inference_weights(state),
+        "ema_state": None,
+        "epoch": state.get("epoch"),
+        "config": state.get("config"),
+        "history": state.get("history", []),
+        "best": state.get("best"),
+        "meta": {**state["meta"], **meta_updates},
+    }
+
+
+def export_checkpoint(model: str | Path, out: str | Path, threshold: float | None = None) -> Path:
+    """Write a slim inference checkpoint of a model (run folder, checkpoint or ``default``).
+
+    With ``threshold`` the copy carries that probability threshold (marked calibrated); the
+    source is never modified.
+    """
+    src = resolve_model_path(model)
+    updates = {} if threshold is None else {"threshold": float(threshold), "threshold_calibrated": True}
+    out = Path(out)
+    if out.resolve() == src.resolve():
+        raise InputError(f"{out} is the model being exported; write the copy to another file")
+    return save_checkpoint(out, slim_checkpoint(load_checkpoint(src), **updates))
