@@ -22,7 +22,7 @@ def test_root_api_segments_one_array_and_tables_its_beads():
 def test_import_beadseg_is_cheap_and_names_its_api():
     code = (
         "import sys, beadseg; assert 'torch' not in sys.modules and 'scipy' not in sys.modules; "
-        "assert callable(beadseg.segment) and callable(beadseg.predict_images); "
+        "assert callable(beadseg.segment) and callable(beadseg.predict) and callable(beadseg.train); "
         "print(sorted(beadseg.__all__))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

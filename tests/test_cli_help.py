@@ -17,8 +17,8 @@ from beadseg.outputs.folder import MANIFEST, default_output
 PROGRESS = {"analyze", "train", "cv", "sweep", "predict", "demo"}
 #: commands that run a model
 MODEL = {"train", "cv", "lr-find", "predict", "evaluate", "demo"}
-#: commands whose product is printed, not written
-PRINT_ONLY = {"hpc", "models"}
+#: commands whose product is printed, not written (hpc's --out names the folder its job writes)
+PRINT_ONLY = {"models"}
 COMMANDS = {
     "synth", "analyze", "train", "cv", "sweep", "hpc", "compare", "lr-find", "models", "predict",
     "merge", "evaluate", "export", "dilution", "fix-masks", "demo",
@@ -57,6 +57,7 @@ def test_help_follows_the_convention(name, monkeypatch):
     assert ("--quiet" in text and " -q " in text) == (name in PROGRESS)
     assert ("--device" in text) == (name in MODEL)
     assert ("--out " in text and " -o " in text) == (name not in PRINT_ONLY)
+    assert ("--overwrite" in text) == (name not in PRINT_ONLY | {"hpc"})
 
 
 @pytest.mark.parametrize("name", ["analyze", "predict", "evaluate", "dilution", "fix-masks", "demo"])

@@ -12,7 +12,7 @@ from beadseg.cli.app import app
 from beadseg.core.errors import InputError
 from beadseg.data.synth import synth_dataset
 from beadseg.integrations.hpc import JobSpec, render_job
-from beadseg.workflows.cv import cross_validate
+from beadseg.workflows.cross_validation import cross_validate
 
 
 def test_cross_validate_trains_every_fold_and_summarises(tmp_path):
@@ -42,7 +42,7 @@ def test_cross_validate_trains_every_fold_and_summarises(tmp_path):
 
 
 def test_cv_scores_each_domain_over_the_folds_that_held_it_out():
-    from beadseg.workflows.cv import _per_domain
+    from beadseg.workflows.cross_validation import _per_domain
 
     def scores(f1):
         return {"iou_pooled": 0.5, "iou_best_shift_mean": 0.6, "object_f1": f1, "centroid_f1": f1,

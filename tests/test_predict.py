@@ -184,7 +184,7 @@ def test_predict_images_counts_csv_and_errors(tmp_path, monkeypatch):
         assert int(r["count"]) == truth[r["image"]]
         assert int(r["dilution"]) == int(r["image"].split("x_")[0])
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert on_disk == summary.as_dict() and on_disk["counts"][0]["image"] == rows[0]["image"]
+    assert on_disk == summary.to_dict() and on_disk["counts"][0]["image"] == rows[0]["image"]
     errors = list(csv.DictReader(open(tmp_path / "out" / "errors.csv")))
     assert [e["image"].rsplit("/", 1)[-1] for e in errors] == ["0_broken.png", "broken.png"]
     for sub, ext in (("masks", "png"), ("labels", "tif"), ("overlays", "png"), ("beads", "csv")):
@@ -268,31 +268,23 @@ def _main(*args):
 
 
 def test_cli_predict_config_file_set_and_options(tmp_path, capsys):
-    """Options given on the command line win over --set, which wins over --config; the rest
-    keep the PredictConfig defaults. The resolved config is saved beside the outputs."""
+    """Options given on the command line win over --set, which wins over --config (one schema
+    for every command: predict reads its ``predict:`` section); the rest keep the defaults. The
+    resolved config is saved beside the outputs, ready to be given back with --config."""
     write_image(tmp_path / "a.png", synth_image(40, 3, seed=0).image)
-    (tmp_path / "p.yaml").write_text("tile_size: 256\noverlap: 64\nmode: tiled\n")
+    (tmp_path / "p.yaml").write_text("predict:\n  tile_size: 256\n  overlap: 64\n  mode: tiled\n")
     args = ["predict", "default", tmp_path / "a.png", "--config", tmp_path / "p.yaml"]
-    code = _main(
-        *args,
-        "--out",
-        tmp_path / "o",
-        "--set",
-        "overlap=32",
-        "--set",
-        "blend=gaussian",
-        "--tile-size",
-        128,
-        "--quiet",
-    )
-    assert code == 0
+    sets = ["--set", "predict.overlap=32", "--set", "predict.blend=gaussian"]
+    assert _main(*args, "--out", tmp_path / "o", *sets, "--tile-size", 128, "--quiet") == 0
     from beadseg.core.config import load_config
 
-    cfg = load_config(tmp_path / "o" / "config.yaml", model=PredictConfig)
+    cfg = load_config(tmp_path / "o" / "config.yaml").predict
     assert (cfg.mode, cfg.tile_size, cfg.overlap, cfg.blend) == ("tiled", 128, 32, "cosine")
     assert cfg.batch_size == PredictConfig().batch_size
-    assert _main(*args, "--out", tmp_path / "o2", "--set", "tile_sise=3") == 2
-    assert "did you mean 'tile_size'" in capsys.readouterr().err
+    assert _main(*args, "--out", tmp_path / "o2", "--set", "predict.tile_sise=3") == 2
+    assert "did you mean 'predict.tile_size'" in capsys.readouterr().err
+    assert _main(*args, "--out", tmp_path / "o3", "--set", "overlap=3") == 2
+    assert "did you mean 'predict.overlap'" in capsys.readouterr().err
 
 
 def test_shipped_model_tiled_equals_full_frame_on_every_pixel():

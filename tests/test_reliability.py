@@ -186,10 +186,23 @@ C["overwrite-a-folder-beadseg-did-not-write"] = lambda t, f: (
 
 # 2. --resume must not silently ignore options
 for flag, extra in {"epochs": ["--epochs", 3], "set": ["--set", "optim.lr=0.1"], "model": ["--model", "unet"],
-                    "out": ["--out", "elsewhere"], "data": []}.items():  # fmt: skip
-    C[f"resume-with-{flag}"] = lambda t, f, extra=extra, flag=flag: (
-        ["train", *([f.data] if flag == "data" else []), "--resume", _copy(f.root / "run", t / "o"), *extra],
-        t / "o", ["--resume", "leave them out"])
+                    "out": ["--out", "elsewhere"]}.items():  # fmt: skip
+    C[f"resume-with-{flag}"] = lambda t, f, extra=extra: (
+        ["train", "--resume", _copy(f.root / "run", t / "o"), *extra], t / "o", ["--resume", "leave them out"])
+# DATA with --resume says where the run's data is now: it must be that data
+C["resume-with-other-data"] = lambda t, f: (
+    ["train", f.root / "synth", "--resume", _copy(f.root / "run", t / "o")], t / "o",
+    ["is not the data of", "lacks 4 of the run's images"])
+
+
+def _edited_run(t, f):
+    run = _copy(f.root / "run", t / "o")
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("epochs: 1", "epochs: 9"))
+    return run
+
+
+C["resume-after-config-edit"] = lambda t, f: (
+    ["train", "--resume", _edited_run(t, f)], t / "o", ["config.yaml was edited", "train.epochs 1 -> 9"])
 C["resume-of-nothing"] = lambda t, f: (["train", "--resume", t / "o"], t / "o", ["nothing to continue"])
 
 # 3. NaN/inf images are refused at read time, naming the file
@@ -448,12 +461,25 @@ def test_overwrite_clears_the_folder_but_never_through_links(fx, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("mine")
-    (out / "link").symlink_to(outside, target_is_directory=True)
-    code, _, _ = cli("predict", "default", fx.data / "images" / "synth_001.png", "--out", out,
-                     "--overwrite", "--quiet")  # fmt: skip
-    assert code == 0
-    assert (outside / "keep.txt").read_text() == "mine" and not (out / "link").exists()
+    shutil.rmtree(out / "overlays")
+    (out / "overlays").symlink_to(outside, target_is_directory=True)  # where beadseg writes
+    code, _, err = cli("predict", "default", fx.data / "images" / "synth_001.png", "--out", out,
+                       "--overwrite", "--quiet")  # fmt: skip
+    assert code == 0, err
+    assert (outside / "keep.txt").read_text() == "mine" and not (out / "overlays").is_symlink()
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["synth_001.png"]  # no stale outputs
+
+
+def test_overwrite_keeps_what_the_user_put_in_the_folder(fx, tmp_path):
+    out = _copy(fx.root / "pred", tmp_path / "o")
+    (out / "notes.txt").write_text("which frames were out of focus")
+    (out / "mylink").symlink_to(fx.data, target_is_directory=True)
+    before = snapshot(out)
+    code, _, err = cli(
+        "predict", "default", fx.data / "images" / "synth_001.png", "--out", out, "--overwrite"
+    )
+    assert_refused(code, err, ["did not write", "mylink", "notes.txt", "move them out"])
+    assert snapshot(out) == before
 
 
 def test_evaluate_scores_the_part_of_the_data_that_has_predictions(fx, tmp_path):
@@ -560,13 +586,12 @@ def test_resume_after_the_stop_decision_ends_as_the_uninterrupted_run(stop, requ
 
 
 def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(dense, tmp_path):
-    from beadseg.outputs.folder import claim_output
-    from beadseg.training import train
+    from beadseg.workflows import train
 
     cfg = tiny_train_config(dense, **FROZEN)  # its kept model is never collapsed: the run is "ok"
     run = tmp_path / "run"
-    with pytest.raises(_Killed), claim_output(run, "train", cfg.model_dump(mode="json")):
-        train(cfg, run, progress=False, log=lambda s: None, on_epoch=_kill_at(1))
+    with pytest.raises(_Killed):
+        train(cfg, run, on_epoch=_kill_at(1))
     for name in ("last.pt", "best.pt", "history.csv"):  # as if killed during epoch 1
         (run / name).unlink()
     code, stdout, _ = cli("train", "--resume", run, "--quiet")

@@ -102,15 +102,15 @@ def _space(tmp_path, data, space="  optim.lr: {type: float, low: 1.0e-3, high: 1
 
 
 def test_sweep_runs_resumes_and_writes_best_config(tmp_path):
-    from beadseg.workflows.sweep import sweep
+    from beadseg.workflows.hyperparameter_search import sweep
 
     data = tmp_path / "d"
     synth_dataset(data, n=6, size=48, seed=0, min_beads=5, max_beads=40)
     space = _space(tmp_path, data)
-    r = sweep(space, 3, tmp_path / "sw", log=lambda s: None)
-    assert r["n_trials"] == 3
-    r = sweep(space, 5, tmp_path / "sw", log=lambda s: None)
-    assert r["n_trials"] == 5
+    r = sweep(space, tmp_path / "sw", trials=3)
+    assert r.n_trials == 3
+    r = sweep(space, tmp_path / "sw", trials=5)
+    assert r.n_trials == 5
     assert (tmp_path / "sw" / "best_config.yaml").is_file()
     rows = _counts(tmp_path / "sw" / "trials.csv")
     assert len(rows) == 5 and "param:optim.lr" in rows[0]
@@ -128,22 +128,21 @@ def test_sweep_runs_resumes_and_writes_best_config(tmp_path):
     ],
 )
 def test_sweep_bad_space(tmp_path, space, match):
-    from beadseg.workflows.sweep import load_space
+    from beadseg.workflows.hyperparameter_search import load_space
 
     with pytest.raises(ConfigError, match=match):
         load_space(_space(tmp_path, tmp_path, space))
 
 
 def test_sweep_unreachable_storage(tmp_path):
-    from beadseg.workflows.sweep import sweep
+    from beadseg.workflows.hyperparameter_search import sweep
 
     with pytest.raises(BeadsegError, match="cannot open the Optuna storage"):
         sweep(
             _space(tmp_path, tmp_path),
-            1,
             tmp_path / "o",
+            trials=1,
             storage="postgresql://nobody@127.0.0.1:1/none",
-            log=lambda s: None,
         )
 
 

@@ -10,9 +10,12 @@ The public API, importable from the package root (each name is imported on first
     seg.labels.max()                               # the number of beads
     table = beadseg.bead_table(seg.labels, image)  # per-bead columns, as in beads/*.csv
 
-Whole folders: :func:`predict_images`, :func:`analyze_dataset`, :func:`evaluate`,
-:func:`train` (with :func:`load_config`), :func:`fit_dilution`; images: :func:`read_image`,
-:func:`synth_dataset`.
+Whole folders, one function per command (:mod:`beadseg.workflows`; each holds its output
+folder by the same rule as the command line and returns a frozen result): :func:`synth`,
+:func:`analyze`, :func:`fix_masks`, :func:`train` (with :func:`load_config`), :func:`lr_find`,
+:func:`compare`, :func:`cv`, :func:`sweep`, :func:`predict`, :func:`merge`, :func:`evaluate`,
+:func:`dilution`, :func:`export`, :func:`demo`. Arrays: :func:`read_image`,
+:func:`fit_dilution`.
 """
 
 from __future__ import annotations
@@ -28,15 +31,29 @@ _API = {
     "load_model": "inference",
     "segment": "inference",
     "segment_image": "inference",
-    "predict_images": "inference",
     "bead_table": "core.labels",
-    "analyze_dataset": "analysis",
-    "evaluate": "evaluation.evaluate",
-    "train": "training",
     "load_config": "core.config",
     "fit_dilution": "core.dilution",
     "read_image": "core.images",
-    "synth_dataset": "data.synth",
+    **{
+        name: "workflows"
+        for name in (
+            "synth",
+            "analyze",
+            "fix_masks",
+            "train",
+            "lr_find",
+            "compare",
+            "cv",
+            "sweep",
+            "predict",
+            "merge",
+            "evaluate",
+            "dilution",
+            "export",
+            "demo",
+        )  # fmt: skip
+    },
 }
 
 __all__ = ["BeadsegError", "BeadsegWarning", "__version__", *sorted(_API)]

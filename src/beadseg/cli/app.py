@@ -74,54 +74,43 @@ def _examples(*lines: str) -> str:
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _command(name: str | None = None, *, examples: tuple[str, ...], **kwargs):
+def command(name: str | None = None, *, examples: tuple[str, ...], **kwargs):
     """``@app.command`` with the examples shown under the command's --help."""
     return app.command(name, cls=_Command, epilog=_examples(*examples), **kwargs)
 
 
-def _out_option(command_name: str, input_name: str | None, help_text: str = "Output folder."):
+def out_option(command_name: str, input_name: str | None, help_text: str = "Output folder."):
     """``--out/-o FOLDER``, optional: the default (shown) is ``./<input folder name>-<command>``,
     :func:`beadseg.outputs.folder.default_output`."""
     where = f"./<{input_name} folder>-{command_name}" if input_name else f"./beadseg-{command_name}"
     return typer.Option(None, "--out", "-o", metavar="FOLDER", show_default=where, help=help_text)
 
 
-def _out(out: Path | None, command_name: str, source=None) -> Path:
-    """The output folder: --out, else the command's default folder."""
-    from ..outputs.folder import default_output
-
-    return out if out is not None else default_output(command_name, source)
-
-
-OVERWRITE_HELP = "Replace what --out holds (output of another command or other settings)."
-
-
-OVERWRITE = typer.Option(False, "--overwrite", help=OVERWRITE_HELP)
-
-
+OVERWRITE = typer.Option(
+    False,
+    "--overwrite",
+    help="Replace what --out holds (beadseg output of another command or other settings).",
+)
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
-
-
 DEVICE_HELP = "auto, cpu, cuda, cuda:N, mps"
+CONFIG_HELP = "YAML config: one schema for every command (see `beadseg train --print-config`)."
+SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 or --set predict.overlap=128 (repeatable)."
+DATA_HELP = "Folder with images/ and masks/ (config: data.path)."
+DILUTION_HELP = f"Dilution: {DILUTION_RULE}."
 
 
-def _claim(out: Path, command: str, settings, overwrite: bool = False, inputs=(), **options):
-    """Hold ``out`` for this command (:func:`beadseg.outputs.folder.claim_output`): one command
-    and one set of settings per folder, a lock against a second writer, checked before any
-    computation, and nothing left behind on bad input."""
-    from ..outputs.folder import claim_output
-
-    return claim_output(out, command, settings, overwrite=overwrite, inputs=inputs, **options)
+def config_option():
+    return typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP)
 
 
-def _abs(path) -> str | None:
-    """A path as an absolute string for the settings of an output folder (None stays None)."""
-    return None if path is None else str(Path(path).resolve())
+def set_option():
+    return typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP)
 
 
-def _config(config: Path | None, sets: list[str] | None, flags: dict | None = None):
-    """The Config of a command: defaults, then ``--config``, then ``--set``, then the command's
-    own flags (only those given: a flag left out keeps the config's value)."""
+def resolve_config(config: Path | None, sets: list[str] | None, flags: dict | None = None):
+    """The :class:`~beadseg.core.config.Config` of a command: defaults, then ``--config``, then
+    ``--set``, then the command's own flags (only those given: a flag left out keeps the
+    config's value). Flags are keyed by their config key, e.g. ``"predict.tile_size"``."""
     from ..core.config import load_config, parse_overrides
 
     overrides = parse_overrides(sets)
@@ -132,31 +121,16 @@ def _config(config: Path | None, sets: list[str] | None, flags: dict | None = No
         node = overrides
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = str(value) if isinstance(value, Path) else value
+            if not isinstance(node, dict):
+                break
+        else:
+            node[leaf] = str(value) if isinstance(value, Path) else value
     return load_config(config, overrides)
 
 
-SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 (repeatable)."
-
-
-DATA_HELP = "Folder with images/ and masks/ (config: data.path)."
-
-
-def _predict_config(config: Path | None, sets: list[str] | None, **given):
-    """PredictConfig from a YAML file, ``--set key=value`` and the options given (not None)."""
-    from ..core.config import PredictConfig, load_config, parse_overrides
-
-    overrides = {**parse_overrides(sets), **{k: v for k, v in given.items() if v is not None}}
-    return load_config(config, overrides, model=PredictConfig)
-
-
-PREDICT_CONFIG_HELP = "YAML with predict settings (PredictConfig keys: mode, tile_size, ...)."
-
-
-PREDICT_SET_HELP = "Override a predict setting, e.g. --set overlap=128 (repeatable)."
-
-
-_DILUTION_HELP = f"Dilution: {DILUTION_RULE}."
+def echo_lines(lines) -> None:
+    for line in lines:
+        typer.echo(line)
 
 
 def _warning_printer(fallback):

@@ -1,4 +1,8 @@
-"""Commands on data: ``synth``, ``analyze``, ``fix-masks``, ``demo``."""
+"""Commands to start with and commands on data: ``demo``, ``synth``, ``analyze``, ``fix-masks``.
+
+Each maps its flags onto one workflow function (:mod:`beadseg.workflows`) and prints what it
+returned; the workflow holds the output folder.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,34 @@ from pathlib import Path
 
 import typer
 
-from .app import _DILUTION_HELP, DEVICE_HELP, OVERWRITE, QUIET, _abs, _claim, _command, _out, _out_option
-from .process import tune_for_analysis
+from .app import (
+    DEVICE_HELP,
+    DILUTION_HELP,
+    OVERWRITE,
+    QUIET,
+    command,
+    config_option,
+    echo_lines,
+    out_option,
+    resolve_config,
+    set_option,
+)
+
+
+@command(examples=("beadseg demo", "beadseg demo --quick --out demo --device cpu -q"))
+def demo(
+    out: Path | None = out_option("demo", None),
+    quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer epochs (< 60 s)."),
+    seed: int = typer.Option(0, min=0, metavar="N", help="Random seed."),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)."),
+    quiet: bool = QUIET,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Start here: the whole pipeline on generated data with the shipped model; writes report.html."""
+    from ..workflows import demo as run
+
+    run(out, quick=quick, seed=seed, device=device, overwrite=overwrite, log=None if quiet else typer.echo)
+
 
 # the options of `synth --from` (exact truth from real appearances)
 _FROM_DATA = typer.Option(
@@ -17,41 +47,29 @@ _FROM_DATA = typer.Option(
     help="Exact truth from real appearances: cut isolated beads and "
     "bead-free backgrounds out of the sparse labelled tiles of this folder (images/, masks/).",
 )
-
-
 _LEVELS = typer.Option(
     None,
     metavar="LEVELS",
     help="With --from: density levels, comma-separated, of sparse, medium, dense, "
     "clumped, crowded (default: the first four).",
 )
-
-
 _COUNTS = typer.Option(
     None,
     metavar="N,N,...",
     help="With --from: explicit bead counts per 512x512, comma-separated (levels n<COUNT>).",
 )
-
-
 _CLUMP_FRACTION = typer.Option(
     0.3, min=0.0, max=1.0, metavar="F", help="With --counts: fraction of beads in touching groups."
 )
-
-
 _FRAMES = typer.Option(
     None, metavar="NAMES", help="With --from: only these tiles or source frames, comma-separated."
 )
-
-
 _TOUCH = typer.Option(
-    "0.9,1.0",
-    metavar="LOW,HIGH",
-    help="With --from: centre distance of touching beads, LOW,HIGH diameters.",
+    "0.9,1.0", metavar="LOW,HIGH", help="With --from: centre distance of touching beads, LOW,HIGH diameters."
 )
 
 
-@_command(
+@command(
     examples=(
         "beadseg synth --out toy --n 8 --size 256",
         "beadseg synth --dilution-series --out series",
@@ -59,10 +77,8 @@ _TOUCH = typer.Option(
     )
 )
 def synth(
-    folder: Path | None = typer.Argument(
-        None, metavar="FOLDER", show_default=False, help="Same as --out (the older form)."
-    ),
-    out: Path | None = _out_option(
+    folder: Path | None = typer.Argument(None, metavar="FOLDER", show_default=False, help="Same as --out."),
+    out: Path | None = out_option(
         "synth",
         None,
         "Output folder (images/, masks/, labels/); with --from DATA the default is ./<DATA folder>-synth.",
@@ -94,136 +110,92 @@ def synth(
     """Write synthetic bead images with exact masks and instance labels (--from: real appearances
     pasted at known centres, with centres/NAME.csv)."""
     from ..core.errors import ConfigError
-    from ..data.synth import synth_dataset, synth_dilution_series
-    from ..outputs.provenance import write_provenance
+    from ..workflows import synth as run
 
-    _check_synth_options(from_data, dilution_series, min_beads, max_beads, levels or counts or frames)
     if folder is not None and out is not None and folder != out:
         raise ConfigError(f"FOLDER {folder} and --out {out} differ; give one of them")
-    out = _out(folder or out, "synth", from_data)
-    settings = {
-        "n": n,
-        "size": size,
-        "seed": seed,
-        "min_beads": min_beads,
-        "max_beads": max_beads,
-        "dilution_series": dilution_series,
-        "from": _abs(from_data),
-        "levels": levels,
-        "counts": counts,
-        "clump_fraction": clump_fraction,
-        "max_group": max_group,
-        "frames": frames,
-        "prefix": prefix,
-        "touch": touch,
-    }
-    with _claim(out, "synth", settings, overwrite, inputs=[from_data]):
-        if from_data is not None:
-            _write_composites(out, from_data, settings)
-            return
-        if dilution_series:
-            names = synth_dilution_series(out, size=size, seed=seed)
-        else:
-            names = synth_dataset(
-                out, n=n or 8, size=size, seed=seed, min_beads=min_beads, max_beads=max_beads
-            )
-        write_provenance(out, "synth", seed=seed)
-    typer.echo(f"wrote {len(names)} synthetic pairs to {out}")
-
-
-def _check_synth_options(from_data, dilution_series, min_beads, max_beads, from_only) -> None:
-    """Refuse synth options that do not go together (before --out is touched)."""
-    from ..core.errors import ConfigError
-
-    if from_data is None and from_only:
-        raise ConfigError("--levels, --counts and --frames need --from DATA (real sparse tiles)")
-    if from_data is not None and dilution_series:
-        raise ConfigError("--dilution-series and --from do not go together; give one")
-    if min_beads > max_beads:
-        raise ConfigError(f"--min-beads {min_beads} is above --max-beads {max_beads}; give min <= max")
-
-
-def _write_composites(out: Path, from_data: Path, o: dict) -> None:
-    """``synth --from``: exact-truth composites, with the options ``o`` of the command."""
-    from ..data.composite.compose import write_composites
-    from ..data.composite.layout import parse_levels, parse_touch
-
-    lv = parse_levels(o["levels"], o["counts"], o["clump_fraction"], o["max_group"])
-    names = o["frames"].split(",") if o["frames"] else None
-    r = write_composites(
-        out,
-        from_data,
-        lv,
-        o["n"] or 3,
-        o["size"],
-        o["seed"],
-        names,
-        o["prefix"],
-        touch=parse_touch(o["touch"]),
+    r = run(
+        folder or out,
+        n=n,
+        size=size,
+        seed=seed,
+        min_beads=min_beads,
+        max_beads=max_beads,
+        dilution_series=dilution_series,
+        from_data=from_data,
+        levels=levels,
+        counts=counts,
+        clump_fraction=clump_fraction,
+        max_group=max_group,
+        frames=frames,
+        prefix=prefix,
+        touch=touch,
+        overwrite=overwrite,
     )
-    typer.echo(
-        f"wrote {len(r.names)} exact-truth images to {out} from {r.n_sprites} "
-        f"sprites ({len(r.sprite_tiles)} tiles) and {r.n_backgrounds} backgrounds "
-        f"in {r.seconds:.1f} s"
-    )
+    if r.kind == "exact_truth":
+        typer.echo(
+            f"wrote {len(r.names)} exact-truth images to {r.out} from {r.n_sprites} sprites "
+            f"({len(r.sprite_tiles)} tiles) and {r.n_backgrounds} backgrounds in {r.seconds:.1f} s"
+        )
+    else:
+        typer.echo(f"wrote {len(r.names)} synthetic pairs to {r.out}")
 
 
-@_command(
+@command(
     examples=(
         "beadseg analyze ../data/microbeads",
         "beadseg analyze ../data/microbeads --out analysis --no-plots -q",
+        "beadseg analyze ../data/microbeads --set analyze.min_distance_px=2",
     ),
     help=(
-        "Dataset doctor: headlines per domain (real tiles / synthetic_* tiles, never pooled), a grade "
+        "Dataset doctor: headlines per domain (real tiles / synthetic tiles, never pooled), a grade "
         "per label (good / fixable / unusable), masks filed under the wrong image, missing labels, "
         "misregistered masks, leakage, overlap agreement, dilution fit over source frames, "
-        "recommendations. " + _DILUTION_HELP
+        "recommendations. " + DILUTION_HELP
     ),
 )
 def analyze(
     data: Path = typer.Argument(..., metavar="DATA", help="Folder with images/ and masks/."),
-    out: Path | None = _out_option("analyze", "DATA"),
+    out: Path | None = out_option("analyze", "DATA"),
     reference: Path | None = typer.Option(
         None, metavar="DATA", help="Another data folder or summary.json to compare with."
     ),
     workers: int | None = typer.Option(None, min=1, metavar="N", help="Threads (default: CPUs, max 4)."),
-    config: Path | None = typer.Option(None, metavar="FILE", help="YAML with analyze settings."),
+    config: Path | None = config_option(),
+    sets: list[str] | None = set_option(),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary lines."),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    from ..analysis import analyze_dataset
-    from ..analysis.outputs import console_lines
-    from ..core.config import AnalyzeConfig, load_config
+    from ..workflows import analyze as run
+    from .process import tune_for_analysis
 
-    out = _out(out, "analyze", data)
-    cfg = load_config(config, model=AnalyzeConfig)
-    settings = {
-        "data": _abs(data),
-        "reference": _abs(reference),
-        "config": cfg.model_dump(),
-        "plots": not no_plots,
-    }
-    with _claim(out, "analyze", settings, overwrite, inputs=[data, reference]):
-        tune_for_analysis()
-        s = analyze_dataset(
-            data, out, reference=reference, workers=workers, cfg=cfg, plots=not no_plots, progress=not quiet
-        )
+    cfg = resolve_config(config, sets)
+    tune_for_analysis()
+    r = run(
+        data,
+        out,
+        config=cfg.analyze,
+        reference=reference,
+        plots=not no_plots,
+        workers=workers,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
     if not quiet:
-        for line in console_lines(s, out, plots=not no_plots):
-            typer.echo(line)
+        echo_lines(r.lines())
 
 
-@_command(
+@command(
     "fix-masks",
     examples=(
         "beadseg fix-masks ../data/microbeads --out fixed",
         "beadseg fix-masks ../data/microbeads --radius 8",
     ),
 )
-def fix_masks_cmd(
+def fix_masks(
     data: Path = typer.Argument(..., metavar="DATA", help="Folder with images/ and masks/."),
-    out: Path | None = _out_option("fix-masks", "DATA", "Output folder (never the input)."),
+    out: Path | None = out_option("fix-masks", "DATA", "Output folder (never the input)."),
     radius: int | None = typer.Option(
         None,
         min=1,
@@ -233,30 +205,7 @@ def fix_masks_cmd(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Write re-registered masks for masks that sit off their beads, plus shifts.csv."""
-    from ..core.config import DataConfig
-    from ..core.registration import fix_masks
+    from ..workflows import fix_masks as run
 
-    radius = DataConfig().align_radius_px if radius is None else radius
-    out = _out(out, "fix-masks", data)
-    with _claim(out, "fix-masks", {"data": _abs(data), "radius": radius}, overwrite, inputs=[data]):
-        rows = fix_masks(data, out, radius)
-    n = sum(r["fixed"] for r in rows)
-    typer.echo(f"{n} of {len(rows)} masks shifted onto their beads; see {out / 'shifts.csv'}")
-
-
-@_command(examples=("beadseg demo", "beadseg demo --quick --out demo --device cpu -q"))
-def demo(
-    out: Path | None = _out_option("demo", None),
-    quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer epochs (< 60 s)."),
-    seed: int = typer.Option(0, min=0, metavar="N", help="Random seed."),
-    device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)."),
-    quiet: bool = QUIET,
-    overwrite: bool = OVERWRITE,
-) -> None:
-    """The whole pipeline on generated data with the shipped model; writes report.html."""
-    from ..workflows.demo import run_demo
-
-    out = _out(out, "demo")
-    log = (lambda line: None) if quiet else typer.echo
-    with _claim(out, "demo", {"quick": quick, "seed": seed}, overwrite):
-        run_demo(out, quick=quick, seed=seed, log=log, device=device)
+    r = run(data, out, radius_px=radius, overwrite=overwrite)
+    typer.echo(f"{r.n_fixed} of {len(r.rows)} masks shifted onto their beads; see {r.out / 'shifts.csv'}")

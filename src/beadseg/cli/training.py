@@ -1,4 +1,8 @@
-"""Commands that train: ``train``, ``cv``, ``sweep``, ``lr-find``, ``compare``, ``models``, ``hpc``."""
+"""Commands that train: ``train``, ``cv``, ``sweep``, ``lr-find``, ``compare``, ``models``, ``hpc``.
+
+Each maps its flags onto one workflow function (:mod:`beadseg.workflows`) and prints what it
+returned; the workflow holds the output folder.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,11 @@ from .app import (
     DEVICE_HELP,
     OVERWRITE,
     QUIET,
-    SET_HELP,
-    _abs,
-    _claim,
-    _command,
-    _config,
-    _out,
-    _out_option,
+    command,
+    config_option,
+    out_option,
+    resolve_config,
+    set_option,
 )
 
 
@@ -65,9 +67,10 @@ def _exit_torchrun_worker(code: int) -> None:
 
 
 RESUME_HELP = (
-    "Continue the run in this folder with its own config.yaml (killed before its first epoch "
-    "ended: start it). DATA, --config, --set, --model, --epochs, --folds, --fold and another "
-    "--out are refused with it (they would change the run); --device is applied."
+    "Continue the run in this folder with the settings it started with (killed before its first "
+    "epoch ended: start it). Give DATA only when the run's data has moved. --config, --set, "
+    "--model, --epochs, --folds, --fold and another --out are refused with it (they would change "
+    "the run); --device is applied."
 )
 
 
@@ -80,12 +83,12 @@ def _resume_conflicts(resume: Path, out: Path | None, given: dict) -> None:
         named.append("--out")
     if named:
         raise ConfigError(
-            f"--resume {resume} continues that run with its own config.yaml; {', '.join(named)} "
+            f"--resume {resume} continues that run with the settings it started with; {', '.join(named)} "
             "would change it: leave them out, or start a new run with --out NEW_DIR"
         )
 
 
-@_command(
+@command(
     examples=(
         "beadseg train ../data/microbeads --out runs/unet --epochs 40",
         "beadseg train ../data/microbeads --config configs/default_model.yaml --set optim.lr=1e-3",
@@ -94,9 +97,9 @@ def _resume_conflicts(resume: Path, out: Path | None, given: dict) -> None:
 )
 def train(
     data: Path | None = typer.Argument(None, metavar="DATA", show_default=False, help=DATA_HELP),
-    out: Path | None = _out_option("train", "DATA", "Run folder (new, or --overwrite)."),
-    config: Path | None = typer.Option(None, metavar="FILE", help="YAML config (see --print-config)."),
-    sets: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    out: Path | None = out_option("train", "DATA", "Run folder (new, or --overwrite)."),
+    config: Path | None = config_option(),
+    sets: list[str] | None = set_option(),
     model: str | None = typer.Option(
         None, metavar="NAME", help="unet, attention_unet, attention_resunet (config: model.name)."
     ),
@@ -120,26 +123,27 @@ def train(
     with --resume, or --overwrite to start again).
     """
     from ..core.config import config_to_yaml
-    from ..training import train as run_train
+    from ..workflows import train as run
 
     if resume is not None:
-        _resume_conflicts(
-            resume,
-            out,
-            {
-                "DATA": data,
-                "--config": config,
-                "--set": sets,
-                "--model": model,
-                "--epochs": epochs,
-                "--folds": folds,
-                "--fold": fold,
-                "--overwrite": overwrite,
-            },
-        )
+        flags = {
+            "--config": config,
+            "--set": sets,
+            "--model": model,
+            "--epochs": epochs,
+            "--folds": folds,
+            "--fold": fold,
+            "--overwrite": overwrite,
+        }
+        _resume_conflicts(resume, out, flags)
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
-    cfg = _config(
+    log = typer.echo  # one line per epoch; --quiet hides the progress bar
+    if resume is not None:
+        res = run(resume=resume, data=data, device=device, progress=not quiet, log=log)
+        _end_train(res)
+        return
+    cfg = resolve_config(
         config,
         sets,
         {
@@ -154,42 +158,25 @@ def train(
     if print_config:
         typer.echo(config_to_yaml(cfg), nl=False)
         return
-    if resume is None:
-        out = _out(out, "train", cfg.data.path)
-    with _train_claim(resume, out, cfg, overwrite):
-        res = run_train(cfg, out, resume=resume, progress=not quiet, log=typer.echo, device=device)
-    _end_train(res, resume or out)
+    res = run(cfg, out, overwrite=overwrite, device=device, progress=not quiet, log=log)
+    _end_train(res)
 
 
-def _train_claim(resume: Path | None, out: Path, cfg, overwrite: bool):
-    """The run folder's claim: the folder being resumed, or a new run's with its settings."""
-    if resume is not None:
-        return _claim(resume, "train", None)
-    return _claim(
-        out,
-        "train",
-        cfg.model_dump(mode="json"),
-        overwrite,
-        inputs=[cfg.data.path],
-        continue_hint=f"{out} holds this run already: continue it with --resume {out}",
-    )
-
-
-def _end_train(res: dict, run_dir: Path) -> None:
+def _end_train(res) -> None:
     """The result line (rank 0) and the exit: 3 for a collapsed run; torchrun workers leave."""
-    code = 3 if res["status"] == "collapsed" else 0
-    if res["rank"] == 0:
+    code = 3 if res.collapsed else 0
+    if res.rank == 0:
         typer.echo(
-            f"{res['status']}: best val IoU {res['best_val_iou'] or 0:.3f} at epoch "
-            f"{res['best_epoch']}; run folder {run_dir}"
+            f"{res.status}: best val IoU {res.best_val_iou or 0:.3f} at epoch {res.best_epoch}; "
+            f"run folder {res.run_dir}"
         )
-    if res["world_size"] > 1:
+    if res.world_size > 1:
         _exit_torchrun_worker(code)
     if code:
         raise typer.Exit(code)
 
 
-@_command(
+@command(
     examples=(
         "beadseg cv ../data/microbeads --folds 4 --out runs/cv",
         "beadseg cv ../data/microbeads --folds 4 --fold 2 --out runs/cv --device cuda",
@@ -197,14 +184,14 @@ def _end_train(res: dict, run_dir: Path) -> None:
 )
 def cv(
     data: Path | None = typer.Argument(None, metavar="DATA", show_default=False, help=DATA_HELP),
-    out: Path | None = _out_option("cv", "DATA", "Folder of the fold runs."),
+    out: Path | None = out_option("cv", "DATA", "Folder of the fold runs."),
     folds: int | None = typer.Option(
         None, min=2, metavar="K", help="K (config: split.folds, else 1 / split.val_fraction)."
     ),
     fold: int | None = typer.Option(None, min=0, metavar="I", help="Run only this fold (job arrays)."),
     report_only: bool = typer.Option(False, help="Only summarise finished folds."),
-    config: Path | None = typer.Option(None, metavar="FILE", help="YAML config."),
-    sets: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    config: Path | None = config_option(),
+    sets: list[str] | None = set_option(),
     device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."),
     quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
@@ -214,18 +201,23 @@ def cv(
     Folds left unfinished by a killed job are continued; a folder of folds trained with other
     settings is refused (or --overwrite). Fold jobs of one array may share --out.
     """
-    from ..workflows.cv import cross_validate
+    from ..workflows import cv as run
 
-    cfg = _config(config, sets, {"data.path": data, "split.folds": folds, "train.device": device})
-    out = _out(out, "cv", cfg.data.path)
-    settings = {"config": cfg.model_dump(mode="json"), "folds": folds}
-    log = (lambda line: None) if quiet else typer.echo
-    with _claim(out, "cv", settings, overwrite, inputs=[cfg.data.path], exclusive=False):
-        s = cross_validate(cfg, out=out, only_fold=fold, report_only=report_only, log=log)
-    typer.echo(s["markdown"])
+    cfg = resolve_config(config, sets, {"data.path": data, "split.folds": folds, "train.device": device})
+    r = run(
+        cfg,
+        out,
+        folds=folds,
+        fold=fold,
+        report_only=report_only,
+        overwrite=overwrite,
+        progress=False,
+        log=None if quiet else typer.echo,
+    )
+    typer.echo(r.markdown)
 
 
-@_command(
+@command(
     examples=(
         "beadseg sweep configs/sweep_example.yaml --trials 30 --out runs/sweep",
         "beadseg sweep space.yaml --storage postgresql://host/db --out /scratch/sweep -q",
@@ -237,7 +229,7 @@ def sweep(
     storage: str | None = typer.Option(
         None, metavar="URL", help="Optuna storage URL (default: SQLite in --out)."
     ),
-    out: Path | None = _out_option("sweep", "SPACE"),
+    out: Path | None = out_option("sweep", "SPACE"),
     quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -246,23 +238,18 @@ def sweep(
     Running it again into the same --out continues the study (trials left running by a killed
     run are marked failed); another search space into that folder is refused (or --overwrite).
     """
-    from ..workflows.sweep import load_space
-    from ..workflows.sweep import sweep as run_sweep
+    from ..workflows import sweep as run
 
-    out = _out(out, "sweep", space)
-    settings = {"space": load_space(space).model_dump(), "storage": storage}
-    log = (lambda line: None) if quiet else typer.echo
-    with _claim(out, "sweep", settings, overwrite, inputs=[space]):
-        r = run_sweep(space, trials, out, storage, log=log)
-    typer.echo(
-        f"{r['n_trials']} trials ({r['n_complete']} complete, {r['n_pruned']} pruned); results in {out}"
+    r = run(
+        space, out, trials=trials, storage=storage, overwrite=overwrite, log=None if quiet else typer.echo
     )
+    typer.echo(f"{r.n_trials} trials ({r.n_complete} complete, {r.n_pruned} pruned); results in {r.out}")
 
 
 _JOB = JobSpec()
 
 
-@_command(
+@command(
     examples=(
         "beadseg hpc slurm --job train --config configs/default_model.yaml --gpus 4 > train.sbatch",
         "beadseg hpc pbs --job predict --array 8 --inputs 'frames/*.png' --model runs/unet > predict.pbs",
@@ -296,7 +283,11 @@ def hpc(
     venv: str | None = typer.Option(None, metavar="FOLDER", help="Virtual environment to activate."),
     module: list[str] | None = typer.Option(None, metavar="NAME", help="Module to load (repeatable)."),
     out_dir: str | None = typer.Option(
-        None, metavar="FOLDER", help=f"Output folder on the cluster (default: {_JOB.out_dir!r})."
+        None,
+        "--out",
+        "-o",
+        metavar="FOLDER",
+        help=f"Output folder on the cluster, written by the job (default: {_JOB.out_dir!r}).",
     ),
     inputs: str | None = typer.Option(
         None, metavar="INPUTS", help=f"Predict: input folder or glob (default: {_JOB.inputs!r})."
@@ -344,12 +335,7 @@ def hpc(
     typer.echo(render_job(spec), nl=False)
 
 
-@_command(
-    examples=(
-        "beadseg compare runs/unet runs/att",
-        "beadseg compare runs/* --out runs/compare",
-    )
-)
+@command(examples=("beadseg compare runs/unet runs/att", "beadseg compare runs/* --out runs/compare"))
 def compare(
     runs: list[Path] = typer.Argument(..., metavar="RUN", help="Run folders."),
     out: Path | None = typer.Option(
@@ -362,51 +348,46 @@ def compare(
     ),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """Table of runs: best/final val IoU, epochs, status, time, parameters."""
-    from contextlib import nullcontext
+    """Table of runs: model, loss, learning rate, data, best/final val IoU, epochs, status, time."""
+    from ..workflows import compare as run
 
-    from ..evaluation.compare import compare_runs, markdown_table
-
-    settings = {"runs": [_abs(r) for r in runs]}
-    with _claim(out, "compare", settings, overwrite, inputs=runs) if out else nullcontext():
-        rows = compare_runs(runs, out)
-    typer.echo(markdown_table(rows), nl=False)
+    typer.echo(run(runs, out, overwrite=overwrite).markdown(), nl=False)
 
 
-@_command(
+@command(
     "lr-find",
     examples=(
         "beadseg lr-find ../data/microbeads --out lr",
         "beadseg lr-find ../data/microbeads --model attention_unet --steps 100 --device cuda",
     ),
 )
-def lr_find_cmd(
+def lr_find(
     data: Path | None = typer.Argument(None, metavar="DATA", show_default=False, help=DATA_HELP),
-    out: Path | None = _out_option("lr-find", "DATA"),
-    config: Path | None = typer.Option(None, metavar="FILE", help="YAML config."),
-    sets: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    out: Path | None = out_option("lr-find", "DATA"),
+    config: Path | None = config_option(),
+    sets: list[str] | None = set_option(),
     model: str | None = typer.Option(None, metavar="NAME", help="Model name (config: model.name)."),
     steps: int | None = typer.Option(None, min=10, metavar="N", help="Most sweep steps (default: 200)."),
     device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (config: train.device)."),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Learning-rate range test: plot and suggested learning rate."""
-    from ..training import lr_find
+    from ..workflows import lr_find as run
 
-    cfg = _config(config, sets, {"data.path": data, "model.name": model, "train.device": device})
-    out = _out(out, "lr-find", cfg.data.path)
-    settings = {"config": cfg.model_dump(mode="json"), "steps": steps}
-    with _claim(out, "lr-find", settings, overwrite, inputs=[cfg.data.path]):
-        res = lr_find(cfg, out, **({"steps": steps} if steps else {}))
-    lr = res["suggested_lr"]
-    typer.echo(
-        f"suggested learning rate: {lr:.3g} (use --set optim.lr={lr:.3g}); plot: {out / 'lr_find.png'}"
-        if lr
-        else "no clear minimum; see the plot"
-    )
+    cfg = resolve_config(config, sets, {"data.path": data, "model.name": model, "train.device": device})
+    r = run(cfg, out, steps=steps or 200, overwrite=overwrite)
+    if r.suggested_lr:
+        lr = r.suggested_lr
+        typer.echo(
+            f"suggested learning rate: {lr:.3g} (use --set optim.lr={lr:.3g}); plot: {r.out / 'lr_find.png'}"
+        )
+    else:
+        typer.echo(
+            f"warning: {r.warning or 'no clear minimum'}; see the plot {r.out / 'lr_find.png'}", err=True
+        )
 
 
-@_command(examples=("beadseg models", "beadseg models --base-channels 16 --depth 3"))
+@command(examples=("beadseg models", "beadseg models --base-channels 16 --depth 3"))
 def models(
     base_channels: int | None = typer.Option(
         None, min=1, metavar="N", help="Width of the first level (config: model.base_channels)."

@@ -318,7 +318,12 @@ class AnalyzeConfig(_Strict):
 
 
 class Config(_Strict):
-    """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
+    """The settings of every command, one section each; saved as ``config.yaml`` beside every
+    output. ``beadseg train`` reads data, split, model, loss, optim, schedule, augment, train
+    and instances; ``predict`` and ``evaluate`` read ``predict``; ``analyze`` (and the label
+    grading at the start of training) reads ``analyze``. One file serves every command:
+    ``--config FILE`` takes the same schema everywhere, ``--set section.key=value`` likewise.
+    """
 
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
@@ -329,6 +334,8 @@ class Config(_Strict):
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     instances: InstanceConfig = InstanceConfig()
+    predict: PredictConfig = PredictConfig()
+    analyze: AnalyzeConfig = AnalyzeConfig()
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -294,3 +294,27 @@ def write_float_tiff(path: str | Path, arr: np.ndarray) -> Path:
             tmp, np.asarray(arr, dtype=np.float32), compression="zlib", compressionargs={"level": 1}
         )
     return path
+
+
+def image_shape(path: str | Path) -> tuple[int, ...]:
+    """An image file's shape (height, width[, channels]) from its header, without decoding its
+    pixels (to size a run before it starts).
+
+    Raises
+    ------
+    InputError
+        The file is missing or not a readable PNG/TIFF/JPEG.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return tuple(tif.pages.first.shape)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return (im.height, im.width, len(im.getbands()))
+    except Exception as exc:  # any decoder failure means the file is unusable
+        raise InputError(f"cannot read the header of {path}: {type(exc).__name__}") from None

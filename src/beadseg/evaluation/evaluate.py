@@ -18,7 +18,7 @@ import numpy as np
 
 from ..analysis.grades import LabelSelection
 from ..core.beads import instances_from_mask, segment_instances
-from ..core.config import InstanceConfig, PredictConfig
+from ..core.config import Config, InstanceConfig, PredictConfig
 from ..core.errors import InputError
 from ..core.files import Pair, find_pairs, write_csv
 from ..core.masks import read_labels, read_mask, read_pair
@@ -54,8 +54,11 @@ def _find_prediction(pred_dir: Path, stem: str) -> np.ndarray | None:
     return None
 
 
-def _load_source_model(source: str | Path, cfg: PredictConfig):
-    """The model to run, or None when ``source`` is a folder of predictions."""
+def _load_source_model(source, cfg: PredictConfig):
+    """The model to run (``source`` itself when it is a loaded model), or None when ``source``
+    is a folder of predictions."""
+    if not isinstance(source, (str, Path)):
+        return source
     src = Path(str(source))
     if src.is_dir() and ((src / "labels").is_dir() or (src / "masks").is_dir()) and not any(src.glob("*.pt")):
         return None
@@ -120,7 +123,7 @@ def _write(out: Path, result: Evaluation, cfg: PredictConfig, worst: list) -> No
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", result.as_dict())
     write_csv(out / "metrics.csv", [e.row() for e in result.images])
-    save_config(cfg, out / "config.yaml")
+    save_config(Config(predict=cfg), out / "config.yaml")  # the one schema of every command
     if worst:
         from ..outputs.figures import plot_worst_cases
 
@@ -251,5 +254,6 @@ def evaluate(
     if scan is not None:
         result = replace(result, calibration=scan.result(out))
     if out is not None:
+        result = replace(result, out=Path(out))
         _write(Path(out), result, cfg, worst)
     return result

@@ -5,6 +5,7 @@ and domain, the threshold calibration, and the :class:`Evaluation` result with i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -264,6 +265,7 @@ class Evaluation:
     labels: LabelSelection = field(default_factory=lambda: LabelSelection({}, {}, graded=False))
     no_prediction: list[str] = field(default_factory=list)
     per_domain: dict[str, SetSummary] = field(default_factory=dict)
+    out: Path | None = None  #: where metrics.json and the report were written (None: nowhere)
 
     def headlines(self) -> list[str]:
         """One line of the main scores per domain (only the overall one for a single domain),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -81,16 +82,51 @@ ERROR_FIELDS = ["image", "error"]
 
 
 @dataclass
-class PredictSummary:
-    """What a prediction run did (also written as ``summary.json``)."""
+class Tally:
+    """The running totals of a prediction run (what :class:`PredictSummary` freezes)."""
 
+    counts: list[CountRow] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    n_resumed: int = 0
+    megapixels: float = 0.0
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def add(self, row: CountRow, result: ImageResult | None) -> None:
+        """Count a predicted image (``result``) or a resumed one (``result`` None)."""
+        self.counts.append(row)
+        if result is None:
+            self.n_resumed += 1
+            return
+        self.megapixels += result.height * result.width / 1e6
+        for k, v in result.timings.items():
+            self.timings_s[k] = self.timings_s.get(k, 0.0) + v
+
+    def freeze(self, out: Path) -> PredictSummary:
+        return PredictSummary(
+            Path(out),
+            len(self.counts),
+            len(self.errors),
+            self.n_resumed,
+            self.megapixels,
+            dict(self.timings_s),
+            tuple(self.counts),
+            tuple(self.errors),
+        )
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What a prediction run did (also written as ``summary.json``): the rows of counts.csv,
+    the frames skipped with their errors, and where the time went."""
+
+    out: Path
     n_images: int = 0
     n_errors: int = 0
     n_resumed: int = 0
     megapixels: float = 0.0
     timings_s: dict[str, float] = field(default_factory=dict)
-    counts: list[CountRow] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)
+    counts: tuple[CountRow, ...] = ()
+    errors: tuple[dict, ...] = ()
 
     @property
     def mp_per_s(self) -> dict[str, float]:
@@ -100,18 +136,7 @@ class PredictSummary:
     def total_count(self) -> int:
         return sum(r.count for r in self.counts)
 
-    def add(self, row: CountRow, result: ImageResult | None) -> None:
-        """Count a predicted image (``result``) or a resumed one (``result`` None)."""
-        self.counts.append(row)
-        self.n_images += 1
-        if result is None:
-            self.n_resumed += 1
-            return
-        self.megapixels += result.height * result.width / 1e6
-        for k, v in result.timings.items():
-            self.timings_s[k] = self.timings_s.get(k, 0.0) + v
-
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         """The ``summary.json`` content."""
         return {
             "n_images": self.n_images,

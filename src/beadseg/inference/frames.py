@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,11 +17,9 @@ from ..core.masks import write_labels, write_mask
 from ..core.normalization import normalize_image
 from .counts import ImageResult
 from .overlay import colour_overlay, preview
-from .records import _record_path
+from .predictor import Predictor
+from .records import record_path
 from .segmentation import _domain, _instances, predict_maps
-
-if TYPE_CHECKING:  # either engine: an OnnxModel has the same attributes
-    from .torch_model import LoadedModel
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -101,9 +98,7 @@ class Inferred:
     pixel_size_um: float | None = None  # given, or the file's own (see io.read_pixel_size_um)
 
 
-def infer_file(
-    model: LoadedModel, path: Path, cfg: PredictConfig, image: np.ndarray | None = None
-) -> Inferred:
+def infer_file(model: Predictor, path: Path, cfg: PredictConfig, image: np.ndarray | None = None) -> Inferred:
     """The first half of :func:`predict_file`: read the image (unless ``image``, the file as
     read already, is given), run the network. It releases the GIL for most of its time (PNG
     decoding, ONNX Runtime or torch), so :func:`predict_images` runs it for the next frame while
@@ -124,7 +119,7 @@ def infer_file(
 
 
 def finish_file(
-    model: LoadedModel,
+    model: Predictor,
     inferred: Inferred,
     out: Path,
     cfg: PredictConfig,
@@ -181,7 +176,7 @@ def model_label(source: str | Path) -> str:
 
 
 def predict_file(
-    model: LoadedModel,
+    model: Predictor,
     path: Path,
     out: Path,
     cfg: PredictConfig,
@@ -234,7 +229,7 @@ class FirstRead:
         Only for one frame: a frame decoded before the model's session exists raised the peak
         RSS of 20 streamed 4K frames from 1.16 to 1.31-1.36 GB (measured), and over many frames
         the 0.2-0.4 s saved once does not matter."""
-        if len(files) != 1 or _record_path(out, files[0].stem).is_file():
+        if len(files) != 1 or record_path(out, files[0].stem).is_file():
             return None
         return FirstRead(files[0])
 
@@ -244,7 +239,7 @@ class Lookahead:
     current one (instances, writes). At most two frames are in memory: the one being finished
     and the one being inferred. A frame that was not started ahead is inferred on :meth:`take`."""
 
-    def __init__(self, model: LoadedModel, cfg: PredictConfig, first_read: FirstRead | None = None):
+    def __init__(self, model: Predictor, cfg: PredictConfig, first_read: FirstRead | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
         self._model, self._cfg = model, cfg

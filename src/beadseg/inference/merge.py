@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.config import InstanceConfig, PredictConfig
@@ -16,16 +16,21 @@ from ..core.files import write_csv
 from ..outputs.provenance import write_json
 from .bead_tables import BEADS_CSV, merge_bead_tables
 from .counts import _NEWER_COUNT_FIELDS, COUNT_FIELDS, ERROR_FIELDS
-from .records import _NOT_COMPARED
+from .records import NOT_COMPARED
 
 
 @dataclass(frozen=True)
 class MergeSummary:
     """What :func:`merge_runs` joined (``missing_shards``: shards left out with ``incomplete``)."""
 
+    out: Path
     n_images: int
     n_errors: int
-    missing_shards: list[str] = field(default_factory=list)
+    missing_shards: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"out": str(self.out), "n_images": self.n_images, "n_errors": self.n_errors,
+                "missing_shards": list(self.missing_shards)}  # fmt: skip
 
 
 def _comparable_settings(settings: dict) -> dict:
@@ -35,7 +40,7 @@ def _comparable_settings(settings: dict) -> dict:
     drop = ("shard", "device", "runtime", "instance_method")
     key = {k: v for k, v in settings.items() if k not in drop}
     if isinstance(key.get("predict"), dict):
-        key["predict"] = PredictConfig(**key["predict"]).model_dump(exclude=_NOT_COMPARED)
+        key["predict"] = PredictConfig(**key["predict"]).model_dump(exclude=NOT_COMPARED)
     if isinstance(key.get("instances"), dict):
         key["instances"] = InstanceConfig(**key["instances"]).model_dump()
     return key
@@ -167,4 +172,4 @@ def merge_runs(runs: list[str | Path], out: str | Path, incomplete: bool = False
     if gap:
         record["missing_shards"] = [f"{i}/{gap[0]}" for i in gap[1]]
     write_json(out / "settings.json", record)
-    return MergeSummary(len(rows), len(errors), [f"{i}/{gap[0]}" for i in gap[1]] if gap else [])
+    return MergeSummary(out, len(rows), len(errors), tuple(f"{i}/{gap[0]}" for i in gap[1]) if gap else ())

@@ -9,20 +9,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..core.config import InstanceConfig, PredictConfig, save_config
+from ..core.config import Config, InstanceConfig, PredictConfig, save_config
 from ..core.errors import BeadsegError, BeadsegWarning, InputError
 from ..core.files import find_images, write_csv
 from ..outputs.provenance import write_json, write_provenance
 from .bead_tables import BEADS_CSV, concat_bead_tables
-from .counts import COUNT_FIELDS, ERROR_FIELDS, CountRow, PredictSummary
+from .counts import COUNT_FIELDS, ERROR_FIELDS, CountRow, PredictSummary, Tally
 from .frames import FirstRead, Lookahead, _import_finishing_modules, predict_file
-from .records import _NOT_COMPARED, _frame_digest, _next_to_predict, _record_path, _reusable_record
+from .predictor import Predictor
+from .records import NOT_COMPARED, file_identity, frame_digest, next_to_predict, record_path, reusable_record
 from .runtime import load_model
-
-if TYPE_CHECKING:  # either engine: an OnnxModel has the same attributes
-    from .torch_model import LoadedModel
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -77,7 +74,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def _run_settings(
-    m: LoadedModel,
+    m: Predictor,
     cfg: PredictConfig,
     threshold: float | None,
     shard: tuple[int, int] | None,
@@ -93,7 +90,7 @@ def _run_settings(
         "threshold": m.threshold if threshold is None else threshold,
         "instances": inst.model_dump(),
         "instance_method": resolve_method(inst, m.centre_head),
-        "predict": cfg.model_dump(exclude=_NOT_COMPARED),
+        "predict": cfg.model_dump(exclude=NOT_COMPARED),
         "shard": list(shard) if shard else None,
     }
 
@@ -113,7 +110,7 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
 
 
 def predict_images(
-    model: str | Path,
+    model,
     inputs: list[str | Path],
     out: str | Path,
     cfg: PredictConfig | None = None,
@@ -125,11 +122,13 @@ def predict_images(
 ) -> PredictSummary:
     """Predict every input image, one in memory at a time, and write run-level tables.
 
+    ``model`` is a path, ``default``, or a model already loaded (:func:`~beadseg.inference.load_model`).
     Frames that cannot be read are skipped and listed in ``errors.csv``; the others are still
     processed. With ``shard=(i, N)`` only every N-th of the sorted inputs, starting at i, is
     processed, so N cluster jobs cover the inputs with no coordination. A frame whose outputs are
-    complete (its ``records/<name>.json``, written last, exists) is not predicted again: a killed
-    job resumes where it stopped.
+    complete (its ``records/<name>.json``, written last, exists) and whose file has not changed
+    since (:mod:`~beadseg.inference.records`) is not predicted again: a killed job resumes where
+    it stopped.
 
     Writes ``counts.csv``, ``beads.csv`` (every bead, an ``image`` column first), ``errors.csv``,
     ``settings.json``, ``summary.json``, ``config.yaml`` (the resolved
@@ -151,38 +150,42 @@ def predict_images(
     if shard is not None:
         files = files[shard[0] :: shard[1]]
     first_read = FirstRead.of(files, Path(out))  # decoded while the model loads
-    m = load_model(model, cfg.device, cfg.runtime, cfg.num_threads)
-    digest = _frame_digest(m, cfg, threshold, instances)
+    m = (
+        load_model(model, cfg.device, cfg.runtime, cfg.num_threads)
+        if isinstance(model, (str, Path))
+        else model
+    )
+    digest = frame_digest(m, cfg, threshold, instances)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(m, cfg, threshold, shard, instances)
-    summary = PredictSummary()
+    tally = Tally()
     threading.Thread(target=_import_finishing_modules, daemon=True).start()
     with _progress(progress, len(files)) as advance, Lookahead(m, cfg, first_read) as ahead:
         for i, f in enumerate(files):
-            record = _record_path(out, f.stem)
+            record = record_path(out, f.stem)
             try:
-                done = _reusable_record(record, f, digest)
+                done = reusable_record(record, f, digest)
                 if done is not None:
-                    summary.add(done, None)
+                    tally.add(done, None)
                     continue
                 inferred = ahead.take(f)
-                following = _next_to_predict(files[i + 1 :], out, digest)
+                following = next_to_predict(files[i + 1 :], out, digest)
                 if following is not None:
                     ahead.start(following)  # its network runs while this frame is finished
                 r = predict_file(m, f, out, cfg, threshold, inferred=inferred, instances=instances)
             except BeadsegError as exc:
-                summary.errors.append({"image": str(f), "error": str(exc)})
+                tally.errors.append({"image": str(f), "error": str(exc)})
                 if log:
                     log(f"skipped {f}: {exc}")
                 continue
             finally:
                 advance()
             row = CountRow.of(r)
-            # last: its presence marks the frame complete, for this source file and settings
-            write_json(record, {**row.as_dict(), "source": str(f.resolve()), "settings_hash": digest})
-            summary.add(row, r)
-    summary.n_errors = len(summary.errors)
+            # last: its presence marks the frame complete, for this file as it is now and these settings
+            write_json(record, {**row.as_dict(), **file_identity(f), "settings_hash": digest})
+            tally.add(row, r)
+    summary = tally.freeze(out)
     _warn_out_of_domain(summary.counts, m)
     _write_run_tables(out, summary, {**settings, "device": m.device_type, "runtime": m.runtime}, cfg)
     if not summary.counts and summary.errors:
@@ -201,12 +204,12 @@ def _write_run_tables(out: Path, summary: PredictSummary, settings: dict, cfg: P
     concat_bead_tables(out / BEADS_CSV, [(name, out / "beads" / f"{name}.csv") for name in images])
     write_csv(out / "errors.csv", summary.errors, ERROR_FIELDS)
     write_json(out / "settings.json", settings)
-    write_json(out / "summary.json", summary.as_dict())
-    save_config(cfg, out / "config.yaml")
+    write_json(out / "summary.json", summary.to_dict())
+    save_config(Config(predict=cfg), out / "config.yaml")  # the one schema of every command
     write_provenance(out, "predict")
 
 
-def _warn_out_of_domain(rows: list[CountRow], m: LoadedModel) -> None:
+def _warn_out_of_domain(rows, m: Predictor) -> None:
     """One warning line per run naming the images unlike the model's training data."""
     import warnings
 

@@ -11,31 +11,28 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.config import InstanceConfig, PredictConfig
 from ..core.images import to_channels
 from ..core.normalization import normalize_image
+from .predictor import Predictor
 from .tiling import predict_tiled
 
-if TYPE_CHECKING:  # either engine: an OnnxModel has the same attributes
-    from .torch_model import LoadedModel
 
-
-def _batch_size(cfg: PredictConfig, model: LoadedModel, tile_px: int) -> int:
+def _batch_size(cfg: PredictConfig, model: Predictor, tile_px: int) -> int:
     return cfg.batch_size or model.default_batch_size(tile_px)
 
 
 def predict_maps(
-    model: LoadedModel, image: np.ndarray, cfg: PredictConfig | None = None, normalized: bool = False
+    model: Predictor, image: np.ndarray, cfg: PredictConfig | None = None, normalized: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Bead probability (and, for a centre-head model, bead-centre map) of every pixel.
 
     Parameters
     ----------
-    model : LoadedModel
+    model : Predictor
     image : ndarray, ``H x W`` or ``H x W x C``, any dtype
         Normalised here as the model was trained (``model.normalization``) unless
         ``normalized``; channels are adapted to the model (grey <-> RGB).
@@ -71,7 +68,7 @@ def predict_maps(
 
 
 def predict_probabilities(
-    model: LoadedModel, image: np.ndarray, cfg: PredictConfig | None = None
+    model: Predictor, image: np.ndarray, cfg: PredictConfig | None = None
 ) -> np.ndarray:
     """Bead probability of every pixel of an image (see :func:`predict_maps`): ``H x W``
     float32. ``image`` is ``H x W`` or ``H x W x C`` of any dtype."""
@@ -92,7 +89,7 @@ class Segmentation:
 
 
 def segment(
-    model: LoadedModel,
+    model: Predictor,
     image: np.ndarray,
     cfg: PredictConfig | None = None,
     threshold: float | None = None,
@@ -119,7 +116,7 @@ def segment(
 
 
 def _instances(
-    model: LoadedModel,
+    model: Predictor,
     prob: np.ndarray,
     centres: np.ndarray | None,
     threshold: float | None,
@@ -133,7 +130,7 @@ def _instances(
     return segment_instances(prob, centres, instances or model.instances, thr)
 
 
-def _domain(model: LoadedModel, norm: np.ndarray, labels: np.ndarray) -> tuple[bool, str]:
+def _domain(model: Predictor, norm: np.ndarray, labels: np.ndarray) -> tuple[bool, str]:
     """(in the model's training domain, why not) of one normalised image and its beads."""
     from ..core.domain import domain_check
 
@@ -141,7 +138,7 @@ def _domain(model: LoadedModel, norm: np.ndarray, labels: np.ndarray) -> tuple[b
 
 
 def segment_image(
-    model: LoadedModel,
+    model: Predictor,
     image: np.ndarray,
     cfg: PredictConfig | None = None,
     threshold: float | None = None,

@@ -91,7 +91,8 @@ def load_torch_model(model: str | Path, device: torch.device | str | None = None
         A run folder, a checkpoint or ``default`` (see
         :func:`beadseg.models.checkpoint.resolve_model_path`).
     device : torch.device or str, optional
-        A torch device or a ``--device`` name (``auto``, ``cpu``, ``cuda``, ...); default: CPU.
+        A torch device or a ``--device`` name (``auto``, ``cpu``, ``cuda``, ...); default
+        ``auto``: CUDA, then MPS, then the CPU.
 
     Returns
     -------
@@ -110,12 +111,10 @@ def load_torch_model(model: str | Path, device: torch.device | str | None = None
     state = load_checkpoint(path)
     net = fuse_for_inference(model_from_checkpoint(state, path))
     meta = state["meta"]
-    if device is None:
-        device = torch.device("cpu")
-    elif not isinstance(device, torch.device):
+    if not isinstance(device, torch.device):
         from ..models.devices import resolve_device
 
-        device = resolve_device(str(device))
+        device = resolve_device("auto" if device is None else str(device))
     net = net.to(device)
     if device.type == "cpu":
         net = net.to(memory_format=torch.channels_last)  # 2-3x faster convolutions on CPU

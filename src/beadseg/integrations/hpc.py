@@ -25,7 +25,7 @@ class JobSpec:
         ``array`` shards, 1 when not given) or ``sweep`` (``array`` workers of one study).
     config : the training config (train) or the search-space file (sweep).
     trials : sweep: finished trials wanted in the shared study; each worker keeps taking new
-        trials until the study has that many (see :func:`beadseg.workflows.sweep.sweep`).
+        trials until the study has that many (see :func:`beadseg.workflows.hyperparameter_search.sweep`).
     """
 
     scheduler: str = "slurm"

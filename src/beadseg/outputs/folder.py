@@ -1,28 +1,34 @@
-"""The output-folder rule shared by every command that writes a folder (``--out``).
+"""The output-folder rule: one command and one set of settings per folder, owned by the library.
 
 An output folder belongs to one command and one set of settings, recorded in a small manifest
-(``OUT/.beadseg-output.json``). Running a command into a folder that holds another command's
-output, or the same command's with other settings, is an error naming the difference, unless
-``overwrite`` is given: then the folder's contents are removed first (only inside ``--out``,
-never through a link). A folder that holds exactly this command and these settings is
-continued (a killed ``predict`` resumes; ``train`` continues only with ``--resume``).
+(``OUT/.beadseg-output.json``) together with the names the command writes (its *outputs*, e.g.
+``counts.csv``, ``masks/``). Every workflow function (:mod:`beadseg.workflows`: what the command
+line and a notebook call) holds its folder through :meth:`OutputFolder.claim`, so the Python API
+refuses exactly where the command line refuses:
 
-While a command writes, it holds ``OUT/.beadseg.lock`` (an OS lock, ``flock``: released by the
-kernel when the process dies, so the lock file of a killed run is simply taken over); a second
-writer gets an error naming the first. Before anything is computed the folder is checked:
-``--out`` that is a file, a parent that cannot be written, a link inside the folder, or an input
-inside the folder are errors. When the command fails on bad input (a
-:class:`~beadseg.core.errors.BeadsegError`) in a folder it created, it leaves nothing behind.
+- a folder that holds another command's output, or this command's with other settings, is an
+  error naming the difference, unless ``overwrite``: then the command's own outputs are removed
+  first (only the names its manifest lists, never through a link); a folder that also holds
+  anything else (a user's ``notes.txt``) is refused with the list, and nothing is removed
+  unless everything can be;
+- a folder that holds exactly this command and these settings is continued (a killed
+  ``predict`` resumes), or refused with the command's own hint (``train``: ``resume=``);
+- while a command writes, it holds ``OUT/.beadseg.lock`` (``flock``: released by the kernel
+  when the process dies); a second writer gets an error naming the first;
+- before anything is computed the folder is checked: ``out`` that is a file, a parent that
+  cannot be written, a link inside the folder, an input inside the folder;
+- when the command fails on bad input (a :class:`~beadseg.core.errors.BeadsegError`) it leaves
+  the folder as it was: a folder it created goes, what it added to an empty one goes.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
-import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,27 +37,115 @@ from typing import Any
 
 from .. import __version__
 from ..core.errors import BeadsegError, InputError
+from .locks import LOCK, acquire_lock, release_lock
 
 MANIFEST = ".beadseg-output.json"
-LOCK = ".beadseg.lock"
 #: the temporary names of :func:`beadseg.core.files.atomic_path`: ``.NAME.<12 hex>.ext``
 TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}(\.[A-Za-z0-9]+)?$")
+#: beadseg's own bookkeeping in every output folder
+OWN = (MANIFEST, LOCK)
+
+__all__ = ["LOCK", "MANIFEST", "OutputFolder", "acquire_lock", "default_output", "release_lock"]
 
 
 @dataclass(frozen=True)
-class OutputClaim:
-    """A command's hold on its output folder.
+class OutputFolder:
+    """A command's hold on its output folder (see the module docstring).
 
     Attributes
     ----------
     path : Path
         The folder.
+    command : str
+        The command whose output it holds, e.g. ``"predict"``.
     continued : bool
-        It already held this command's output with these settings (resume what is there).
+        It already held this command's output with these settings: resume what is there.
     """
 
     path: Path
+    command: str
     continued: bool
+
+    @staticmethod
+    @contextmanager
+    def claim(
+        out: str | Path,
+        command: str,
+        settings: Any,
+        *,
+        outputs: Iterable[str] = (),
+        overwrite: bool = False,
+        inputs=(),
+        shared: bool = False,
+        continue_hint: str = "",
+    ) -> Iterator[OutputFolder]:
+        """Hold ``out`` for ``command`` while the block runs.
+
+        Parameters
+        ----------
+        out : path
+            The output folder (created when missing).
+        command : str
+            The command's name, e.g. ``"predict"``.
+        settings : dict or None
+            Everything that decides the folder's content; None continues whatever ``command``
+            recorded there (``train`` with ``resume``), and the folder must already hold it.
+        outputs : names
+            The top-level names the command writes (``"counts.csv"``, ``"masks"``,
+            ``"fold_*"``: shell patterns): what ``overwrite`` may remove.
+        overwrite : bool
+            Replace a folder that holds other output instead of refusing.
+        inputs : paths
+            The command's inputs; ``out`` may not be one of them nor hold one.
+        shared : bool
+            Several processes write into the folder at once, each its own subfolder (the fold
+            jobs of ``cv``): no lock, and a refused job never removes what others wrote.
+        continue_hint : str
+            When set, a folder holding this very output is refused with this text (``train``:
+            "continue it with resume=").
+
+        Raises
+        ------
+        InputError
+            Any of the conditions of the module docstring, as one line naming the folder and
+            the way on.
+        """
+        out = Path(out)
+        check_writable(out)
+        check_not_input(out, inputs)
+        if _is_secondary_rank():
+            yield OutputFolder(out, command, True)
+            return
+        created = _make_folder(out)
+        fd, held, before, had_manifest = None, False, set(), False
+        try:
+            fd = None if shared else acquire_lock(out, command)
+            held, before = True, set(os.listdir(out))  # what the folder held before this command
+            had_manifest = MANIFEST in before
+            if overwrite:
+                _clear_own_outputs(out, command, tuple(outputs))
+                before = set(os.listdir(out))  # replaced: a failure now leaves it as cleared
+                had_manifest = False
+            else:
+                problem = _conflict(out, command, settings, continue_hint)
+                if problem:
+                    fix = "give another --out, or overwrite (--overwrite) to replace it"
+                    raise InputError(f"{problem}; {fix}" if settings is not None else problem)
+            _refuse_links(out)
+            if not shared:  # left by killed writes: we hold the folder, so no live writer owns them
+                for t in _temp_files(out):
+                    t.unlink(missing_ok=True)
+            continued = read_manifest(out) is not None
+            if not continued:
+                write_manifest(out, command, settings if settings is not None else {}, outputs)
+            yield OutputFolder(out, command, continued)
+        except BeadsegError:
+            if held:
+                _undo(out, created, before, shared, had_manifest)
+            raise
+        finally:
+            if fd is not None:
+                release_lock(out, fd)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -78,9 +172,9 @@ def check_writable(out: str | Path) -> None:
 
 
 def check_not_input(out: Path, inputs) -> None:
-    """Refuse an output folder that is one of the inputs or holds one (``--overwrite`` would
+    """Refuse an output folder that is one of the inputs or holds one (``overwrite`` would
     delete it, and outputs would land among the inputs)."""
-    out_r = out.resolve()
+    out_r = Path(out).resolve()
     flat = []
     for item in inputs:
         flat += list(item) if isinstance(item, (list, tuple)) else [item]
@@ -94,28 +188,61 @@ def check_not_input(out: Path, inputs) -> None:
             )
 
 
-def _links_and_temp_files(out: Path) -> tuple[list[Path], list[Path]]:
-    """Links anywhere inside ``out`` and leftover temporary files of killed atomic writes."""
-    links, temps = [], []
+def check_free_space(folder: str | Path, needed_bytes: float, what: str) -> None:
+    """Refuse to start writing ``what`` into ``folder`` when its file system has less than
+    ``needed_bytes`` free (a full disk half-way through a run leaves a broken folder).
+
+    Raises
+    ------
+    InputError
+        Naming the folder, the space needed and the space free.
+    """
+    base = Path(folder)
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    free = shutil.disk_usage(base).free
+    if free < needed_bytes:
+        raise InputError(
+            f"{folder} has {_size(free)} free but {what} needs about {_size(needed_bytes)}; free "
+            "some space or give --out on another disk"
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _refuse_links(out: Path) -> None:
     for root, dirs, files in os.walk(out):
         for name in dirs + files:
             p = Path(root) / name
             if p.is_symlink():
-                links.append(p)
-            elif name in files and TEMP_NAME.match(name):
-                temps.append(p)
-    return links, temps
+                raise InputError(
+                    f"{p} is a link (to {os.readlink(p)}); beadseg writes only inside --out, never "
+                    "through links: remove the link or give another --out"
+                )
+
+
+def _temp_files(out: Path) -> list[Path]:
+    """Leftover temporary files of killed atomic writes, anywhere inside ``out``."""
+    return [
+        Path(root) / name
+        for root, _, files in os.walk(out)
+        for name in files
+        if TEMP_NAME.match(name) and not (Path(root) / name).is_symlink()
+    ]
 
 
 def _entries(out: Path) -> list[str]:
     """What ``out`` holds besides beadseg's own bookkeeping (manifest, lock, temporary files).
-
-    Hidden files count: a folder holding only ``.git`` is not empty.
-    """
+    Hidden files count: a folder holding only ``.git`` is not empty."""
     if not out.is_dir():
         return []
-    own = (MANIFEST, LOCK)
-    return sorted(e.name for e in os.scandir(out) if e.name not in own and not TEMP_NAME.match(e.name))
+    return sorted(e.name for e in os.scandir(out) if e.name not in OWN and not TEMP_NAME.match(e.name))
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -136,19 +263,24 @@ def read_manifest(out: str | Path) -> dict | None:
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or "command" not in data:
             raise ValueError("no command")
-    except (ValueError, OSError):
+    except (ValueError, OSError, UnicodeDecodeError):
         raise InputError(
-            f"{path} is damaged; give another --out, or --overwrite to replace the folder"
+            f"{path} is damaged; give another --out, or overwrite to replace the folder"
         ) from None
     return data
 
 
-def _legacy_command(out: Path) -> str | None:
-    """The command named by the provenance.json of a folder written before manifests."""
-    try:
-        return str(json.loads((out / "provenance.json").read_text())["command"]).split()[0]
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return None
+def write_manifest(out: Path, command: str, settings: Any, outputs: Iterable[str] = ()) -> None:
+    from ..core.files import write_text
+
+    info = {
+        "command": command,
+        "settings": _normalised(settings),
+        "outputs": sorted(outputs),
+        "beadseg_version": __version__,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_text(out / MANIFEST, json.dumps(info, indent=1) + "\n")
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -161,30 +293,34 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def settings_difference(old: Any, new: Any, limit: int = 3) -> str:
-    """The keys whose values differ, as ``key old -> new`` (at most ``limit`` of them)."""
+    """The keys whose values differ, as ``key old -> new`` (at most ``limit`` of them); a key
+    the old folder did not record reads ``(not recorded)``."""
 
     def short(v: Any) -> str:
+        if v is _UNSET:
+            return "(not recorded)"
         text = json.dumps(v)
         return text if len(text) <= 48 else text[:45] + "..."
 
     a, b = _flat(_normalised(old)), _flat(_normalised(new))
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "<unset>") != b.get(k, "<unset>"))
-    parts = [f"{k or 'settings'} {short(a.get(k))} -> {short(b.get(k))}" for k in keys[:limit]]
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _UNSET) != b.get(k, _UNSET))
+    parts = [
+        f"{k or 'settings'} {short(a.get(k, _UNSET))} -> {short(b.get(k, _UNSET))}" for k in keys[:limit]
+    ]
     if len(keys) > limit:
         parts.append(f"and {len(keys) - limit} more")
     return ", ".join(parts)
 
 
-def write_manifest(out: Path, command: str, settings: Any) -> None:
-    from ..core.files import write_text
+_UNSET = object()
 
-    info = {
-        "command": command,
-        "settings": _normalised(settings),
-        "beadseg_version": __version__,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_text(out / MANIFEST, json.dumps(info, indent=1) + "\n")
+
+def _legacy_command(out: Path) -> str | None:
+    """The command named by the provenance.json of a folder written before manifests."""
+    try:
+        return str(json.loads((out / "provenance.json").read_text())["command"]).split()[0]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 def _conflict(out: Path, command: str, settings: Any, continue_hint: str) -> str | None:
@@ -202,7 +338,10 @@ def _conflict(out: Path, command: str, settings: Any, continue_hint: str) -> str
             return f"{out} holds files beadseg did not write ({', '.join(_entries(out)[:3])})"
         if legacy == command and settings is None:
             return None
-        return f"{out} holds the output of `beadseg {legacy}` from a version that did not record its settings"
+        return (
+            f"{out} holds `beadseg {legacy}` output from beadseg < 0.1 (no record of its settings, "
+            "so it cannot be continued)"
+        )
     if manifest["command"] != command:
         return f"{out} holds the output of `beadseg {manifest['command']}`, not of `beadseg {command}`"
     if settings is None:
@@ -213,86 +352,65 @@ def _conflict(out: Path, command: str, settings: Any, continue_hint: str) -> str
     return continue_hint or None
 
 
-# ----------------------------------------------------------------------------- clearing
+# ----------------------------------------------------------------------------- overwrite
 
 
-def clear_folder(out: Path, keep: tuple[str, ...] = (LOCK,)) -> None:
-    """Remove everything inside ``out`` (not ``out`` itself, nor the names in ``keep``).
-
-    Links are removed as links: nothing outside ``out`` is ever touched.
-    """
-    for entry in os.scandir(out):
-        if entry.name in keep:
-            continue
-        if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
-            os.unlink(entry.path)
-        else:
-            shutil.rmtree(entry.path)
-
-
-# ----------------------------------------------------------------------------- the lock
-
-
-def _lock_text(command: str) -> str:
-    return json.dumps(
-        {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": command,
-            "since_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-    )
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text())
-        return f"`beadseg {info['command']}` (pid {info['pid']} on {info['host']}, since {info['since_utc']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another beadseg process"
-
-
-def acquire_lock(out: Path, command: str) -> int:
-    """Take ``out``'s lock; returns the open file descriptor that holds it.
-
-    The lock is ``flock``: the kernel releases it when its process dies, so a lock file left by
-    a killed run is taken over. After locking, the file at the path must still be the one
-    locked (another process may have removed it meanwhile); otherwise try again.
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; beadseg's clusters and workstations have it
-        return -1
-    path = out / LOCK
-    for _ in range(10):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise InputError(
-                f"{out} is being written by {_lock_holder(path)}; wait for it to finish or give another --out"
-            ) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, _lock_text(command).encode())
-            return fd
-        os.close(fd)
-    raise InputError(f"could not lock {path}; try again")
-
-
-def release_lock(out: Path, fd: int) -> None:
-    if fd < 0:
+def _clear_own_outputs(out: Path, command: str, outputs: tuple[str, ...]) -> None:
+    """Remove what beadseg wrote in ``out``: the names its manifest lists (or, for a folder of
+    this same command, ``outputs``), after checking that nothing else is there and that every
+    one of them can be removed; links are removed as links."""
+    if not _entries(out):
         return
-    try:
-        os.unlink(out / LOCK)
-    except FileNotFoundError:
-        pass
-    os.close(fd)
+    manifest = read_manifest(out)
+    if manifest is None and _legacy_command(out) is None:
+        raise InputError(
+            f"{out} holds files beadseg did not write ({', '.join(_entries(out)[:5])}); overwrite "
+            "replaces only beadseg output folders: give another --out"
+        )
+    if manifest is None or "outputs" not in manifest:  # written by beadseg < 0.1.1
+        older = _legacy_command(out) if manifest is None else manifest["command"]
+        if older != command:
+            raise InputError(
+                f"{out} holds `beadseg {older}` output from an older beadseg that did not record "
+                "which files are its own; remove the folder yourself or give another --out"
+            )
+        manifest = {"outputs": ["provenance.json"]}
+    patterns = tuple(manifest["outputs"]) + outputs
+    ours = [e for e in _entries(out) if any(fnmatch.fnmatch(e, p) for p in patterns)]
+    foreign = sorted(set(_entries(out)) - set(ours))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise InputError(
+            f"{out} holds files beadseg did not write ({shown}); overwrite removes only beadseg's own "
+            "output: move them out of the folder, or give another --out"
+        )
+    stuck = _not_removable(out, ours)
+    if stuck:
+        raise InputError(
+            f"{stuck} cannot be removed (permission denied), so nothing was replaced; fix its "
+            "permissions or give another --out"
+        )
+    for name in ours:
+        path = out / name
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+    (out / MANIFEST).unlink(missing_ok=True)
+
+
+def _not_removable(out: Path, names: list[str]) -> Path | None:
+    """The first of ``names`` (or a file inside one) that cannot be removed: removing an entry
+    takes write and search permission on the folder that holds it."""
+    dirs = [out]
+    for name in names:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            dirs += [Path(root) for root, _, _ in os.walk(p)]
+    for d in dirs:
+        if not os.access(d, os.W_OK | os.X_OK):
+            return d
+    return None
 
 
 # ----------------------------------------------------------------------------- the claim
@@ -316,100 +434,17 @@ def _make_folder(out: Path) -> Path | None:
     return top
 
 
-@contextmanager
-def claim_output(
-    out: str | Path,
-    command: str,
-    settings: Any,
-    *,
-    overwrite: bool = False,
-    inputs=(),
-    exclusive: bool = True,
-    continue_hint: str = "",
-) -> Iterator[OutputClaim]:
-    """Hold ``out`` for ``command`` while the block runs (see the module docstring).
-
-    Parameters
-    ----------
-    out : path
-        The output folder (created when missing).
-    command : str
-        The command's name, e.g. ``"predict"``.
-    settings : dict or None
-        Everything that decides the folder's content; None continues whatever ``command``
-        recorded there (``train --resume``), and the folder must already hold it.
-    overwrite : bool
-        Clear a folder that holds other output instead of refusing.
-    inputs : paths
-        The command's inputs; ``out`` may not be one of them nor hold one.
-    exclusive : bool
-        Take the lock (False: several processes share the folder, each writing its own
-        subfolder, e.g. the fold jobs of ``cv``).
-    continue_hint : str
-        When set, a folder holding this very output is refused with this text (``train``:
-        "continue it with --resume").
-
-    Raises
-    ------
-    InputError
-        Any of the conditions above, as one line naming the folder and the fix.
-    """
-    out = Path(out)
-    check_writable(out)
-    check_not_input(out, inputs)
-    if _is_secondary_rank():
-        yield OutputClaim(out, True)
-        return
-    created = _make_folder(out)
-    fd, held = None, not exclusive
-    before: set[str] = set()
-    try:
-        fd = acquire_lock(out, command) if exclusive else None
-        held, before = True, set(os.listdir(out))  # what the folder held before this command
-        problem = None if overwrite else _conflict(out, command, settings, continue_hint)
-        if problem:
-            fix = "give another --out, or --overwrite to replace it" if settings is not None else ""
-            raise InputError(f"{problem}; {fix}" if fix else problem)
-        if overwrite:
-            if read_manifest(out) is None and _entries(out) and _legacy_command(out) is None:
-                raise InputError(
-                    f"{out} holds files beadseg did not write; --overwrite clears only beadseg "
-                    "output folders: give another --out"
-                )
-            clear_folder(out)
-            before = set(os.listdir(out))  # replaced: a failure now leaves the folder empty
-        links, temps = _links_and_temp_files(out)
-        if links:
-            raise InputError(
-                f"{links[0]} is a link (to {os.readlink(links[0])}); beadseg writes only inside "
-                "--out, never through links: remove the link or give another --out"
-            )
-        for t in temps if exclusive else ():  # left by killed writes: we hold the folder, so
-            t.unlink(missing_ok=True)  # no live writer owns them (shared folders: they may)
-        continued = read_manifest(out) is not None and not overwrite
-        if not continued:
-            write_manifest(out, command, settings if settings is not None else {})
-        yield OutputClaim(out, continued)
-    except BeadsegError:
-        if held:
-            _undo(out, created, before, exclusive)
-        raise
-    finally:
-        if fd is not None:
-            release_lock(out, fd)
-
-
-def _undo(out: Path, created: Path | None, before: set[str], exclusive: bool) -> None:
+def _undo(out: Path, created: Path | None, before: set[str], shared: bool, had_manifest: bool) -> None:
     """After bad input: leave the folder as it was before the command (nothing half-written).
 
     A folder this command created goes; in a folder that held nothing but beadseg's bookkeeping
-    before, what the command added goes. A shared (non-exclusive) folder is touched only while
-    it holds nothing but the manifest: other jobs may be writing into it.
+    before, what the command added goes. In a shared folder only the manifest this job wrote
+    goes, and only while nothing else is there: other jobs may be writing into it.
     """
     if not out.is_dir():
         return
-    if not exclusive:
-        if _entries(out):
+    if shared:
+        if had_manifest or _entries(out):
             return
         (out / MANIFEST).unlink(missing_ok=True)
         folder = out
@@ -421,9 +456,8 @@ def _undo(out: Path, created: Path | None, before: set[str], exclusive: bool) ->
         return
     if created is not None:
         shutil.rmtree(created, ignore_errors=True)
-    elif MANIFEST not in before:  # a folder with other output keeps it; this one held none
-        added = set(os.listdir(out)) - before - {LOCK}
-        for name in added:
+    elif not had_manifest:  # a folder with other output keeps it; this one held none
+        for name in set(os.listdir(out)) - before - {LOCK}:
             path = out / name
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -442,20 +476,7 @@ def default_output(command: str, source: str | Path | list | tuple | None = None
     a folder, the folder holding it when it is a file, the folder part of a glob
     (``frames/*.png``: ``frames``); the first one when several are given; ``beadseg`` when the
     command reads no input. Named after the input so that two inputs get two folders; in the
-    current folder because the input's own folder may be read-only or shared. The folder is
-    then claimed like any ``--out`` (:func:`claim_output`): one command and settings per folder.
-
-    Parameters
-    ----------
-    command : str
-        The command's name, e.g. ``"analyze"``.
-    source : path, str, list of them, or None
-        The main input (a folder, a file or a glob).
-
-    Returns
-    -------
-    Path
-        Relative to the current folder, e.g. ``Path("microbeads-analyze")``.
+    current folder because the input's own folder may be read-only or shared.
 
     Examples
     --------

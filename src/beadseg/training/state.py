@@ -13,7 +13,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from ..core.config import Config
-from ..models.checkpoint import CHECKPOINT_FORMAT
+from ..core.errors import InputError
+from ..models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from ..models.devices import Distributed
 
 
@@ -128,3 +129,51 @@ class TrainState:
         self.elapsed_before_s = ckpt["elapsed_s"]
         # the stop decision of the latest epoch (older checkpoints: none recorded)
         self.status, self.reason = ckpt.get("status", "ok"), ckpt.get("reason", "")
+
+
+#: what ``last.pt`` must hold to continue a run (see :meth:`TrainState.checkpoint`)
+RESUME_KEYS = (
+    "config",
+    "optimizer_state",
+    "epoch",
+    "history",
+    "best",
+    "bad_epochs",
+    "collapse_count",
+    "elapsed_s",
+)
+
+
+def resume_point(run: Path, log: Callable[[str], None] = print) -> tuple[Config, dict | None]:
+    """The config and ``last.pt`` of a run to continue; ``last.pt`` is None when the run was
+    stopped before its first epoch ended (then it starts from its config.yaml).
+
+    Raises
+    ------
+    InputError
+        ``run`` holds neither a ``last.pt`` nor a ``config.yaml``.
+    """
+    from ..core.config import load_config
+    from ..outputs.folder import read_manifest
+
+    if (run / "last.pt").is_file():
+        ckpt = load_checkpoint(run / "last.pt")
+        missing = [k for k in RESUME_KEYS if k not in ckpt]
+        if missing:
+            raise InputError(
+                f"{run / 'last.pt'} cannot be resumed (missing {', '.join(missing)}); start a new "
+                "run, or give it as train.init_weights to start from its weights"
+            )
+        return load_config(None, ckpt["config"]), ckpt
+    if (run / "config.yaml").is_file():
+        cfg = load_config(run / "config.yaml")
+    else:
+        manifest = read_manifest(run) if run.is_dir() else None
+        if not manifest or manifest["command"] != "train" or not manifest.get("settings"):
+            raise InputError(
+                f"{run} holds no last.pt or config.yaml of a training run; nothing to resume: "
+                f"start a run with --out {run}"
+            )
+        cfg = load_config(None, manifest["settings"])
+    log(f"{run} has no last.pt yet (stopped before its first epoch ended): starting the run")
+    return cfg, None

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..core.config import Config, ModelConfig, save_config
-from ..core.errors import ConfigError, InputError
+from ..core.errors import ConfigError
 from ..core.normalization import normalization_record
 from ..data.dataset import CropDataset
 from ..models import build_model, count_parameters
@@ -32,7 +32,7 @@ from ..outputs.provenance import write_json, write_provenance
 from .callbacks import Callback, build_ema, check_best_model, default_callbacks
 from .data import TrainingData, bead_area_stats, crop_loader, prepare_data
 from .schedules import build_scheduler
-from .state import TrainState
+from .state import TrainState, resume_point
 from .validation import validate
 
 
@@ -44,8 +44,10 @@ def train(
     log: Callable[[str], None] = print,
     on_epoch: Callable[[int, dict], None] | None = None,
     device: str | None = None,
+    data_path: str | None = None,
 ) -> dict:
-    """Train a segmentation model.
+    """Train a segmentation model into ``out`` (the engine of :func:`beadseg.workflows.train`,
+    which holds the run folder; this function does not check what the folder holds).
 
     Parameters
     ----------
@@ -68,6 +70,9 @@ def train(
     device : str, optional
         Run on this device instead of the config's ``train.device`` (e.g. a resumed run
         moved to another machine).
+    data_path : str, optional
+        With ``resume``: the run's data folder at its new place (it moved since the run
+        started).
 
     Returns
     -------
@@ -85,6 +90,8 @@ def train(
     if resume is not None:
         out = Path(resume)
         cfg, ckpt = resume_point(out, log)
+        if data_path is not None:
+            cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": data_path})})
         if ckpt is not None and ckpt.get("finished"):
             log(f"{out} already finished ({ckpt['status']}); nothing to resume")
             return {**ckpt["result"]}
@@ -143,54 +150,6 @@ def _remove_run_files(out: Path) -> None:
     """A fresh run never leaves an earlier run's checkpoints or results beside its own."""
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-
-
-#: what ``last.pt`` must hold to continue a run (see :meth:`TrainState.checkpoint`)
-RESUME_KEYS = (
-    "config",
-    "optimizer_state",
-    "epoch",
-    "history",
-    "best",
-    "bad_epochs",
-    "collapse_count",
-    "elapsed_s",
-)
-
-
-def resume_point(run: Path, log: Callable[[str], None] = print) -> tuple[Config, dict | None]:
-    """The config and ``last.pt`` of a run to continue; ``last.pt`` is None when the run was
-    stopped before its first epoch ended (then it starts from its config.yaml).
-
-    Raises
-    ------
-    InputError
-        ``run`` holds neither a ``last.pt`` nor a ``config.yaml``.
-    """
-    from ..core.config import load_config
-    from ..outputs.folder import read_manifest
-
-    if (run / "last.pt").is_file():
-        ckpt = load_checkpoint(run / "last.pt")
-        missing = [k for k in RESUME_KEYS if k not in ckpt]
-        if missing:
-            raise InputError(
-                f"{run / 'last.pt'} cannot be resumed (missing {', '.join(missing)}); start a new "
-                "run, or give it as train.init_weights to start from its weights"
-            )
-        return load_config(None, ckpt["config"]), ckpt
-    if (run / "config.yaml").is_file():
-        cfg = load_config(run / "config.yaml")
-    else:
-        manifest = read_manifest(run) if run.is_dir() else None
-        if not manifest or manifest["command"] != "train" or not manifest.get("settings"):
-            raise InputError(
-                f"{run} holds no last.pt or config.yaml of a training run; nothing to resume: "
-                f"start a run with --out {run}"
-            )
-        cfg = load_config(None, manifest["settings"])
-    log(f"{run} has no last.pt yet (stopped before its first epoch ended): starting the run")
-    return cfg, None
 
 
 # ----------------------------------------------------------------------------- the loop

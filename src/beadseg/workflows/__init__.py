@@ -1,1 +1,61 @@
-"""One function per command, each returning a typed result: what the CLI and a notebook call."""
+"""One function per command, each returning a frozen result: what the CLI and a notebook call.
+
+Every function that writes a folder holds it by the output-folder rule
+(:class:`~beadseg.outputs.folder.OutputFolder`): one command and one set of settings per
+folder; the same settings resume, others are refused naming the difference (or
+``overwrite=True``), so the Python API refuses exactly where ``beadseg`` does.
+
+========================  ==============================  =================================
+command                   function                        result
+========================  ==============================  =================================
+``beadseg synth``         :func:`synth`                   :class:`.data.SynthResult`
+``beadseg analyze``       :func:`analyze`                 :class:`.data.AnalyzeResult`
+``beadseg fix-masks``     :func:`fix_masks`               :class:`.data.FixMasksResult`
+``beadseg train``         :func:`train`                   :class:`.training.TrainResult`
+``beadseg lr-find``       :func:`lr_find`                 :class:`.training.LrFindResult`
+``beadseg compare``       :func:`compare`                 :class:`.training.CompareResult`
+``beadseg cv``            :func:`cv`                      :class:`.cross_validation.CVResult`
+``beadseg sweep``         :func:`sweep`                   :class:`.hyperparameter_search.SweepResult`
+``beadseg predict``       :func:`predict`                 ``inference.counts.PredictSummary``
+``beadseg merge``         :func:`merge`                   ``inference.merge.MergeSummary``
+``beadseg evaluate``      :func:`evaluate`                ``evaluation.scores.Evaluation``
+``beadseg dilution``      :func:`dilution`                :class:`.inference.DilutionResult`
+``beadseg export``        :func:`export`                  :class:`.inference.ExportResult`
+``beadseg demo``          :func:`demo`                    :class:`.walkthrough.DemoResult`
+========================  ==============================  =================================
+
+The names are imported on first use: ``import beadseg.workflows`` loads no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "synth": "data",
+    "analyze": "data",
+    "fix_masks": "data",
+    "train": "training",
+    "lr_find": "training",
+    "compare": "training",
+    "cv": "cross_validation",
+    "sweep": "hyperparameter_search",
+    "predict": "inference",
+    "merge": "inference",
+    "evaluate": "inference",
+    "dilution": "inference",
+    "export": "inference",
+    "demo": "walkthrough",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

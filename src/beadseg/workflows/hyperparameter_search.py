@@ -20,6 +20,7 @@ workers on many nodes share one study); running the command again continues the 
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -146,7 +147,7 @@ def _flatten(d: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def sweep(
+def run_study(
     space_file: str | Path,
     trials: int,
     out: str | Path = "beadseg-sweep",
@@ -283,3 +284,61 @@ def _report(study, out: Path, space: SearchSpace, log) -> dict:
         log(f"best {space.metric} {best.value:.4f} with {best.params}; config: {out / 'best_config.yaml'}")
     write_json(out / "sweep.json", result)
     return result
+
+
+SWEEP_OUTPUTS = (
+    "trial_*",
+    "study.db",
+    "trials.csv",
+    "best_config.yaml",
+    "sweep.json",
+    "history.png",
+    "importance.png",
+    "provenance.json",
+)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A study's state after :func:`sweep`: trial counts, and the best trial's value, parameters
+    and run folder (None before any trial completed)."""
+
+    out: Path
+    n_trials: int
+    n_complete: int
+    n_pruned: int
+    best_value: float | None = None
+    best_params: dict = field(default_factory=dict)
+    best_run: str | None = None
+    importance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        from ._common import plain
+
+        return plain(asdict(self))
+
+
+def sweep(
+    space: str | Path,
+    out: str | Path | None = None,
+    *,
+    trials: int = 20,
+    storage: str | None = None,
+    overwrite: bool = False,
+    log=None,
+) -> SweepResult:
+    """Optuna search over config keys (`beadseg sweep`) until the study has ``trials`` finished
+    trials; resumable (trials left running by a killed run are marked failed) and shareable
+    across workers through ``storage``. Another search space into the same folder is refused
+    (or ``overwrite``)."""
+    from ..outputs.folder import OutputFolder, default_output
+    from ._common import quiet
+
+    out = Path(out) if out is not None else default_output("sweep", space)
+    settings = {"space": load_space(space).model_dump(), "storage": storage}
+    with OutputFolder.claim(
+        out, "sweep", settings, outputs=SWEEP_OUTPUTS, overwrite=overwrite, inputs=[space]
+    ):
+        r = run_study(space, trials, out, storage, log=quiet(log))
+    known = {k: r[k] for k in ("best_value", "best_params", "best_run", "importance") if k in r}
+    return SweepResult(out, r["n_trials"], r["n_complete"], r["n_pruned"], **known)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -211,3 +212,58 @@ def _write_report(out: Path, result: dict, summary: dict, definitions: dict) -> 
     terms = named_terms(definitions, EVALUATION_NAMES, general)
     terms["validation IoU"] = "pixel IoU on the images held out from fine-tuning, after each epoch"
     write_report(out, "\n".join(md), terms)
+
+
+DEMO_OUTPUTS = (
+    "data",
+    "analysis",
+    "evaluate-default",
+    "finetune",
+    "evaluate-finetuned",
+    "dilution-series",
+    "predict-series",
+    "dilution",
+    "report.md",
+    "report.html",
+    "provenance.json",
+)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo found at each step, and the seconds each took."""
+
+    out: Path
+    steps: dict = field(repr=False)
+
+    @property
+    def seconds(self) -> dict:
+        return self.steps["seconds"]
+
+    def to_dict(self) -> dict:
+        from ._common import plain
+
+        return plain(self.steps)
+
+
+def demo(
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    device: str | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """The whole pipeline on generated data with the shipped model (`beadseg demo`): synthetic
+    tiles, the doctor, evaluation, fine-tuning, a dilution series predicted and fitted;
+    ``out/report.html``."""
+    from ..outputs.folder import OutputFolder, default_output
+    from ._common import quiet
+
+    out = Path(out) if out is not None else default_output("demo")
+    with OutputFolder.claim(
+        out, "demo", {"quick": quick, "seed": seed}, outputs=DEMO_OUTPUTS, overwrite=overwrite
+    ):
+        steps = run_demo(out, quick=quick, seed=seed, log=quiet(log), device=device)
+    return DemoResult(out, steps)

@@ -9,6 +9,7 @@ held-out frames. Folds can run in one process or as separate jobs (``--fold k``)
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -109,12 +110,13 @@ def _run_fold(cfg: Config, run: Path, folds: int, k: int, progress: bool, log) -
     The fold's folder follows the output-folder rule (:mod:`beadseg.outputs.folder`): a fold
     trained with other settings is an error naming the difference, never "already done".
     """
-    from ..outputs.folder import claim_output
+    from ..outputs.folder import OutputFolder
     from ..training import train
+    from .training import TRAIN_OUTPUTS
 
     fcfg = cfg.model_copy(deep=True)
     fcfg.split.folds, fcfg.split.fold = folds, k
-    with claim_output(run, "train", fcfg.model_dump(mode="json")) as claim:
+    with OutputFolder.claim(run, "train", fcfg.model_dump(mode="json"), outputs=TRAIN_OUTPUTS) as claim:
         if claim.continued and (run / "result.json").exists():
             log(f"fold {k}: already done")
             return
@@ -189,3 +191,64 @@ def cross_validate(
     write_text(out / "cv.md", "\n".join(lines) + "\n")
     summary["markdown"] = "\n".join(lines)
     return summary
+
+
+CV_OUTPUTS = ("fold_*", "cv.json", "cv.md", "provenance.json")
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """K-fold cross-validation: one row per finished fold, mean and sample SD of every metric
+    (:data:`METRICS`), per domain when the data mixes real and synthetic tiles."""
+
+    out: Path
+    folds: int
+    finished: int
+    per_fold: tuple[dict, ...]
+    mean: dict
+    sd: dict
+    per_domain: dict = field(default_factory=dict)
+    markdown: str = ""
+
+    def to_dict(self) -> dict:
+        from ._common import plain
+
+        return plain({k: v for k, v in asdict(self).items() if k != "markdown"})
+
+
+def cv(
+    cfg: Config,
+    out: str | Path | None = None,
+    *,
+    folds: int | None = None,
+    fold: int | None = None,
+    report_only: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    log=None,
+) -> CVResult:
+    """K-fold cross-validation over source frames (`beadseg cv`): train and evaluate every fold
+    (or ``fold`` only: one job of an array; jobs may share ``out``), then mean +/- SD of every
+    metric over the finished folds. Folds left unfinished by a killed job are continued; a
+    folder of folds trained with other settings is refused (or ``overwrite``)."""
+    from ..outputs.folder import OutputFolder, default_output
+    from ._common import quiet
+    from .training import _data_paths, _first
+
+    cfg = _data_paths(cfg)
+    out = Path(out) if out is not None else default_output("cv", _first(cfg.data.path))
+    settings = {"config": cfg.model_dump(mode="json"), "folds": folds}
+    with OutputFolder.claim(
+        out, "cv", settings, outputs=CV_OUTPUTS, overwrite=overwrite, inputs=[cfg.data.path], shared=True
+    ):
+        s = cross_validate(cfg, folds, out, fold, report_only, progress, quiet(log))
+    return CVResult(
+        out,
+        s["folds"],
+        s["finished"],
+        tuple(s["per_fold"]),
+        s["mean"],
+        s["sd"],
+        s.get("per_domain", {}),
+        s["markdown"],
+    )
