@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.beads import clumps
+from ..core.config import BLOB_AREA_RATIO
 from ..core.registration import best_scale, correlation_by_shift
 from .domains import REAL
 from .overlaps import Leakage, OverlapAgreement, leakage_groups, overlap_agreement
@@ -238,12 +240,13 @@ def mask_scales(
 class LabelQuality:
     """Specks, objects cut by the border, soft and empty masks, and clumps drawn as blobs.
 
-    ``clump_fraction[name]``: share of the mask area in objects larger than ``clump_factor``
-    single beads of the image's domain (the annotator outlined a clump as one smooth blob).
+    ``clump_fraction[name]``: share of the mask area in blobs, objects larger than
+    ``blob_area_ratio`` single beads of the image's domain (the annotator outlined a clump as
+    one smooth blob; :func:`beadseg.core.beads.clumps`).
     """
 
     speck_area_px: dict[str, float]
-    clump_factor: float
+    blob_area_ratio: float
     specks: dict[str, int]
     clump_fraction: dict[str, float]
     soft_masks: list[str]
@@ -257,24 +260,27 @@ class LabelQuality:
 
 
 def label_quality(
-    measurements, single_area: dict[str, float], speck_area_px: float | None, clump_factor: float = 4.0
+    measurements,
+    single_area: dict[str, float],
+    speck_area_px: float | None,
+    blob_area_ratio: float = BLOB_AREA_RATIO,
 ) -> LabelQuality:
     """Specks below ``speck_area_px`` (default a quarter of the domain's single bead), border
     objects, soft and empty masks, and the clump fraction of each mask."""
-    specks, clumps, speck_px = {}, {}, {}
+    specks, blobs, speck_px = {}, {}, {}
     for m in measurements:
         bead = single_area.get(m.domain, 0.0)
         speck_px[m.domain] = speck_area_px or max(3.0, bead / 4)
         a = m.arrays.areas
         specks[m.name] = int(np.count_nonzero(a < speck_px[m.domain]))
-        big = a[a > clump_factor * bead] if bead else a[:0]
-        clumps[m.name] = float(big.sum() / a.sum()) if a.sum() else 0.0
+        big = a[clumps(a, bead, blob_area_ratio)] if bead else a[:0]
+        blobs[m.name] = float(big.sum() / a.sum()) if a.sum() else 0.0
     border = sum(m.border_objects for m in measurements)
     return LabelQuality(
         speck_px,
-        clump_factor,
+        blob_area_ratio,
         specks,
-        clumps,
+        blobs,
         soft_masks=[m.name for m in measurements if m.soft_mask],
         empty_masks=[m.name for m in measurements if m.empty_mask],
         border_objects_total=int(border),
@@ -357,7 +363,7 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
             cfg.missing_min_count,
         ),
         fits=fits,
-        quality=label_quality(measurements, single_area, cfg.speck_area_px, cfg.clump_factor),
+        quality=label_quality(measurements, single_area, cfg.speck_area_px, cfg.blob_area_ratio),
         registration=registration_summary(measurements, set(fits.not_fitting)),
         scales=mask_scales(measurements, odd, cfg.owner_search_radius_px),
         overlaps=agree,

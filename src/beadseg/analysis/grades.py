@@ -94,7 +94,7 @@ def grade_one(m, checks, cfg: AnalyzeConfig) -> LabelGrade:
     if clumps >= cfg.clump_max_fraction:
         fixable.append(
             f"clumps drawn as blobs: {clumps:.0%} of the mask area in objects larger "
-            f"than {cfg.clump_factor:g} beads"
+            f"than {cfg.blob_area_ratio:g} beads"
         )
     grade = UNUSABLE if unusable else FIXABLE if fixable else GOOD
     return LabelGrade(
@@ -127,13 +127,15 @@ def grade_labels(
     >>> grades = grade_labels(find_pairs("data"))  # doctest: +SKIP
     >>> [g.name for g in grades if not g.usable]  # doctest: +SKIP
     """
+    from ..core.beads import single_area_of_objects
     from .checks import run_checks
     from .fingerprint import measure_all
-    from .headlines import single_bead_area
 
     cfg = cfg or AnalyzeConfig()
     ms = measure_all(list(pairs), cfg, workers, progress, grading_only=True)
-    single = {d: single_bead_area(_areas([m for m in ms if m.domain == d])) for d in {m.domain for m in ms}}
+    single = {
+        d: single_area_of_objects(_areas([m for m in ms if m.domain == d])) for d in {m.domain for m in ms}
+    }
     checks = run_checks(ms, cfg, single, overlaps=False)
     return [grade_one(m, checks, cfg) for m in ms]
 

@@ -14,6 +14,7 @@ import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..analysis.grades import LabelSelection, select_labels
+from ..core.beads import single_bead_area
 from ..core.config import Config, DataConfig
 from ..core.errors import ConfigError
 from ..core.files import Pair, find_pairs
@@ -22,7 +23,7 @@ from ..core.naming import source_frame
 from ..core.normalization import normalization_record
 from ..data.dataset import CropDataset, Sample, load_samples
 from ..data.split import Split, check_no_leak, grouped_split
-from ..data.targets import centre_targets, single_bead_area
+from ..data.targets import centre_targets
 
 
 @dataclass
@@ -133,8 +134,9 @@ def prepare_data(cfg: Config) -> TrainingData:
 
 def add_centre_targets(samples: list[Sample], d: DataConfig, reference: list[Sample]) -> float:
     """Attach the centre head's target and validity (:func:`beadseg.data.targets.centre_targets`)
-    to every sample; the single-bead area is ``data.single_bead_area_px`` or the median object
-    area of the ``reference`` samples without exact truth (the training side). Returns it."""
+    to every sample; the single-bead area is ``data.single_bead_area_px`` or the
+    :func:`~beadseg.core.beads.single_bead_area` of the ``reference`` samples without exact
+    truth (the training side). Returns it."""
     area = d.single_bead_area_px
     if area is None:
         annotated = [s.mask for s in reference if s.centres is None] or [s.mask for s in reference]
