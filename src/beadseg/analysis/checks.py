@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.beads import clumps
 from ..core.config import BLOB_AREA_RATIO
-from ..core.registration import best_scale, correlation_by_shift
+from ..core.registration import REGISTRATION_RADIUS_PX, best_scale, correlation_by_shift
 from .domains import REAL
 from .overlaps import Leakage, OverlapAgreement, leakage_groups, overlap_agreement
 
@@ -161,7 +161,9 @@ def _find_owner(
     return (best if clear else ""), float(best_fit)
 
 
-def mask_fits(measurements, fit_ratio: float = 0.4, search_radius_px: int = 8) -> MaskFits:
+def mask_fits(
+    measurements, fit_ratio: float = 0.4, search_radius_px: int = REGISTRATION_RADIUS_PX
+) -> MaskFits:
     """Flag masks that fit their own image far worse than their neighbours do, and name the
     image each belongs to.
 
@@ -215,7 +217,7 @@ class MaskScale:
 def mask_scales(
     measurements,
     names,
-    search_radius_px: int = 8,
+    search_radius_px: int = REGISTRATION_RADIUS_PX,
     min_gain: float = 0.05,
     scales=tuple(np.round(np.arange(0.96, 1.0401, 0.01), 2)),
 ) -> dict[str, MaskScale]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 from .files import write_text
+from .registration import REGISTRATION_RADIUS_PX
 
 # Bead defaults that several settings share, each defined once (the concepts and why these
 # values: core/beads.py; the list: docs/architecture.md, "Defaults and where they live")
@@ -47,7 +48,9 @@ class DataConfig(_Strict):
     align_masks: bool = Field(
         False, description="re-register masks that sit off their beads (see `beadseg fix-masks`)"
     )
-    align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
+    align_radius_px: int = Field(
+        REGISTRATION_RADIUS_PX, ge=1, description="largest mask shift searched when aligning"
+    )
     use_all_labels: bool = Field(
         False,
         description="train on every label as it is; by default labels graded unusable by "
@@ -297,7 +300,9 @@ class AnalyzeConfig(_Strict):
     unusable_unlabelled_fraction: float = Field(
         0.5, gt=0, le=1, description="unlabelled-candidate share that makes a label unusable"
     )
-    registration_radius_px: int = Field(8, ge=1, description="largest mask shift searched")
+    registration_radius_px: int = Field(
+        REGISTRATION_RADIUS_PX, ge=1, description="largest mask shift searched"
+    )
     registration_min_shift_px: float = Field(2.0, gt=0)
     registration_min_gain: float = Field(0.15, ge=0)
     mask_fit_ratio: float = Field(
@@ -308,7 +313,7 @@ class AnalyzeConfig(_Strict):
         "least this share of its source frame's (or domain's) median",
     )
     owner_search_radius_px: int = Field(
-        8, ge=0, description="shifts searched when matching a mask against every image"
+        REGISTRATION_RADIUS_PX, ge=0, description="shifts searched when matching a mask against every image"
     )
     blob_area_ratio: float = Field(
         BLOB_AREA_RATIO,
