@@ -340,7 +340,12 @@ class AnalyzeConfig(_Strict):
 
 
 class Config(_Strict):
-    """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
+    """Everything a training run needs; saved as ``config.yaml`` in the run folder.
+
+    ``analyze`` holds the dataset doctor's settings (those of `beadseg analyze --config`),
+    with which training grades its labels (unless ``data.use_all_labels``): the labels left
+    out and re-registered are the ones `beadseg analyze` reports with the same settings.
+    """
 
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
@@ -351,6 +356,7 @@ class Config(_Strict):
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     instances: InstanceConfig = InstanceConfig()
+    analyze: AnalyzeConfig = AnalyzeConfig()
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
