@@ -13,7 +13,7 @@ from ..core.beads import beads_by_area, single_area_of_objects
 from ..core.config import AnalyzeConfig
 from ..core.errors import InputError
 from ..core.files import find_pairs
-from .checks import Checks, run_checks
+from .checks import INVERTED, WHOLE_IMAGE, Checks, run_checks
 from .domains import DOMAINS, REAL, check_domains
 from .fingerprint import ImageMeasurement, measure_all
 from .grades import grade_one
@@ -66,7 +66,7 @@ def _per_image(ms, checks: Checks, grades: dict, looks: dict, beads_area: dict) 
             "mask_fit_reference": fit.reference,
             "mask_fits_image": fit.fits_image,
             # a mask that does not fit its image at all is not "shifted by N px"
-            "misregistered": m.registration.flagged and fit.fits_image,
+            "misregistered": m.registration.flagged and fit.fits_image and m.name not in checks.polarity,
             "mask_belongs_to": fit.belongs_to,
             "mask_scale": checks.scales[m.name].scale if m.name in checks.scales else 1.0,
             "grade": g.grade,
@@ -110,6 +110,8 @@ def _checks_block(ms, checks: Checks, domain_check) -> dict:
             "total_specks": int(sum(q.specks.values())),
             "soft_masks": q.soft_masks,
             "empty_masks": q.empty_masks,
+            "inverted_masks": sorted(n for n, r in checks.polarity.items() if r == INVERTED),
+            "whole_image_masks": sorted(n for n, r in checks.polarity.items() if r == WHOLE_IMAGE),
             "border_objects_total": q.border_objects_total,
             "border_object_fraction": q.border_object_fraction,
         },

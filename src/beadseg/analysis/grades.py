@@ -1,7 +1,8 @@
 """A grade per label: good, fixable or unusable, with the reasons.
 
-* **unusable**: the mask does not describe its image: it fits the image's beads far worse than
-  its neighbours' masks fit theirs (often it belongs to another image, which is named); it was
+* **unusable**: the mask does not describe its image: it is inverted (beads 0, background
+  255) or covers the whole image; it fits the image's beads far worse than its neighbours'
+  masks fit theirs (often it belongs to another image, which is named); it was
   drawn at another scale (e.g. on a resized copy) and sits more than twice the label tolerance
   off at the image corners; most bead candidates are unlabelled; or the mask is empty while the
   image shows beads.
@@ -64,6 +65,8 @@ def _fit_reasons(fit) -> list[str]:
 
 def grade_one(m, checks, cfg: AnalyzeConfig) -> LabelGrade:
     """Grade one measured image from the set-level checks (:func:`checks.run_checks`)."""
+    if m.name in checks.polarity:  # inverted or all foreground: every other finding follows from it
+        return LabelGrade(m.name, UNUSABLE, (checks.polarity[m.name],))
     unusable, fixable = _fit_reasons(checks.fits.per_image[m.name]), []
     unl = checks.missing.unlabelled_candidates[m.name]
     frac = checks.missing.unlabelled_fraction[m.name]
