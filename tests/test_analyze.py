@@ -4,6 +4,8 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from beadseg.analysis import analyze_dataset, grade_labels
@@ -417,3 +419,48 @@ def test_inverted_and_all_white_masks_are_unusable_and_everything_renders(tmp_pa
     # training and evaluate grade alike
     graded = {g.name: g for g in grade_labels(find_pairs(tmp_path / "d"), workers=1)}
     assert all(graded[n].reasons == tuple(grades[n]["reasons"]) for n in inverted + white)
+
+
+_MASK_KINDS = ("as drawn", "inverted", "all white", "all black", "noise", "grey levels")
+
+
+@settings(derandomize=True, max_examples=12, deadline=None)
+@given(kinds=st.lists(st.sampled_from(_MASK_KINDS), min_size=3, max_size=3))
+def test_analyze_works_on_any_masks_users_bring(tmp_path_factory, kinds):
+    """Masks as users save them (right, inverted, blank, full, noise, grey levels): analyze
+    grades every one and renders its report and console lines, or refuses the set with a
+    one-line BeadsegError naming the mask; nothing else escapes."""
+    from beadseg.analysis.outputs import console_lines
+    from beadseg.analysis.report import render_report
+    from beadseg.core.errors import BeadsegError
+
+    root = tmp_path_factory.mktemp("d")
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    names = ["160x_fA_grid_r0_c0", "320x_fB_grid_r0_c0", "640x_fC_grid_r0_c0"]
+    for i, (name, kind) in enumerate(zip(names, kinds)):
+        s = synth_image(64, 12, seed=i, cluster_fraction=0.0, min_gap_px=2)
+        drawn = np.where(s.mask, 255, 0).astype(np.uint8)
+        mask = {
+            "as drawn": drawn,
+            "inverted": 255 - drawn,
+            "all white": np.full_like(drawn, 255),
+            "all black": np.zeros_like(drawn),
+            "noise": (rng.random(drawn.shape) < 0.5).astype(np.uint8) * 255,
+            "grey levels": rng.integers(0, 256, drawn.shape).astype(np.uint8),
+        }[kind]
+        write_image(root / "images" / f"{name}.png", s.image)
+        iio.imwrite(root / "masks" / f"{name}.png", mask)
+    try:
+        summary = analyze_dataset(root, None, workers=1)
+    except BeadsegError as err:
+        assert "\n" not in str(err) and "masks" in str(err)
+        return
+    grades = {g["name"]: g for g in summary["label_grades"]}
+    for name, kind in zip(names, kinds):
+        if kind in ("inverted", "all white"):
+            assert grades[name]["grade"] == "unusable", (kind, grades.get(name))
+        for reason in grades.get(name, {"reasons": []})["reasons"]:
+            assert "\n" not in reason
+    assert "## Recommendations" in render_report(summary, figures=False)
+    assert console_lines(summary, root / "out", plots=False)

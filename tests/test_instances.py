@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beadseg.core.beads import (
     check_threshold,
@@ -198,3 +200,23 @@ def test_fill_holes_equals_scipy():
     for _ in range(5):
         m = rng.random((40, 50)) < 0.55
         np.testing.assert_array_equal(fill_holes(m), ndi.binary_fill_holes(m))
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    bits=st.lists(st.booleans(), min_size=24 * 24, max_size=24 * 24),
+    single=st.floats(0, 200, allow_nan=False),
+)
+def test_any_mask_splits_and_counts_consistently(bits, single):
+    """Whatever mask a user brings: the split keeps every pixel and every component, counts
+    what count_beads counts, and the mask count is at least one bead per object."""
+    mask = np.array(bits, bool).reshape(24, 24)
+    n_objects = label_components(mask)[1]
+    labels = split_touching(mask)
+    np.testing.assert_array_equal(labels > 0, mask)
+    assert labels.max() == count_beads(mask) >= n_objects
+    in_mask = count_beads_in_mask(mask, single)
+    assert in_mask >= n_objects and (in_mask == 0) == (n_objects == 0)
+    areas = np.bincount(label_components(mask)[0].ravel())[1:]
+    area = single_bead_area([mask])
+    assert (area == 0) if n_objects == 0 else areas.min() <= area <= areas.max()
