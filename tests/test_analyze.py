@@ -4,6 +4,8 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from beadseg.analysis import analyze_dataset, grade_labels
@@ -327,3 +329,138 @@ def test_mask_drawn_at_another_scale_is_found(tmp_path):
     row = {r["name"]: r for r in summary["per_image"]}["640x_f1_grid_r0_c0"]
     assert row["grade"] == "unusable" and "drawn at another scale" in row["grade_reasons"]
     assert row["mask_belongs_to"] == ""
+
+
+REPORT_SECTIONS = (
+    "## Headlines per domain",
+    "## Density",
+    "## Label grades",
+    "## Partial masks",
+    "## Object sizes",
+    "## Annotation consistency",
+    "## Leakage",
+    "## Findings",
+    "## Recommendations",
+)
+
+
+def _synth_named(root, names, seed=1):
+    """synth_dataset's pairs renamed to ``names`` (source frame and dilution come from them)."""
+    from beadseg.data.synth import synth_dataset
+
+    made = synth_dataset(root / "raw", n=len(names), size=128, seed=seed, min_beads=20, max_beads=60)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for old, new in zip(made, names):
+            src = next((root / "raw" / sub).glob(f"{old}.*"))
+            src.rename(root / sub / f"{new}{src.suffix}")
+
+
+def _assert_every_output(out):
+    from beadseg.analysis.outputs import OUTPUT_FILES
+
+    for f in OUTPUT_FILES:
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    report = (out / "report.md").read_text()
+    for section in REPORT_SECTIONS:
+        assert section in report, section
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["160x_frameA_grid_r0_c0", "160x_frameA_grid_r0_c1"],  # one source frame
+        ["160x_frameA_grid_r0_c0", "320x_frameB_grid_r0_c0"],  # two: a slope, no interval
+        ["160x_frameA_grid_r0_c0", "320x_frameB_grid_r0_c0", "640x_frameC_grid_r0_c0"],
+        ["frameA_grid_r0_c0", "frameB_grid_r0_c0", "frameC_grid_r0_c0"],  # no dilution at all
+    ],
+    ids=["1-frame", "2-frames", "3-frames", "no-dilution"],
+)
+def test_every_figure_and_section_renders_for_few_frames(tmp_path, names):
+    _synth_named(tmp_path / "d", names)
+    summary = analyze_dataset(tmp_path / "d", tmp_path / "out", workers=1)
+    _assert_every_output(tmp_path / "out")
+    fit = summary["domains"]["real"]["dilution_fit"]
+    assert (fit is not None) == (len({n.split("_")[0] for n in names}) >= 2 and names[0][0].isdigit())
+    if fit and fit["n_frames"] == 2:  # a line through two points: a slope, no interval, no verdict
+        rec = next(r for r in summary["recommendations"] if r["id"] == "dilution")
+        assert "Too few source frames" in rec["text"]
+
+
+@pytest.mark.parametrize("all_inverted", [False, True], ids=["one-inverted-one-white", "all-inverted"])
+def test_inverted_and_all_white_masks_are_unusable_and_everything_renders(tmp_path, all_inverted):
+    """A mask saved the wrong way round (beads 0, background 255) or all white is graded
+    unusable with the reason and the fix; analyze never crashes on it (a set of inverted masks
+    used to stop the report with a TypeError, and an all-white mask was graded usable)."""
+    names = ["160x_fA_grid_r0_c0", "320x_fB_grid_r0_c0", "640x_fC_grid_r0_c0", "1280x_fD_grid_r0_c0"]
+    _synth_named(tmp_path / "d", names)
+    inverted = names if all_inverted else names[:1]
+    for name in inverted:
+        p = tmp_path / "d" / "masks" / f"{name}.png"
+        iio.imwrite(p, np.where(iio.imread(p) > 0, 0, 255).astype(np.uint8))
+    white = [] if all_inverted else names[1:2]
+    for name in white:
+        iio.imwrite(tmp_path / "d" / "masks" / f"{name}.png", np.full((128, 128), 255, np.uint8))
+    summary = analyze_dataset(tmp_path / "d", tmp_path / "out", workers=1)
+    _assert_every_output(tmp_path / "out")
+    grades = {g["name"]: g for g in summary["label_grades"]}
+    for name in inverted:
+        assert grades[name]["grade"] == "unusable"
+        assert grades[name]["reasons"] == ["inverted (beads 0, background 255): save beads as 255"]
+    for name in white:
+        assert grades[name]["grade"] == "unusable"
+        assert grades[name]["reasons"] == ["mask covers the whole image"]
+    for name in set(names) - set(inverted) - set(white):  # the right masks are not blamed
+        assert grades.get(name, {"grade": "good"})["grade"] != "unusable"
+    rows = {r["name"]: r for r in summary["per_image"]}
+    assert not any(rows[n]["misregistered"] for n in inverted + white)
+    quality = summary["checks"]["label_quality"]
+    assert quality["inverted_masks"] == sorted(inverted) and quality["whole_image_masks"] == white
+    # training and evaluate grade alike
+    graded = {g.name: g for g in grade_labels(find_pairs(tmp_path / "d"), workers=1)}
+    assert all(graded[n].reasons == tuple(grades[n]["reasons"]) for n in inverted + white)
+
+
+_MASK_KINDS = ("as drawn", "inverted", "all white", "all black", "noise", "grey levels")
+
+
+@settings(derandomize=True, max_examples=12, deadline=None)
+@given(kinds=st.lists(st.sampled_from(_MASK_KINDS), min_size=3, max_size=3))
+def test_analyze_works_on_any_masks_users_bring(tmp_path_factory, kinds):
+    """Masks as users save them (right, inverted, blank, full, noise, grey levels): analyze
+    grades every one and renders its report and console lines, or refuses the set with a
+    one-line BeadsegError naming the mask; nothing else escapes."""
+    from beadseg.analysis.outputs import console_lines
+    from beadseg.analysis.report import render_report
+    from beadseg.core.errors import BeadsegError
+
+    root = tmp_path_factory.mktemp("d")
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    names = ["160x_fA_grid_r0_c0", "320x_fB_grid_r0_c0", "640x_fC_grid_r0_c0"]
+    for i, (name, kind) in enumerate(zip(names, kinds)):
+        s = synth_image(64, 12, seed=i, cluster_fraction=0.0, min_gap_px=2)
+        drawn = np.where(s.mask, 255, 0).astype(np.uint8)
+        mask = {
+            "as drawn": drawn,
+            "inverted": 255 - drawn,
+            "all white": np.full_like(drawn, 255),
+            "all black": np.zeros_like(drawn),
+            "noise": (rng.random(drawn.shape) < 0.5).astype(np.uint8) * 255,
+            "grey levels": rng.integers(0, 256, drawn.shape).astype(np.uint8),
+        }[kind]
+        write_image(root / "images" / f"{name}.png", s.image)
+        iio.imwrite(root / "masks" / f"{name}.png", mask)
+    try:
+        summary = analyze_dataset(root, None, workers=1)
+    except BeadsegError as err:
+        assert "\n" not in str(err) and "masks" in str(err)
+        return
+    grades = {g["name"]: g for g in summary["label_grades"]}
+    for name, kind in zip(names, kinds):
+        if kind in ("inverted", "all white"):
+            assert grades[name]["grade"] == "unusable", (kind, grades.get(name))
+        for reason in grades.get(name, {"reasons": []})["reasons"]:
+            assert "\n" not in reason
+    assert "## Recommendations" in render_report(summary, figures=False)
+    assert console_lines(summary, root / "out", plots=False)

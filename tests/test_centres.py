@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from beadseg.core.beads import segment_instances
+from beadseg.core.beads import segment_instances, single_bead_area
 from beadseg.core.config import InstanceConfig
 from beadseg.core.errors import ConfigError, InputError
-from beadseg.data.targets import centre_targets, distance_map, gaussian_heatmap, single_bead_area
+from beadseg.data.targets import centre_targets, distance_map, gaussian_heatmap
 from beadseg.models import MODELS, build_model
 
 

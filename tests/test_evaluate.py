@@ -175,9 +175,24 @@ def test_classical_calibration_picks_the_pooled_f1_best_threshold():
     assert calibrate_threshold(images, labels, candidates=(1e6, 4.0)) == 4.0
 
 
+def test_one_registration_radius_for_analyze_train_and_fix_masks():
+    """What `beadseg analyze` reports as shifted, training aligns and fix-masks fixes: every
+    caller searches the same default radius."""
+    import inspect
+
+    from beadseg.core import registration
+    from beadseg.core.config import AnalyzeConfig, DataConfig
+
+    radius = registration.REGISTRATION_RADIUS_PX
+    a = AnalyzeConfig()
+    assert DataConfig().align_radius_px == a.registration_radius_px == a.owner_search_radius_px == radius
+    for fn in (registration.register_mask, registration.align_mask, registration.fix_masks):
+        assert inspect.signature(fn).parameters["radius_px"].default == radius
+
+
 def test_cli_fix_masks_searches_as_far_as_training_aligns(tmp_path):
-    """The default radius is DataConfig.align_radius_px (6), the one `train` aligns with: a
-    mask 6 px off is found (the old CLI default, 5, missed it)."""
+    """The default radius is DataConfig.align_radius_px, the one `train` aligns with: a mask
+    that far off is found (the old CLI default, 5, missed a mask 6 px off)."""
     from beadseg.cli.app import main
     from beadseg.core.config import DataConfig
     from beadseg.core.masks import read_mask

@@ -1,7 +1,21 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from beadseg.core.beads import count_beads, instances_from_mask, local_maxima, split_touching
+from beadseg.core.beads import (
+    check_threshold,
+    count_beads,
+    count_beads_in_mask,
+    instances_from_mask,
+    local_maxima,
+    segment_instances,
+    single_bead_area,
+    split_by_markers,
+    split_touching,
+)
+from beadseg.core.config import InstanceConfig
+from beadseg.core.errors import InputError
 from beadseg.core.labels import centroids, filter_sizes, label_components, relabel
 from beadseg.data.synth import synth_image
 
@@ -18,6 +32,64 @@ def test_touching_pair_is_split():
     lab = split_touching(m)
     assert lab.max() == 2 and count_beads(m) == 2
     assert np.array_equal(lab > 0, m)
+
+
+def _packed_grid(n=5, radius=4.5, pitch=9.0, sigma=1.5):
+    """An n x n grid of discs whose centres are one diameter apart (each touches its four
+    neighbours: one component), and a centre map with a Gaussian at every centre."""
+    size = int(2 * radius + 2 + pitch * (n - 1)) + 2
+    yy, xx = np.mgrid[:size, :size]
+    first = int(radius) + 2
+    centres = [(first + pitch * i, first + pitch * j) for i in range(n) for j in range(n)]
+    d = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
+    return d <= radius, np.exp(-(d**2) / (2 * sigma**2)).astype(np.float32), centres
+
+
+def test_packed_grid_of_touching_beads_counts_every_bead():
+    """25 beads packed edge to edge are one object; every route of core.beads finds 25."""
+    mask, centre, centres = _packed_grid()
+    assert label_components(mask)[1] == 1
+    by_distance = split_touching(mask)
+    assert by_distance.max() == 25 and count_beads(mask) == 25
+    markers = label_components(local_maxima(centre, 1, 0.3, mask))[0]
+    by_centre = split_by_markers(mask, centre, markers)
+    assert by_centre.max() == 25
+    peaks = segment_instances(mask.astype(np.float32), centre, InstanceConfig(method="centre_peaks"))
+    assert peaks.max() == 25
+    for labels in (by_distance, by_centre, peaks):  # one bead per centre, no centre shared
+        ids = [labels[int(round(cy)), int(round(cx))] for cy, cx in centres]
+        assert sorted(ids) == list(range(1, 26))
+    yy, xx = np.mgrid[-5:6, -5:6]
+    one_bead = int((np.hypot(yy, xx) <= 4.5).sum())  # 69 px
+    assert count_beads_in_mask(mask, one_bead) == 25
+
+
+def test_single_bead_area_is_the_isolated_beads_not_the_clumps():
+    """Six isolated beads of different sizes and four clumps of three touching beads (40 % of
+    the objects): the single-bead area is the median isolated bead, not the median object."""
+    mask = np.zeros((80, 120), bool)
+    singles = []
+    for k, r2 in enumerate((9, 10, 11, 12, 13, 14)):
+        one = np.zeros_like(mask)
+        _disc(one, 8, 8 + 18 * k, r2)
+        singles.append(int(one.sum()))
+        mask |= one
+    for k in range(4):  # three touching beads in a row
+        for j in range(3):
+            _disc(mask, 40 + 20 * (k % 2), 10 + 50 * (k // 2) + 6 * j, 12)
+    assert label_components(mask)[1] == 10
+    assert single_bead_area([mask]) == np.median(singles)
+    areas = np.bincount(label_components(mask)[0].ravel())[1:]
+    assert np.median(areas) > np.median(singles)  # what a plain median would have said
+    assert single_bead_area([np.zeros((4, 4), bool)]) == 0.0
+
+
+def test_threshold_is_a_probability():
+    for ok in (None, 0.01, 0.5, 0.99):
+        check_threshold(ok)
+    for bad in (0, 1, 1.5, -0.2):
+        with pytest.raises(InputError, match=f"--threshold {bad} is not a probability"):
+            check_threshold(bad)
 
 
 def test_isolated_beads_counted_exactly_and_touching_pairs_split():
@@ -55,8 +127,6 @@ def test_size_filters_and_holes():
     m[2:4, 2:4] = True  # 4 px speck
     m[10:20, 10:20] = True
     m[14, 14] = False  # a hole
-    from beadseg.core.config import InstanceConfig
-
     lab = instances_from_mask(m, None, InstanceConfig(min_area_px=8, split_touching=False))
     assert lab.max() == 1 and lab[14, 14] == 1
     assert filter_sizes(lab, 0, 50).max() == 0  # 100 px object above the maximum
@@ -130,3 +200,23 @@ def test_fill_holes_equals_scipy():
     for _ in range(5):
         m = rng.random((40, 50)) < 0.55
         np.testing.assert_array_equal(fill_holes(m), ndi.binary_fill_holes(m))
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    bits=st.lists(st.booleans(), min_size=24 * 24, max_size=24 * 24),
+    single=st.floats(0, 200, allow_nan=False),
+)
+def test_any_mask_splits_and_counts_consistently(bits, single):
+    """Whatever mask a user brings: the split keeps every pixel and every component, counts
+    what count_beads counts, and the mask count is at least one bead per object."""
+    mask = np.array(bits, bool).reshape(24, 24)
+    n_objects = label_components(mask)[1]
+    labels = split_touching(mask)
+    np.testing.assert_array_equal(labels > 0, mask)
+    assert labels.max() == count_beads(mask) >= n_objects
+    in_mask = count_beads_in_mask(mask, single)
+    assert in_mask >= n_objects and (in_mask == 0) == (n_objects == 0)
+    areas = np.bincount(label_components(mask)[0].ravel())[1:]
+    area = single_bead_area([mask])
+    assert (area == 0) if n_objects == 0 else areas.min() <= area <= areas.max()

@@ -256,3 +256,27 @@ def test_a_failing_rank_does_not_wait_at_the_barrier(fake_group):
     with pytest.raises(OSError), distributed("cpu"):
         raise OSError("disk full")
     assert fake_group == ["gloo"]
+
+
+def test_training_grades_labels_with_the_analyze_settings_of_its_config(tmp_path):
+    """A mask with 70 % of its beads unlabelled is unusable by default (`beadseg analyze`
+    says so, and training leaves it out); with a looser analyze.unusable_unlabelled_fraction
+    in the training config it is kept, as `beadseg analyze` with that setting would keep it."""
+    from beadseg.core.images import write_image
+    from beadseg.core.masks import write_mask
+    from beadseg.data.synth import synth_image
+
+    names = ["320x_a_grid_r0_c0", "320x_a_grid_r0_c1", "640x_b_grid_r0_c0", "640x_b_grid_r0_c1"]
+    for i, name in enumerate(names):
+        s = synth_image(128, 40, seed=20 + i, cluster_fraction=0.0, min_gap_px=2)
+        labels = s.labels
+        if i == 0:  # the annotator labelled only 30 % of the beads
+            labels = np.where(labels % 10 < 3, labels, 0)
+        write_image(tmp_path / "d" / "images" / f"{name}.png", s.image)
+        write_mask(tmp_path / "d" / "masks" / f"{name}.png", labels > 0)
+    strict = prepare_data(tiny_train_config(tmp_path / "d"))
+    assert list(strict.labels.left_out) == [names[0]]
+    assert "most beads unlabelled" in strict.labels.left_out[names[0]][0]
+    loose = prepare_data(tiny_train_config(tmp_path / "d", **{"analyze.unusable_unlabelled_fraction": 0.95}))
+    assert not loose.labels.left_out
+    assert names[0] in {s.name for s in loose.train + loose.val}

@@ -8,11 +8,13 @@ dataclass; none changes its arguments.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.registration import best_scale, correlation_by_shift
+from ..core.beads import clumps
+from ..core.config import BLOB_AREA_RATIO
+from ..core.registration import REGISTRATION_RADIUS_PX, best_scale, correlation_by_shift
 from .domains import REAL
 from .overlaps import Leakage, OverlapAgreement, leakage_groups, overlap_agreement
 
@@ -78,6 +80,31 @@ def missing_labels(
         if frac >= max_fraction and unl >= min_count:
             flagged.append(m.name)
     return MissingLabels(thresholds, image_thr, max_fraction, min_count, counts, fractions, flagged, faint)
+
+
+#: The reasons :func:`mask_polarity` gives (each makes a label unusable).
+INVERTED = "inverted (beads 0, background 255): save beads as 255"
+WHOLE_IMAGE = "mask covers the whole image"
+
+
+def mask_polarity(measurements) -> dict[str, str]:
+    """Masks that cannot describe beads on a background, each with the reason.
+
+    A mask whose every pixel is foreground covers the whole image (:data:`WHOLE_IMAGE`). A
+    mask whose foreground covers most of the image (more than half) while the image's bead
+    evidence lies under its background (negative correlation of mask and evidence) is
+    inverted (:data:`INVERTED`): the beads were saved as 0 and the background as 255. Dense
+    masks drawn the right way round correlate positively with the evidence (the synthetic dev
+    tiles: 57 % foreground, correlation +0.5), and the masks of bright beads on a dark
+    background, which correlate negatively with darkness, cover little of their image.
+    """
+    out = {}
+    for m in measurements:
+        if m.foreground_fraction >= 1.0:
+            out[m.name] = WHOLE_IMAGE
+        elif m.foreground_fraction > 0.5 and m.registration.corr_zero < 0:
+            out[m.name] = INVERTED
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,7 +186,9 @@ def _find_owner(
     return (best if clear else ""), float(best_fit)
 
 
-def mask_fits(measurements, fit_ratio: float = 0.4, search_radius_px: int = 8) -> MaskFits:
+def mask_fits(
+    measurements, fit_ratio: float = 0.4, search_radius_px: int = REGISTRATION_RADIUS_PX, exclude=()
+) -> MaskFits:
     """Flag masks that fit their own image far worse than their neighbours do, and name the
     image each belongs to.
 
@@ -168,9 +197,10 @@ def mask_fits(measurements, fit_ratio: float = 0.4, search_radius_px: int = 8) -
     its source frame (or of its domain). A mask that does not fit is correlated with every other
     image of the same size (FFT cross-correlation on block-mean reduced copies, shifts up to
     ``search_radius_px``); the best match is named when it reaches ``fit_ratio`` x that image's
-    reference and at least twice the mask's fit to its own image.
+    reference and at least twice the mask's fit to its own image. The masks ``exclude``
+    (inverted ones, :func:`mask_polarity`) are neither judged nor part of a reference.
     """
-    fits = {m.name: m.registration.corr_best for m in measurements}
+    fits = {m.name: float("nan") if m.name in exclude else m.registration.corr_best for m in measurements}
     refs = _references(measurements, fits)
     out = {}
     for m in measurements:
@@ -213,7 +243,7 @@ class MaskScale:
 def mask_scales(
     measurements,
     names,
-    search_radius_px: int = 8,
+    search_radius_px: int = REGISTRATION_RADIUS_PX,
     min_gain: float = 0.05,
     scales=tuple(np.round(np.arange(0.96, 1.0401, 0.01), 2)),
 ) -> dict[str, MaskScale]:
@@ -238,12 +268,13 @@ def mask_scales(
 class LabelQuality:
     """Specks, objects cut by the border, soft and empty masks, and clumps drawn as blobs.
 
-    ``clump_fraction[name]``: share of the mask area in objects larger than ``clump_factor``
-    single beads of the image's domain (the annotator outlined a clump as one smooth blob).
+    ``clump_fraction[name]``: share of the mask area in blobs, objects larger than
+    ``blob_area_ratio`` single beads of the image's domain (the annotator outlined a clump as
+    one smooth blob; :func:`beadseg.core.beads.clumps`).
     """
 
     speck_area_px: dict[str, float]
-    clump_factor: float
+    blob_area_ratio: float
     specks: dict[str, int]
     clump_fraction: dict[str, float]
     soft_masks: list[str]
@@ -257,24 +288,27 @@ class LabelQuality:
 
 
 def label_quality(
-    measurements, single_area: dict[str, float], speck_area_px: float | None, clump_factor: float = 4.0
+    measurements,
+    single_area: dict[str, float],
+    speck_area_px: float | None,
+    blob_area_ratio: float = BLOB_AREA_RATIO,
 ) -> LabelQuality:
     """Specks below ``speck_area_px`` (default a quarter of the domain's single bead), border
     objects, soft and empty masks, and the clump fraction of each mask."""
-    specks, clumps, speck_px = {}, {}, {}
+    specks, blobs, speck_px = {}, {}, {}
     for m in measurements:
         bead = single_area.get(m.domain, 0.0)
         speck_px[m.domain] = speck_area_px or max(3.0, bead / 4)
         a = m.arrays.areas
         specks[m.name] = int(np.count_nonzero(a < speck_px[m.domain]))
-        big = a[a > clump_factor * bead] if bead else a[:0]
-        clumps[m.name] = float(big.sum() / a.sum()) if a.sum() else 0.0
+        big = a[clumps(a, bead, blob_area_ratio)] if bead else a[:0]
+        blobs[m.name] = float(big.sum() / a.sum()) if a.sum() else 0.0
     border = sum(m.border_objects for m in measurements)
     return LabelQuality(
         speck_px,
-        clump_factor,
+        blob_area_ratio,
         specks,
-        clumps,
+        blobs,
         soft_masks=[m.name for m in measurements if m.soft_mask],
         empty_masks=[m.name for m in measurements if m.empty_mask],
         border_objects_total=int(border),
@@ -334,6 +368,7 @@ class Checks:
     scales: dict[str, MaskScale]
     overlaps: OverlapAgreement | None
     leakage: Leakage | None
+    polarity: dict[str, str] = field(default_factory=dict)  # name -> reason (mask_polarity)
 
 
 def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool = True) -> Checks:
@@ -343,11 +378,14 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
     neither).
     """
     agree = overlap_agreement(measurements, cfg.min_overlap_px, cfg.overlap_match_tol) if overlaps else None
-    fits = mask_fits(measurements, cfg.mask_fit_ratio, cfg.owner_search_radius_px)
+    polarity = mask_polarity(measurements)
+    fits = mask_fits(measurements, cfg.mask_fit_ratio, cfg.owner_search_radius_px, polarity)
     # masks that fit worse than most of their frame (and belong to no other image) or sit
-    # shifted: a scale may explain it
+    # shifted: a scale may explain it (an inverted mask's fit and shift mean nothing)
     odd = {n for n, f in fits.per_image.items() if not f.belongs_to and f.fit < 0.85 * f.reference}
     odd |= {m.name for m in measurements if m.registration.flagged and m.name not in fits.not_fitting}
+    odd -= set(polarity)
+    placed = [m for m in measurements if m.name not in polarity]
     return Checks(
         missing=missing_labels(
             measurements,
@@ -357,9 +395,10 @@ def run_checks(measurements, cfg, single_area: dict[str, float], overlaps: bool 
             cfg.missing_min_count,
         ),
         fits=fits,
-        quality=label_quality(measurements, single_area, cfg.speck_area_px, cfg.clump_factor),
-        registration=registration_summary(measurements, set(fits.not_fitting)),
+        quality=label_quality(measurements, single_area, cfg.speck_area_px, cfg.blob_area_ratio),
+        registration=registration_summary(placed, set(fits.not_fitting)),
         scales=mask_scales(measurements, odd, cfg.owner_search_radius_px),
         overlaps=agree,
         leakage=leakage_groups(measurements, agree.pairs) if agree else None,
+        polarity=polarity,
     )

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.beads import beads_by_area, single_area_of_objects
 from ..core.config import AnalyzeConfig
 from ..core.errors import InputError
 from ..core.files import find_pairs
-from .checks import Checks, run_checks
+from .checks import INVERTED, WHOLE_IMAGE, Checks, run_checks
 from .domains import DOMAINS, REAL, check_domains
 from .fingerprint import ImageMeasurement, measure_all
 from .grades import grade_one
-from .headlines import aggregate, beads_by_area, domain_headlines, single_bead_area
+from .headlines import aggregate, domain_headlines
 
 SCHEMA_VERSION = 2
 
@@ -37,12 +38,14 @@ DEFINITIONS = {
 
 
 def _beads_area(ms) -> tuple[dict[str, float], dict[str, int]]:
+    """The single-bead area of each domain and each image's beads counted by area
+    (:mod:`beadseg.core.beads`)."""
     single = {}
     for d in DOMAINS:
         areas = [m.arrays.areas for m in ms if m.domain == d]
         if areas:
-            single[d] = single_bead_area(np.concatenate(areas))
-    return single, {m.name: beads_by_area(m.arrays.areas, single[m.domain]) for m in ms}
+            single[d] = single_area_of_objects(np.concatenate(areas))
+    return single, {m.name: int(beads_by_area(m.arrays.areas, single[m.domain]).sum()) for m in ms}
 
 
 def _per_image(ms, checks: Checks, grades: dict, looks: dict, beads_area: dict) -> dict:
@@ -63,7 +66,7 @@ def _per_image(ms, checks: Checks, grades: dict, looks: dict, beads_area: dict) 
             "mask_fit_reference": fit.reference,
             "mask_fits_image": fit.fits_image,
             # a mask that does not fit its image at all is not "shifted by N px"
-            "misregistered": m.registration.flagged and fit.fits_image,
+            "misregistered": m.registration.flagged and fit.fits_image and m.name not in checks.polarity,
             "mask_belongs_to": fit.belongs_to,
             "mask_scale": checks.scales[m.name].scale if m.name in checks.scales else 1.0,
             "grade": g.grade,
@@ -102,11 +105,13 @@ def _checks_block(ms, checks: Checks, domain_check) -> dict:
         },
         "label_quality": {
             "speck_area_px": q.speck_area_px,
-            "clump_factor": q.clump_factor,
+            "blob_area_ratio": q.blob_area_ratio,
             "images_with_specks": q.images_with_specks,
             "total_specks": int(sum(q.specks.values())),
             "soft_masks": q.soft_masks,
             "empty_masks": q.empty_masks,
+            "inverted_masks": sorted(n for n, r in checks.polarity.items() if r == INVERTED),
+            "whole_image_masks": sorted(n for n, r in checks.polarity.items() if r == WHOLE_IMAGE),
             "border_objects_total": q.border_objects_total,
             "border_object_fraction": q.border_object_fraction,
         },

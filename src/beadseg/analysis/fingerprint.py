@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..core.beads import count_beads
+from ..core.beads import count_beads, local_maxima
 from ..core.files import Pair
 from ..core.filters import window_max
 from ..core.labels import label_components
@@ -125,9 +125,9 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 def _peaks(evidence: np.ndarray, floor: float, min_distance_px: int = 2):
-    """Local maxima of the evidence above ``floor``: (rows, cols, values)."""
-    is_peak = (evidence == window_max(evidence, min_distance_px)) & (evidence >= floor)
-    rows, cols = np.nonzero(is_peak)
+    """Bead candidates: the :func:`~beadseg.core.beads.local_maxima` of the evidence at or
+    above ``floor``, as (rows, cols, values)."""
+    rows, cols = np.nonzero(local_maxima(evidence, min_distance_px, floor))
     return rows, cols, evidence[rows, cols]
 
 

@@ -1,7 +1,8 @@
 """A grade per label: good, fixable or unusable, with the reasons.
 
-* **unusable**: the mask does not describe its image: it fits the image's beads far worse than
-  its neighbours' masks fit theirs (often it belongs to another image, which is named); it was
+* **unusable**: the mask does not describe its image: it is inverted (beads 0, background
+  255) or covers the whole image; it fits the image's beads far worse than its neighbours'
+  masks fit theirs (often it belongs to another image, which is named); it was
   drawn at another scale (e.g. on a resized copy) and sits more than twice the label tolerance
   off at the image corners; most bead candidates are unlabelled; or the mask is empty while the
   image shows beads.
@@ -64,6 +65,8 @@ def _fit_reasons(fit) -> list[str]:
 
 def grade_one(m, checks, cfg: AnalyzeConfig) -> LabelGrade:
     """Grade one measured image from the set-level checks (:func:`checks.run_checks`)."""
+    if m.name in checks.polarity:  # inverted or all foreground: every other finding follows from it
+        return LabelGrade(m.name, UNUSABLE, (checks.polarity[m.name],))
     unusable, fixable = _fit_reasons(checks.fits.per_image[m.name]), []
     unl = checks.missing.unlabelled_candidates[m.name]
     frac = checks.missing.unlabelled_fraction[m.name]
@@ -94,7 +97,7 @@ def grade_one(m, checks, cfg: AnalyzeConfig) -> LabelGrade:
     if clumps >= cfg.clump_max_fraction:
         fixable.append(
             f"clumps drawn as blobs: {clumps:.0%} of the mask area in objects larger "
-            f"than {cfg.clump_factor:g} beads"
+            f"than {cfg.blob_area_ratio:g} beads"
         )
     grade = UNUSABLE if unusable else FIXABLE if fixable else GOOD
     return LabelGrade(
@@ -127,13 +130,15 @@ def grade_labels(
     >>> grades = grade_labels(find_pairs("data"))  # doctest: +SKIP
     >>> [g.name for g in grades if not g.usable]  # doctest: +SKIP
     """
+    from ..core.beads import single_area_of_objects
     from .checks import run_checks
     from .fingerprint import measure_all
-    from .headlines import single_bead_area
 
     cfg = cfg or AnalyzeConfig()
     ms = measure_all(list(pairs), cfg, workers, progress, grading_only=True)
-    single = {d: single_bead_area(_areas([m for m in ms if m.domain == d])) for d in {m.domain for m in ms}}
+    single = {
+        d: single_area_of_objects(_areas([m for m in ms if m.domain == d])) for d in {m.domain for m in ms}
+    }
     checks = run_checks(ms, cfg, single, overlaps=False)
     return [grade_one(m, checks, cfg) for m in ms]
 

@@ -14,22 +14,6 @@ import numpy as np
 from ..core.dilution import fit_dilution, fit_dilution_frames, frame_densities
 
 
-def single_bead_area(areas: np.ndarray) -> float:
-    """Median area of the objects no larger than twice the median object: one bead."""
-    if len(areas) == 0:
-        return 0.0
-    med = float(np.median(areas))
-    singles = areas[areas <= 2 * med]
-    return float(np.median(singles)) if len(singles) else med
-
-
-def beads_by_area(areas: np.ndarray, single_area: float) -> int:
-    """Sum over objects of ``max(1, round(area / single-bead area))``."""
-    if not single_area or len(areas) == 0:
-        return 0
-    return int(np.maximum(1, np.round(areas / single_area)).sum())
-
-
 def density_bins(counts: np.ndarray, edges: list[float] | None) -> dict:
     """Bins of beads per image that cover every image: given edges, or quartiles of the data."""
     if edges is None:

@@ -20,6 +20,7 @@ import numpy as np
 from ..core.filters import window_max
 from ..core.masks import read_pair
 from .domains import REAL, SYNTHETIC
+from .report import fmt, gain_text
 
 COLOURS = {REAL: "tab:blue", SYNTHETIC: "tab:orange"}
 RGB = {REAL: (31, 119, 180), SYNTHETIC: (255, 127, 14)}
@@ -208,12 +209,12 @@ def _panel_dilution(ax, p):
     )
     if fit:
         xs = np.geomspace(min(r["dilution"] for r in rows), max(r["dilution"] for r in rows), 20)
-        lo, hi = fit["slope_ci95"]
+        lo, hi = fit["slope_ci95"]  # None over two frames: no interval
         ax.loglog(
             xs,
             10 ** (fit["intercept"] + fit["slope"] * np.log10(xs)),
             "k-",
-            label=f"fit over {fit['n_points']} frames: {fit['slope']:.2f} [{lo:.2f}, {hi:.2f}]",
+            label=f"fit over {fit['n_points']} frames: {fmt(fit['slope'])} [{fmt(lo)}, {fmt(hi)}]",
         )
     ax.set(title="Beads per MP vs dilution (real tiles)", xlabel="dilution", ylabel="beads / MP")
     ax.legend(fontsize=7)
@@ -449,7 +450,7 @@ def draw_registration(summary: dict, pairs, path: Path, n: int = 6, crop: int = 
                 moved,
                 sl,
                 (0, 255, 0),
-                head + [f"shifted dy={f['dy']}, dx={f['dx']}: fit +{100 * f['gain']:.0f} %"],
+                head + [f"shifted dy={f['dy']}, dx={f['dx']}: fit {gain_text(f['gain'])}"],
                 dom[name],
                 3,
             )

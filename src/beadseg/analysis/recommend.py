@@ -267,7 +267,17 @@ def _other(s: dict) -> list[dict]:
             )
         )
     fit = s["domains"].get(REAL, {}).get("dilution_fit")
-    if fit:
+    if fit and not (np.isfinite(fit["slope_ci95"][0]) and np.isfinite(fit["slope_ci95"][1])):
+        out.append(
+            _rec(
+                "dilution",
+                REAL,
+                "Too few source frames to test the dilution series: a slope over "
+                f"{fit['n_frames']} frames has no confidence interval; add frames of more dilutions.",
+                f"slope {fit['slope']:.2f} over {fit['n_frames']} source frames",
+            )
+        )
+    elif fit:
         lo, hi = fit["slope_ci95"]
         ok = lo <= -1 <= hi
         out.append(

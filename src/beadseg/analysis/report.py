@@ -7,7 +7,10 @@ import math
 from .domains import REAL
 
 
-def _f(v, nd=2) -> str:
+def fmt(v, nd=2) -> str:
+    """A number of the summary as text: ``nd`` decimals for floats, "n/a" for None or NaN (the
+    summary holds None where a value cannot be computed, e.g. a slope's interval over two
+    source frames)."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
     if isinstance(v, float):
@@ -15,12 +18,25 @@ def _f(v, nd=2) -> str:
     return str(v)
 
 
+def gain_text(gain) -> str:
+    """The fit gain of a mask shift as text: "+25 %", or "from none" when the unshifted mask
+    covered no bead evidence (an infinite gain, None in the summary)."""
+    return "from none" if gain is None or not math.isfinite(gain) else f"+{100 * gain:.0f} %"
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    """ "0", or the count and the first ``most`` names."""
+    if not names:
+        return "0"
+    return f"{len(names)} ({', '.join(names[:most])}{', ...' if len(names) > most else ''})"
+
+
 def _table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     if not rows:
         return ""
     head = "| " + " | ".join(c[1] for c in cols) + " |\n"
     sep = "|" + "|".join("---" for _ in cols) + "|\n"
-    body = "".join("| " + " | ".join(_f(r.get(c[0])) for c in cols) + " |\n" for r in rows)
+    body = "".join("| " + " | ".join(fmt(r.get(c[0])) for c in cols) + " |\n" for r in rows)
     return head + sep + body
 
 
@@ -58,7 +74,7 @@ def _headlines(s: dict) -> list[str]:
     for key, label, nd in _HEADLINES:
         out.append(
             f"| {label} | "
-            + " | ".join(_f(s["domains"][d][key], nd) if nd else _f(s["domains"][d][key]) for d in doms)
+            + " | ".join(fmt(s["domains"][d][key], nd) if nd else fmt(s["domains"][d][key]) for d in doms)
             + " |"
         )
     out.append(
@@ -97,17 +113,17 @@ def _density(s: dict) -> list[str]:
     fit, per_image = real.get("dilution_fit"), real.get("dilution_fit_per_image")
     if fit:
         out.append(
-            f"- Real tiles, beads per MP vs dilution: log-log slope {_f(fit['slope'])} "
-            f"(95 % CI {_f(fit['slope_ci95'][0])} to {_f(fit['slope_ci95'][1])}, R2 "
-            f"{_f(fit['r2'])}) fitted over {fit['n_frames']} source frames and "
+            f"- Real tiles, beads per MP vs dilution: log-log slope {fmt(fit['slope'])} "
+            f"(95 % CI {fmt(fit['slope_ci95'][0])} to {fmt(fit['slope_ci95'][1])}, R2 "
+            f"{fmt(fit['r2'])}) fitted over {fit['n_frames']} source frames and "
             f"{fit['n_dilutions']} dilutions; ideal -1. Tiles of one frame overlap and are "
             "not independent, so the frame is the unit."
         )
-    if per_image:
+    if per_image and per_image["slope_ci95"][0] is not None:  # no interval over two tiles
         out.append(
             f"- For comparison, over {per_image['n_points']} single tiles: slope "
-            f"{_f(per_image['slope'])} (CI {_f(per_image['slope_ci95'][0])} to "
-            f"{_f(per_image['slope_ci95'][1])}, too narrow: it treats overlapping tiles as "
+            f"{fmt(per_image['slope'])} (CI {fmt(per_image['slope_ci95'][0])} to "
+            f"{fmt(per_image['slope_ci95'][1])}, too narrow: it treats overlapping tiles as "
             "independent)."
         )
     out.append("")
@@ -161,24 +177,24 @@ def _grades(s: dict) -> list[str]:
     fits = s["checks"]["mask_fit"]
     out.append(
         f"- Mask fit: {len(fits['not_fitting'])} masks fit their image's beads below "
-        f"{_f(fits['fit_ratio'])} x the median of their source frame (correlation of mask "
+        f"{fmt(fits['fit_ratio'])} x the median of their source frame (correlation of mask "
         "and bead evidence); each was searched against every image of the set."
     )
     for f in fits["not_fitting"]:
         where = (
-            f"belongs to **{f['belongs_to']}** (correlation {_f(f['belongs_fit'])} there)"
+            f"belongs to **{f['belongs_to']}** (correlation {fmt(f['belongs_fit'])} there)"
             if f["belongs_to"]
             else "no image of the set matches it"
         )
         out.append(
-            f"  - {f['name']}: correlation {_f(f['fit'])} vs {_f(f['reference'])} "
+            f"  - {f['name']}: correlation {fmt(f['fit'])} vs {fmt(f['reference'])} "
             f"({f['reference_of']} median); {where}"
         )
     for sc in s["checks"]["mask_scale"]:
         out.append(
             f"- {sc['name']} was drawn at another scale: its mask fits best magnified "
-            f"{_f(sc['scale'])}x about the centre (correlation {_f(sc['corr_unscaled'])} -> "
-            f"{_f(sc['corr_scaled'])}), {_f(sc['corner_px'], 1)} px off at the corners."
+            f"{fmt(sc['scale'])}x about the centre (correlation {fmt(sc['corr_unscaled'])} -> "
+            f"{fmt(sc['corr_scaled'])}), {fmt(sc['corner_px'], 1)} px off at the corners."
         )
     for grade in ("unusable", "fixable"):
         rows = [g for g in s["label_grades"] if g["grade"] == grade]
@@ -190,17 +206,17 @@ def _grades(s: dict) -> list[str]:
 
 def _labels(s: dict) -> list[str]:
     ml, lq = s["checks"]["missing_labels"], s["checks"]["label_quality"]
-    thr = ", ".join(f"{d} {_f(v, 1)}" for d, v in ml["detector_threshold"].items())
-    med = ", ".join(f"{d} {_f(v, 3)}" for d, v in ml["median_unlabelled_fraction"].items())
+    thr = ", ".join(f"{d} {fmt(v, 1)}" for d, v in ml["detector_threshold"].items())
+    med = ", ".join(f"{d} {fmt(v, 3)}" for d, v in ml["median_unlabelled_fraction"].items())
     out = [
         "## Partial masks (missing labels)\n",
         f"- Bead candidates: local maxima of background-subtracted darkness at least {thr} "
         "noise SDs (half the median evidence of the domain's labelled beads, at least "
-        f"{_f(s['settings']['detector_floor'], 0)}; in an image with three or more labelled "
+        f"{fmt(s['settings']['detector_floor'], 0)}; in an image with three or more labelled "
         "objects, at least half the median evidence of those) with no mask within "
         f"{s['settings']['label_tolerance_px']} px.",
         f"- Median unlabelled fraction per image: {med}; {len(ml['flagged'])} images at or "
-        f"above {_f(ml['max_fraction'])} (and >= {ml['min_count']} candidates): "
+        f"above {fmt(ml['max_fraction'])} (and >= {ml['min_count']} candidates): "
         f"{', '.join(ml['flagged']) or 'none'}.",
         f"- Not counted: {ml['faint_candidates_total']} faint unlabelled candidates in "
         f"{ml['images_with_faint_candidates']} images, above the domain threshold but below half "
@@ -210,15 +226,17 @@ def _labels(s: dict) -> list[str]:
     ]
     if s.get("_figures"):
         out.append("![samples](sample_images.png)\n")
-    specks = ", ".join(f"{d} {_f(v, 1)}" for d, v in lq["speck_area_px"].items())
+    specks = ", ".join(f"{d} {fmt(v, 1)}" for d, v in lq["speck_area_px"].items())
     out += [
         "## Object sizes\n",
         f"- Specks (below {specks} px): {lq['total_specks']} in "
         f"{len(lq['images_with_specks'])} images. Objects cut by the image border: "
-        f"{lq['border_objects_total']} ({_f(100 * lq['border_object_fraction'], 1)} % of "
+        f"{lq['border_objects_total']} ({fmt(100 * lq['border_object_fraction'], 1)} % of "
         "objects).",
         f"- Soft masks (thresholded at half max): {len(lq['soft_masks'])}; empty masks: "
-        f"{len(lq['empty_masks'])}.\n",
+        f"{len(lq['empty_masks'])}; inverted masks (beads 0, background 255): "
+        f"{_names(lq.get('inverted_masks', []))}; masks covering the whole image: "
+        f"{_names(lq.get('whole_image_masks', []))}.\n",
     ]
     return out
 
@@ -231,21 +249,21 @@ def _consistency(s: dict) -> list[str]:
         f"- Mask registration (FFT cross-correlation, shifts up to "
         f"{st['registration_radius_px']} px): {rg['n_flagged']} masks fit their beads clearly "
         f"better shifted (>= {st['registration_min_shift_px']} px and >= "
-        f"{_f(100 * st['registration_min_gain'], 0)} % more bead evidence under the mask); the "
-        f"largest best shift is {_f(rg['max_shift_px'], 1)} px. Real tiles first:",
+        f"{fmt(100 * st['registration_min_gain'], 0)} % more bead evidence under the mask); the "
+        f"largest best shift is {fmt(rg['max_shift_px'], 1)} px. Real tiles first:",
     ]
     for f in rg["flagged"]:
         out.append(
             f"  - {f['name']} ({f['domain']}): dy={f['dy']}, dx={f['dx']}, fit "
-            f"{_f(f['fit_zero'])} -> {_f(f['fit_best'])} (+{_f(100 * f['gain'], 0)} %)"
+            f"{fmt(f['fit_zero'])} -> {fmt(f['fit_best'])} ({gain_text(f['gain'])})"
         )
     if ag["overlapping_pairs"]:
         out.append(
             f"- Overlapping tiles: {ag['overlapping_pairs']} of {ag['neighbour_pairs']} "
             f"grid neighbour pairs share a strip ({', '.join(map(str, ag['overlap_px']))} "
             f"px, found by image matching). Their masks agree on the shared pixels at mean "
-            f"IoU {_f(ag['mean_iou'])} (median {_f(ag['median_iou'])}, {_f(ag['min_iou'])}"
-            f"-{_f(ag['max_iou'])}; {_f(ag['mean_iou_nonempty'])} without the "
+            f"IoU {fmt(ag['mean_iou'])} (median {fmt(ag['median_iou'])}, {fmt(ag['min_iou'])}"
+            f"-{fmt(ag['max_iou'])}; {fmt(ag['mean_iou_nonempty'])} without the "
             f"{ag['n_empty_pairs']} strips where neither mask has a bead): pixel IoU of any "
             "model against these masks is capped near that level."
         )
@@ -278,8 +296,8 @@ def _closing(s: dict) -> list[str]:
         g = h["grade_counts"]
         out.append(
             f"- {d}: {h['n_images']} images from {h['n_source_frames']} source frames, "
-            f"{_f(h['mean_beads_per_image'], 1)} beads per image, foreground "
-            f"{_f(h['mean_foreground_fraction'], 3)}; labels {g['good']} good, "
+            f"{fmt(h['mean_beads_per_image'], 1)} beads per image, foreground "
+            f"{fmt(h['mean_foreground_fraction'], 3)}; labels {g['good']} good, "
             f"{g['fixable']} fixable, {g['unusable']} unusable."
         )
     out += ["", "## Recommendations\n"]

@@ -1,14 +1,50 @@
-"""The bead itself: splitting touching beads (peaks of a distance or centre map and a seeded
-watershed), counting beads in a mask, and the single-bead area.
+"""The bead: what one bead is, how touching beads are split and how beads are counted.
+
+Every part of beadseg that measures beads takes these definitions from here:
+
+* **single-bead area** (:func:`single_bead_area`, :func:`single_area_of_objects`): the median
+  area of the objects no larger than twice the median object. Most objects of a bead mask are
+  single beads, so the median object is about one bead; most clumps (touching beads, one
+  object) sit at twice that or more and are left out of the second median, which would
+  otherwise lean towards them (the 59 real dev masks: median object 39 px, single-bead area
+  35 px, the peak of the area histogram at 28-32 px).
+* **clump** (:func:`clumps`): an object larger than ``ratio`` single-bead areas. Two ratios
+  for two questions, both defined in :mod:`beadseg.core.config`:
+
+  - ``CLUMP_AREA_RATIO`` (1.5, ``data.clump_area_ratio``): does the object hold two beads or
+    more? 1.5 is half-way between one bead and two, where the area count
+    :func:`beads_by_area` reaches 2. Training leaves these objects out of the centre loss:
+    their centres are unknown.
+  - ``BLOB_AREA_RATIO`` (4, ``AnalyzeConfig.blob_area_ratio``): was a clump of several beads
+    outlined as one blob? The doctor's annotation finding, so far above 1.5 on purpose:
+    touching pairs and triplets drawn bead by bead merge into one object of 2-3 bead areas
+    too, and that is no annotation fault.
+
+* **splitting** (:func:`split_by_markers`): a component holding two or more markers is split
+  by a seeded watershed of a surface (a distance map, the probability, a centre map); markers
+  are :func:`local_maxima` of that surface. :func:`split_touching` seeds it at the maxima of the
+  mask's distance map, :func:`instances_from_peaks` at the peaks of a map of the model's.
+* **counting**: :func:`count_beads` counts the markers (a mask whose touching beads each show
+  in the outline); :func:`count_beads_in_mask` takes for each object the larger of its markers
+  and its area in single beads (annotated masks, whose clumps may be outlined as blobs).
+* **probability threshold** (:func:`check_threshold`): strictly between 0 and 1.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from .filters import gaussian_exact, window_max
-from .labels import EIGHT, component_areas, fill_holes, filter_sizes, label_components, relabel
+from .config import CLUMP_AREA_RATIO, MIN_DISTANCE_PX
+from .errors import InputError
+from .filters import window_max
+
+# scipy.ndimage (~0.3 s) and core.labels, which imports it, are imported by the functions that
+# need them: `beadseg predict` checks its threshold here before the model loads, and imports
+# them in a thread while the first frame is in the network (inference.frames)
+
+#: Markers of :func:`count_beads_in_mask` are at least this far apart (px): measured on the
+#: masks of exact-truth composites, see its docstring.
+MASK_COUNT_DISTANCE_PX = 2
 
 
 def local_maxima(
@@ -60,6 +96,11 @@ def _markers(mask: np.ndarray, prob: np.ndarray | None, min_distance_px: int, co
     into one marker). ``components``: the ``(labels, n)`` of :func:`label_components` of
     ``mask`` when the caller has them already.
     """
+    from scipy import ndimage as ndi
+
+    from .filters import gaussian_exact
+    from .labels import EIGHT, label_components
+
     comps, n = label_components(mask) if components is None else components
     if n == 0:
         return comps, 0, None, None, np.zeros(1, np.int64)
@@ -74,15 +115,22 @@ def _markers(mask: np.ndarray, prob: np.ndarray | None, min_distance_px: int, co
     # a little smoothing so the ridge of an elongated bead gives one marker, not several
     # (gaussian_exact: scipy's gaussian_filter bit for bit, 3x faster on 512-px tiles)
     dist = gaussian_exact(dist, 0.7, truncate=3.0) * mask
-    peaks = local_maxima(dist, min_distance_px, mask=mask)
-    markers, n_markers = ndi.label(peaks, structure=EIGHT)
-    comp_of_marker = np.zeros(n_markers + 1, np.int64)
-    comp_of_marker[markers[peaks]] = comps[peaks]  # a marker lies in exactly one component
+    markers = ndi.label(local_maxima(dist, min_distance_px, mask=mask), structure=EIGHT)[0]
+    return comps, n, dist, markers, _markers_per_component(comps, n, markers)
+
+
+def _markers_per_component(comps: np.ndarray, n: int, markers: np.ndarray) -> np.ndarray:
+    """How many markers each component holds (index 0: background); a marker lies inside one
+    component (markers are found inside the mask)."""
+    on = markers > 0
+    comp_of_marker = np.zeros(int(markers.max(initial=0)) + 1, np.int64)
+    comp_of_marker[markers[on]] = comps[on]
     per_comp = np.bincount(comp_of_marker[1:], minlength=n + 1)
-    return comps, n, dist, markers, per_comp
+    per_comp[0] = 0
+    return per_comp
 
 
-def count_beads(mask: np.ndarray, min_distance_px: int = 3, components=None) -> int:
+def count_beads(mask: np.ndarray, min_distance_px: int = MIN_DISTANCE_PX, components=None) -> int:
     """Beads in a mask with touching beads counted separately: the number of watershed markers
     (at least one per component). Equals ``split_touching(mask).max()`` without the watershed.
     ``components``: ``label_components(mask)`` when the caller has it (one labelling less)."""
@@ -90,7 +138,9 @@ def count_beads(mask: np.ndarray, min_distance_px: int = 3, components=None) -> 
     return int(np.maximum(per_comp[1:], 1).sum()) if n else 0
 
 
-def split_touching(mask: np.ndarray, prob: np.ndarray | None = None, min_distance_px: int = 3) -> np.ndarray:
+def split_touching(
+    mask: np.ndarray, prob: np.ndarray | None = None, min_distance_px: int = MIN_DISTANCE_PX
+) -> np.ndarray:
     """Split touching objects of a binary mask by distance-transform watershed.
 
     Parameters
@@ -110,22 +160,24 @@ def split_touching(mask: np.ndarray, prob: np.ndarray | None = None, min_distanc
 
     Notes
     -----
-    Only the pixels of components with two or more markers (see :func:`count_beads`) go through
-    ``skimage.segmentation.watershed``: most beads are single.
+    The markers are the :func:`local_maxima` of the (smoothed) distance map, and
+    :func:`split_by_markers` splits the components that hold two or more (see
+    :func:`count_beads`).
+
+    Examples
+    --------
+    Two touching discs are two beads:
+
+    >>> yy, xx = np.mgrid[:20, :30]
+    >>> mask = (np.hypot(yy - 10, xx - 11) <= 4) | (np.hypot(yy - 10, xx - 18) <= 4)
+    >>> int(split_touching(mask).max())
+    2
     """
     mask = np.asarray(mask, bool)
-    comps, n, dist, markers, per_comp = _markers(mask, prob, min_distance_px)
-    multi = per_comp >= 2
-    if n == 0 or not multi.any():
+    comps, n, dist, markers, _ = _markers(mask, prob, min_distance_px)
+    if n == 0:
         return comps.astype(np.int32)
-    # one watershed over the components that hold two or more markers; the rest stay as they are
-    from skimage.segmentation import watershed  # ~60-100 ms to import: only when a clump is split
-
-    region = multi[comps]
-    split = watershed(-dist, markers * region, mask=region, connectivity=2)
-    out = comps.astype(np.int64)
-    out[region] = split[region].astype(np.int64) + n
-    return relabel(out)[0]
+    return split_by_markers(mask, dist, markers, (comps, n))
 
 
 def instances_from_mask(mask: np.ndarray, prob: np.ndarray | None = None, cfg=None) -> np.ndarray:
@@ -135,6 +187,7 @@ def instances_from_mask(mask: np.ndarray, prob: np.ndarray | None = None, cfg=No
     dropped.
     """
     from .config import InstanceConfig
+    from .labels import fill_holes, filter_sizes, label_components
 
     cfg = cfg or InstanceConfig()
     mask = np.asarray(mask, bool)
@@ -160,23 +213,43 @@ PEAK_SIGMA_PX = {"probability_peaks": 0.7, "centre_peaks": 0.0}
 PEAK_DISTANCE_PX = {"probability_peaks": 2, "centre_peaks": 1}
 
 
-def split_by_markers(mask: np.ndarray, surface: np.ndarray, markers: np.ndarray) -> np.ndarray:
+def split_by_markers(
+    mask: np.ndarray, surface: np.ndarray, markers: np.ndarray, components=None
+) -> np.ndarray:
     """Instances of ``mask``: a component holding two or more markers is split by a watershed
     of ``-surface`` from them; a component with one marker or none stays whole (a bead the
-    markers missed is still counted). Labels numbered 1..n."""
+    markers missed is still counted).
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Foreground.
+    surface : ndarray of float
+        High at bead centres (a distance map, the probability, a centre map).
+    markers : ndarray of int
+        Labelled markers (0: none), inside the mask.
+    components : tuple, optional
+        ``label_components(mask)`` when the caller has it already.
+
+    Returns
+    -------
+    ndarray of int32
+        Labels numbered 1..n (0 = background).
+
+    Notes
+    -----
+    Only the pixels of the components with several markers go through
+    ``skimage.segmentation.watershed``: most beads are single.
+    """
+    from .labels import label_components, relabel
+
     mask = np.asarray(mask, bool)
-    comps, n = label_components(mask)
+    comps, n = label_components(mask) if components is None else components
     if n == 0:
         return comps.astype(np.int32)
-    on = markers > 0
-    comp_of_marker = np.zeros(int(markers.max()) + 1, np.int64)
-    comp_of_marker[markers[on]] = comps[on]
-    per_comp = np.bincount(comp_of_marker[1:], minlength=n + 1)
-    multi = per_comp >= 2
-    multi[0] = False
+    multi = _markers_per_component(comps, n, markers) >= 2
     if not multi.any():
         return comps.astype(np.int32)
-    # only the components with several markers go through the watershed: most beads are single
     region = multi[comps]
     from skimage.segmentation import watershed  # ~60-100 ms to import: only when a clump is split
 
@@ -201,7 +274,10 @@ def instances_from_peaks(
     ``distance_px`` (and >= ``floor``) inside the mask are the bead centres, and
     :func:`split_by_markers` splits the components that hold several.
     """
+    from scipy import ndimage as ndi
+
     from .config import InstanceConfig
+    from .labels import EIGHT, fill_holes, filter_sizes, label_components
 
     cfg = cfg or InstanceConfig()
     mask = np.asarray(mask, bool)
@@ -227,8 +303,6 @@ def resolve_method(cfg, has_centre_head: bool) -> str:
     InputError
         ``centre_peaks`` asked of a model without a centre head.
     """
-    from .errors import InputError
-
     method = cfg.method
     if method == "auto":
         return "centre_peaks" if has_centre_head else "distance"
@@ -286,34 +360,86 @@ def segment_instances(
     return instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
 
 
-def count_beads_in_mask(mask: np.ndarray, single_area_px: float, min_distance_px: int = 2) -> int:
+def single_area_of_objects(areas: np.ndarray) -> float:
+    """The single-bead area (px) from the areas of a set's objects: the median area of the
+    objects no larger than twice the median object (see the module docstring). 0 without
+    objects.
+
+    Examples
+    --------
+    Seven single beads of 30-34 px and three clumps: the clumps do not move it.
+
+    >>> single_area_of_objects(np.array([30, 31, 32, 32, 33, 34, 34, 70, 95, 160]))
+    32.0
+    """
+    areas = np.asarray(areas, np.float64).ravel()
+    if len(areas) == 0:
+        return 0.0
+    med = float(np.median(areas))
+    return float(np.median(areas[areas <= 2 * med]))
+
+
+def single_bead_area(masks: list[np.ndarray]) -> float:
+    """The single-bead area (px) of a set of masks: :func:`single_area_of_objects` of their
+    8-connected objects. 0 without objects."""
+    from .labels import component_areas
+
+    return single_area_of_objects(component_areas(masks))
+
+
+def clumps(areas: np.ndarray, single_area_px: float, ratio: float = CLUMP_AREA_RATIO) -> np.ndarray:
+    """Which objects are clumps: larger than ``ratio`` single-bead areas (bool per object).
+
+    ``ratio`` is ``CLUMP_AREA_RATIO`` (two beads or more) or ``BLOB_AREA_RATIO`` (a clump
+    outlined as one blob; both in :mod:`beadseg.core.config`). A single-bead area below 1 px
+    counts as 1 px.
+    """
+    return np.asarray(areas, np.float64) > ratio * max(float(single_area_px), 1.0)
+
+
+def beads_by_area(areas: np.ndarray, single_area_px: float) -> np.ndarray:
+    """Beads in each object by its area: ``max(1, round(area / single-bead area))`` (int per
+    object; a single-bead area below 1 px counts as 1 px)."""
+    per = np.round(np.asarray(areas, np.float64) / max(float(single_area_px), 1.0))
+    return np.maximum(per, 1).astype(np.int64)
+
+
+def count_beads_in_mask(
+    mask: np.ndarray, single_area_px: float, min_distance_px: int = MASK_COUNT_DISTANCE_PX
+) -> int:
     """Beads in an annotated mask whose clumps may be outlined as one blob.
 
-    Each object counts ``max(markers, round(area / single_area_px), 1)``: the distance-map
-    markers of :func:`count_beads` see touching beads whose outline still shows them, the
-    area sees smooth blobs drawn around a clump. Measured on the masks of exact-truth
-    composites (4 densities, beads touching at 0.75-1.0 diameters): total count within
-    -1.2 % to 0 % of the truth, and within 0 % to +2.6 % when the masks are first closed
+    Each object counts ``max(markers, beads_by_area, 1)``: the distance-map markers of
+    :func:`count_beads` see touching beads whose outline still shows them, the area
+    (:func:`beads_by_area`) sees smooth blobs drawn around a clump. Measured on the masks of
+    exact-truth composites (4 densities, beads touching at 0.75-1.0 diameters): total count
+    within -1.2 % to 0 % of the truth, and within 0 % to +2.6 % when the masks are first closed
     (2 x 3x3) into smooth blobs; objects alone (connected components) count 15-55 % low.
     """
     comps, n, _, _, per_comp = _markers(np.asarray(mask, bool), None, min_distance_px)
     if n == 0:
         return 0
     areas = np.bincount(comps.ravel(), minlength=n + 1)[1:]
-    by_area = np.round(areas / max(float(single_area_px), 1.0))
-    return int(np.maximum(np.maximum(per_comp[1:], by_area), 1).sum())
+    return int(np.maximum(per_comp[1:], beads_by_area(areas, single_area_px)).sum())
 
 
 def count_labelled_beads(masks: list[np.ndarray]) -> list[int]:
-    """Beads per tile of a labelled set (:func:`count_beads_in_mask`), the single-bead area
-    being the median object area over all its masks (most objects are single beads)."""
+    """Beads per tile of a labelled set (:func:`count_beads_in_mask`) with the set's
+    :func:`single_bead_area`."""
     area = single_bead_area(masks)
     return [count_beads_in_mask(m, area) for m in masks]
 
 
-def single_bead_area(masks: list[np.ndarray]) -> float:
-    """The area of one bead: the median object area of the masks (most objects are single
-    beads at every density of the dev set; clumps are a minority even at 160x). 0 without
-    objects."""
-    areas = component_areas(masks)
-    return float(np.median(areas)) if len(areas) else 0.0
+def check_threshold(threshold: float | None, name: str = "--threshold") -> None:
+    """A probability threshold must lie strictly between 0 and 1 (None: the model's).
+
+    Raises
+    ------
+    InputError
+        Naming the value (as ``name``) and the fix.
+    """
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError(
+            f"{name} {threshold} is not a probability between 0 and 1 (exclusive); "
+            "e.g. 0.5, or leave it out to use the model's"
+        )

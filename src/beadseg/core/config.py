@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 from .files import write_text
+from .registration import REGISTRATION_RADIUS_PX
+
+# Bead defaults that several settings share, each defined once (the concepts and why these
+# values: core/beads.py; the list: docs/architecture.md, "Defaults and where they live")
+MIN_DISTANCE_PX = 3  # closest two bead centres (px): markers of the splitting are this far apart
+CLUMP_AREA_RATIO = 1.5  # above this many single-bead areas an object holds two beads or more
+BLOB_AREA_RATIO = 4.0  # above this many, a clump outlined as one blob (the doctor's finding)
 
 
 class _Strict(BaseModel):
@@ -41,7 +48,9 @@ class DataConfig(_Strict):
     align_masks: bool = Field(
         False, description="re-register masks that sit off their beads (see `beadseg fix-masks`)"
     )
-    align_radius_px: int = Field(6, ge=1, description="largest mask shift searched when aligning")
+    align_radius_px: int = Field(
+        REGISTRATION_RADIUS_PX, ge=1, description="largest mask shift searched when aligning"
+    )
     use_all_labels: bool = Field(
         False,
         description="train on every label as it is; by default labels graded unusable by "
@@ -57,7 +66,7 @@ class DataConfig(_Strict):
         None, gt=0, description="area of one bead; default: median object area of the masks"
     )
     clump_area_ratio: float = Field(
-        1.5, gt=1, description="objects above this many bead areas are clumps (no centre loss)"
+        CLUMP_AREA_RATIO, gt=1, description="objects above this many bead areas are clumps (no centre loss)"
     )
 
     @field_validator("path", "val_path")
@@ -196,7 +205,7 @@ class InstanceConfig(_Strict):
     min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
     max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
     split_touching: bool = True
-    min_distance_px: int = Field(3, ge=1, description="closest two bead centres can be")
+    min_distance_px: int = Field(MIN_DISTANCE_PX, ge=1, description="closest two bead centres can be")
     fill_holes: bool = True
     peak_distance_px: int | None = Field(
         None, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window; default per method"
@@ -277,7 +286,7 @@ class PredictConfig(_Strict):
 class AnalyzeConfig(_Strict):
     """Settings of the dataset doctor (`beadseg analyze`) and of :func:`beadseg.analysis.grade_labels`."""
 
-    min_distance_px: int = Field(3, ge=1, description="closest bead centres, for splitting")
+    min_distance_px: int = Field(MIN_DISTANCE_PX, ge=1, description="closest bead centres, for splitting")
     peak_floor: float = Field(3.0, ge=0, description="evidence (noise SDs) of a candidate peak")
     detector_floor: float = Field(5.0, ge=0, description="lowest detector threshold (noise SDs)")
     detector_relative: float = Field(
@@ -291,7 +300,9 @@ class AnalyzeConfig(_Strict):
     unusable_unlabelled_fraction: float = Field(
         0.5, gt=0, le=1, description="unlabelled-candidate share that makes a label unusable"
     )
-    registration_radius_px: int = Field(8, ge=1, description="largest mask shift searched")
+    registration_radius_px: int = Field(
+        REGISTRATION_RADIUS_PX, ge=1, description="largest mask shift searched"
+    )
     registration_min_shift_px: float = Field(2.0, gt=0)
     registration_min_gain: float = Field(0.15, ge=0)
     mask_fit_ratio: float = Field(
@@ -302,10 +313,13 @@ class AnalyzeConfig(_Strict):
         "least this share of its source frame's (or domain's) median",
     )
     owner_search_radius_px: int = Field(
-        8, ge=0, description="shifts searched when matching a mask against every image"
+        REGISTRATION_RADIUS_PX, ge=0, description="shifts searched when matching a mask against every image"
     )
-    clump_factor: float = Field(
-        4.0, gt=1, description="objects larger than this many single beads are clumps"
+    blob_area_ratio: float = Field(
+        BLOB_AREA_RATIO,
+        gt=1,
+        description="objects larger than this many single beads are clumps drawn as blobs "
+        "(older configs call it clump_factor, which still loads)",
     )
     clump_max_fraction: float = Field(
         0.3, gt=0, le=1, description="share of mask area in clumps that is reported"
@@ -316,13 +330,24 @@ class AnalyzeConfig(_Strict):
     speck_area_px: float | None = Field(None, gt=0, description="default: a quarter bead")
     density_bins: list[float] | None = Field(None, description="beads-per-image bin edges")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_blob_name(cls, data: Any) -> Any:
+        # blob_area_ratio was clump_factor, a name that read like data.clump_area_ratio
+        if isinstance(data, dict) and "clump_factor" in data and "blob_area_ratio" not in data:
+            data = {("blob_area_ratio" if k == "clump_factor" else k): v for k, v in data.items()}
+        return data
+
 
 class Config(_Strict):
     """The settings of every command, one section each; saved as ``config.yaml`` beside every
     output. ``beadseg train`` reads data, split, model, loss, optim, schedule, augment, train
-    and instances; ``predict`` and ``evaluate`` read ``predict``; ``analyze`` (and the label
-    grading at the start of training) reads ``analyze``. One file serves every command:
-    ``--config FILE`` takes the same schema everywhere, ``--set section.key=value`` likewise.
+    and instances; ``predict`` and ``evaluate`` read ``predict``; ``analyze`` reads ``analyze``.
+    One file serves every command: ``--config FILE`` takes the same schema everywhere, ``--set
+    section.key=value`` likewise.
+
+    Training grades its labels with ``analyze`` (unless ``data.use_all_labels``): the labels left
+    out and re-registered are the ones `beadseg analyze` reports with the same settings.
     """
 
     data: DataConfig = DataConfig()

@@ -1,8 +1,6 @@
-"""From a mask or probability map to separate beads (instance labels) and per-bead measurements.
-
-Touching beads are split by a marker-controlled watershed (scikit-image): markers are local
-maxima of the distance transform (optionally weighted by the probability) at least
-``min_distance_px`` apart, so a touching pair of ~6-px beads becomes two objects.
+"""Label images: connected components, renumbering, hole filling, size limits and per-bead
+measurements (the bead table). How touching beads are split and counted is
+:mod:`beadseg.core.beads`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Largest mask shift (px) searched when a mask is registered onto its image's beads, by every
+#: caller: `beadseg analyze` (``registration_radius_px``, ``owner_search_radius_px``), training
+#: (``data.align_radius_px``), `beadseg fix-masks` and the functions below. The largest shift
+#: found on the 79 dev tiles is 5.1 px (dy=5, dx=-1): a radius of 5 puts it on the edge of the
+#: search, where it cannot be told from a larger shift cut off; 8 leaves 3 px of margin and
+#: finds the same shifts as 5, 6 and 12 on every dev tile.
+REGISTRATION_RADIUS_PX = 8
+
 
 def shift_mask(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Shift a 2-D array by (dy, dx) pixels; pixels shifted in are zero (background)."""
@@ -123,7 +131,7 @@ def shift_fits(mask: np.ndarray, evidence: np.ndarray, radius_px: int = 5) -> np
 def register_mask(
     mask: np.ndarray,
     evidence: np.ndarray,
-    radius_px: int = 5,
+    radius_px: int = REGISTRATION_RADIUS_PX,
     min_shift_px: float = 2.0,
     min_gain: float = 0.15,
 ) -> Registration:
@@ -171,7 +179,11 @@ def block_mean(values: np.ndarray, factor: int) -> np.ndarray:
 
 
 def align_mask(
-    image: np.ndarray, mask: np.ndarray, radius_px: int = 5, min_shift_px: float = 2.0, min_gain: float = 0.15
+    image: np.ndarray,
+    mask: np.ndarray,
+    radius_px: int = REGISTRATION_RADIUS_PX,
+    min_shift_px: float = 2.0,
+    min_gain: float = 0.15,
 ) -> tuple[np.ndarray, Registration]:
     """Shift a mask onto its beads when :func:`register_mask` flags it; otherwise return it as is."""
     reg = register_mask(mask, bead_evidence(image), radius_px, min_shift_px, min_gain)
@@ -180,7 +192,9 @@ def align_mask(
     return mask, reg
 
 
-def fix_masks(data, out, radius_px: int = 5, min_shift_px: float = 2.0, min_gain: float = 0.15) -> list[dict]:
+def fix_masks(
+    data, out, radius_px: int = REGISTRATION_RADIUS_PX, min_shift_px: float = 2.0, min_gain: float = 0.15
+) -> list[dict]:
     """Write re-registered masks for flagged images and copies of the rest; never touches ``data``.
 
     Writes ``out/images`` (copies), ``out/masks`` and ``out/shifts.csv``, every file atomically

@@ -7,9 +7,10 @@ target is built per training image:
 * exact-truth images (``labels/`` and ``centres/NAME.csv``, written by `beadseg synth --from`)
   know every centre: the target is valid everywhere;
 * annotated masks know a centre only for objects of one bead. An object larger than
-  ``clump_area_ratio`` single-bead areas is a clump outlined as one blob, with centres nobody
-  marked: its pixels (and a 1-px rim, where its centres' Gaussians would still show) are left
-  out of the centre loss (``valid`` False); the foreground loss still uses the whole mask.
+  ``clump_area_ratio`` single-bead areas is a clump (:func:`beadseg.core.beads.clumps`), with
+  centres nobody marked: its pixels (and a 1-px rim, where its centres' Gaussians would still
+  show) are left out of the centre loss (``valid`` False); the foreground loss still uses the
+  whole mask.
 
 Two target kinds (``data.centre_target``): ``heatmap``, a Gaussian of SD ``sigma_px`` at each
 centre (the maximum where two overlap), and ``distance``, each bead's distance to its edge
@@ -21,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..core.beads import single_bead_area
+from ..core.beads import clumps
+from ..core.config import CLUMP_AREA_RATIO
+from ..core.labels import EIGHT, label_components
 
-__all__ = ["centre_targets", "distance_map", "gaussian_heatmap", "single_bead_area"]
-
-EIGHT = np.ones((3, 3), bool)
+__all__ = ["centre_targets", "distance_map", "gaussian_heatmap"]
 
 
 def gaussian_heatmap(shape: tuple[int, int], centres: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -71,7 +72,7 @@ def centre_targets(
     labels: np.ndarray | None = None,
     kind: str = "heatmap",
     sigma_px: float = 1.5,
-    clump_area_ratio: float = 1.5,
+    clump_area_ratio: float = CLUMP_AREA_RATIO,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The centre head's target and where it is valid, for one image.
 
@@ -80,7 +81,7 @@ def centre_targets(
     mask : ndarray of bool, H x W
         Foreground.
     single_area_px : float
-        Area of one bead (:func:`single_bead_area`).
+        Area of one bead (:func:`beadseg.core.beads.single_bead_area`).
     centres : ndarray, N x 2, optional
         Exact bead centres (row, col). With ``labels`` (exact instances) the target is valid
         everywhere.
@@ -115,9 +116,9 @@ def centre_targets(
         if labels is None:
             raise ValueError("a distance target from exact centres needs the exact labels")
         return distance_map(labels), valid
-    comps, n = ndi.label(mask, structure=EIGHT)
+    comps, n = label_components(mask)
     areas = np.bincount(comps.ravel(), minlength=n + 1)
-    clump = areas > clump_area_ratio * max(single_area_px, 1.0)
+    clump = clumps(areas, single_area_px, clump_area_ratio)
     clump[0] = False
     single = ~clump
     single[0] = False

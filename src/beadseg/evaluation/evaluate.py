@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.grades import LabelSelection
-from ..core.beads import instances_from_mask, segment_instances
+from ..core.beads import check_threshold, instances_from_mask, segment_instances
 from ..core.config import Config, InstanceConfig, PredictConfig
 from ..core.errors import InputError
 from ..core.files import Pair, find_pairs, write_csv
@@ -220,8 +220,7 @@ def evaluate(
     """
     cfg = cfg or PredictConfig()
     data = Path(data)
-    if threshold is not None and not 0 < threshold < 1:
-        raise InputError(f"--threshold {threshold} is not a probability between 0 and 1 (exclusive)")
+    check_threshold(threshold)
     pairs, labels = _usable_pairs(data, only, use_all_labels)
     model = _load_source_model(source, cfg)
     if calibrate and model is None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..core.beads import check_threshold
 from ..core.config import Config, InstanceConfig, PredictConfig, save_config
 from ..core.errors import BeadsegError, BeadsegWarning, InputError
 from ..core.files import find_images, write_csv
@@ -49,15 +50,6 @@ def collect_inputs(inputs: list[str | Path]) -> list[Path]:
         by_stem[f.stem] = f
         out.append(f)
     return out
-
-
-def check_threshold(threshold: float | None) -> None:
-    """A probability threshold must lie strictly between 0 and 1 (None: the model's)."""
-    if threshold is not None and not 0 < threshold < 1:
-        raise InputError(
-            f"--threshold {threshold} is not a probability between 0 and 1 (exclusive); "
-            "e.g. 0.5, or leave it out to use the model's"
-        )
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -14,7 +14,8 @@ import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..analysis.grades import LabelSelection, select_labels
-from ..core.config import Config, DataConfig
+from ..core.beads import single_bead_area
+from ..core.config import AnalyzeConfig, Config, DataConfig
 from ..core.errors import ConfigError
 from ..core.files import Pair, find_pairs
 from ..core.labels import label_components
@@ -22,7 +23,7 @@ from ..core.naming import source_frame
 from ..core.normalization import normalization_record
 from ..data.dataset import CropDataset, Sample, load_samples
 from ..data.split import Split, check_no_leak, grouped_split
-from ..data.targets import centre_targets, single_bead_area
+from ..data.targets import centre_targets
 
 
 @dataclass
@@ -61,13 +62,14 @@ def find_all_pairs(folders: list[str]) -> list[Pair]:
 
 
 def usable_pairs(
-    folders: list[str], use_all: bool = False, reregister: bool = True
+    folders: list[str], use_all: bool = False, reregister: bool = True, grading: AnalyzeConfig | None = None
 ) -> tuple[list[Pair], LabelSelection]:
     """The pairs of several data folders without those whose label
     :func:`beadseg.analysis.select_labels` grades unusable (misfiled, drawn at another scale, ...),
     and the selection (left out, shifts of fixable masks), unless ``use_all``. Each folder is
-    graded on its own (grading compares a mask with the rest of its set); exact-truth folders
-    (with ``centres/``) are not graded."""
+    graded on its own (grading compares a mask with the rest of its set) with the settings
+    ``grading`` (the run's ``analyze`` section; default settings when None); exact-truth
+    folders (with ``centres/``) are not graded."""
     pairs = find_all_pairs(folders)
     if use_all:
         return pairs, LabelSelection({}, {}, graded=False)
@@ -76,7 +78,7 @@ def usable_pairs(
     for folder in folders:
         if (Path(folder) / "centres").is_dir():
             continue
-        _, sel = select_labels(find_pairs(folder), reregister=reregister)
+        _, sel = select_labels(find_pairs(folder), cfg=grading or AnalyzeConfig(), reregister=reregister)
         left_out |= sel.left_out
         shifts |= sel.shifts
     return [p for p in pairs if p.name not in left_out], LabelSelection(left_out, shifts)
@@ -85,8 +87,8 @@ def usable_pairs(
 def prepare_data(cfg: Config) -> TrainingData:
     """Read ``data.path`` (one or several folders) into memory and split it by source frame
     (stratified by density), or validate on ``data.val_path`` when it is set. Unless
-    ``data.use_all_labels``, labels graded unusable are left out (:func:`usable_pairs`) and
-    shifted masks re-registered (:func:`reregister`).
+    ``data.use_all_labels``, labels graded unusable with the ``analyze`` settings are left out
+    (:func:`usable_pairs`) and shifted masks re-registered (:func:`reregister`).
 
     Raises
     ------
@@ -101,11 +103,12 @@ def prepare_data(cfg: Config) -> TrainingData:
     norm = normalization_record(d.normalization)
     align = d.align_radius_px if d.align_masks else None
     # masks aligned when read (data.align_masks) take no shift from the grades
-    pairs, labels = usable_pairs(data_folders(d.path), d.use_all_labels, reregister=align is None)
+    grade = {"use_all": d.use_all_labels, "reregister": align is None, "grading": cfg.analyze}
+    pairs, labels = usable_pairs(data_folders(d.path), **grade)
     samples = reregister(load_samples(pairs, d.channels, align, norm), labels)
     groups = {s.name: source_frame(s.name) for s in samples}
     if d.val_path:
-        val_pairs, val_labels = usable_pairs(data_folders(d.val_path), d.use_all_labels, align is None)
+        val_pairs, val_labels = usable_pairs(data_folders(d.val_path), **grade)
         labels = LabelSelection(
             labels.left_out | val_labels.left_out, labels.shifts | val_labels.shifts, labels.graded
         )
@@ -133,8 +136,9 @@ def prepare_data(cfg: Config) -> TrainingData:
 
 def add_centre_targets(samples: list[Sample], d: DataConfig, reference: list[Sample]) -> float:
     """Attach the centre head's target and validity (:func:`beadseg.data.targets.centre_targets`)
-    to every sample; the single-bead area is ``data.single_bead_area_px`` or the median object
-    area of the ``reference`` samples without exact truth (the training side). Returns it."""
+    to every sample; the single-bead area is ``data.single_bead_area_px`` or the
+    :func:`~beadseg.core.beads.single_bead_area` of the ``reference`` samples without exact
+    truth (the training side). Returns it."""
     area = d.single_bead_area_px
     if area is None:
         annotated = [s.mask for s in reference if s.centres is None] or [s.mask for s in reference]

@@ -101,8 +101,9 @@ def predict(
     PredictSummary
         Counts per image, errors, timings (also ``summary.json``).
     """
+    from ..core.beads import check_threshold
     from ..inference.records import predict_settings
-    from ..inference.runner import check_threshold, collect_inputs, predict_images
+    from ..inference.runner import collect_inputs, predict_images
 
     cfg = config or PredictConfig()
     check_threshold(threshold)

@@ -247,13 +247,6 @@ def cut_sprites(
     return sprites
 
 
-def _single_area(masks: list[np.ndarray]) -> float:
-    """Median area of the annotated objects of the given masks (the single-bead area)."""
-    areas = [np.bincount(ndi.label(m, structure=EIGHT)[0].ravel())[1:] for m in masks]
-    areas = np.concatenate(areas) if areas else np.zeros(0)
-    return float(np.median(areas)) if len(areas) else 0.0
-
-
 def _select_tiles(pairs, frames: list[str] | None, data: Path):
     """The pairs whose stem or source frame is in ``frames`` (all when None)."""
     from ...core.naming import source_frame
@@ -324,6 +317,7 @@ def collect_sources(
     InputError
         When no tile (of ``frames``) is sparse or none holds an isolated single bead.
     """
+    from ...core.beads import single_bead_area
     from ...core.files import find_pairs
     from ...core.images import read_image
 
@@ -332,7 +326,7 @@ def collect_sources(
     # pass 1 keeps only masks (images are read again for the sparse tiles: memory stays small)
     read = [_read_tile(p) for p in pairs]
     sparse = [r for r in read if r[2].mean() <= max_bead_fraction]
-    single_area = _single_area([r[1] for r in sparse])
+    single_area = single_bead_area([r[1] for r in sparse])
     sprites, backgrounds, tiles = [], [], []
     for pair, (name, mask, beads, shift) in zip(pairs, read):
         fraction = float(beads.mean())
