@@ -124,16 +124,8 @@ def _config(config: Path | None, sets: list[str] | None, flags: dict | None = No
     own flags (only those given: a flag left out keeps the config's value)."""
     from ..core.config import load_config, parse_overrides
 
-    overrides = parse_overrides(sets)
-    for key, value in (flags or {}).items():
-        if value is None:
-            continue
-        *parents, leaf = key.split(".")
-        node = overrides
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = str(value) if isinstance(value, Path) else value
-    return load_config(config, overrides)
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in (flags or {}).items()}
+    return load_config(config, parse_overrides(sets, options))
 
 
 SET_HELP = "Override a config key, e.g. --set optim.lr=1e-3 (repeatable)."
@@ -146,8 +138,7 @@ def _predict_config(config: Path | None, sets: list[str] | None, **given):
     """PredictConfig from a YAML file, ``--set key=value`` and the options given (not None)."""
     from ..core.config import PredictConfig, load_config, parse_overrides
 
-    overrides = {**parse_overrides(sets), **{k: v for k, v in given.items() if v is not None}}
-    return load_config(config, overrides, model=PredictConfig)
+    return load_config(config, parse_overrides(sets, given), model=PredictConfig)
 
 
 PREDICT_CONFIG_HELP = "YAML with predict settings (PredictConfig keys: mode, tile_size, ...)."
