@@ -82,7 +82,7 @@ def test_best_shift_iou_finds_an_offset_at_the_largest_radius():
 def test_a_shift_radius_outside_the_range_is_refused(radius):
     t = np.zeros((8, 8), bool)
     with pytest.raises(InputError, match="radius_px"):
-        best_shift_iou(t, t, radius)  # before: 1000 searched 4 million shifted copies (hours)
+        best_shift_iou(t, t, radius)  # before: 1000 searched 4 million shifted copies
 
 
 def test_cli_evaluate_refuses_a_huge_shift_radius_at_once(synth_data, tmp_path):

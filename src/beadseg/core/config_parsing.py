@@ -100,7 +100,8 @@ def read_yaml(path: str | Path, what: str = "config", top_keys: str = "data:, mo
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{what} file {path} does not exist")
+        state = "is not a file" if path.exists() else "does not exist"
+        raise ConfigError(f"{what} file {path} {state}; give the path of a YAML file")
     raw = parse_yaml(read_text_file(path, what, ConfigError), str(path))
     if raw is None:
         return {}
