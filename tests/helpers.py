@@ -98,3 +98,16 @@ def dense_data(out, n=6, size=64, seed=2):
 
     synth_dataset(out, n=n, size=size, seed=seed, min_beads=2500, max_beads=3000)
     return out
+
+
+def assert_refused(result, *words, out=None):
+    """A :func:`run_cli` result of bad input: exit code 2, one line on stderr starting with
+    "error: " and holding each of ``words``, no traceback; ``out`` (an --out folder that did
+    not exist) still absent."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for w in words:
+        assert str(w) in lines[0], (w, lines[0])
+    assert out is None or not out.exists(), f"{out} was written"

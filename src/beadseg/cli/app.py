@@ -113,19 +113,8 @@ def resolve_config(config: Path | None, sets: list[str] | None, flags: dict | No
     config's value). Flags are keyed by their config key, e.g. ``"predict.tile_size"``."""
     from ..core.config import load_config, parse_overrides
 
-    overrides = parse_overrides(sets)
-    for key, value in (flags or {}).items():
-        if value is None:
-            continue
-        *parents, leaf = key.split(".")
-        node = overrides
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[leaf] = str(value) if isinstance(value, Path) else value
-    return load_config(config, overrides)
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in (flags or {}).items() if v is not None}
+    return load_config(config, parse_overrides(sets, options))
 
 
 def echo_lines(lines) -> None:

@@ -5,15 +5,15 @@ Every run folder gets the resolved configuration as ``config.yaml`` so it can be
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import ConfigError
+from .config_parsing import parse_overrides, read_yaml, validate
 from .files import write_text
+from .limits import physical_problem, shift_radius_problem
 from .registration import REGISTRATION_RADIUS_PX
 
 # Bead defaults that several settings share, each defined once (the concepts and why these
@@ -22,9 +22,26 @@ MIN_DISTANCE_PX = 3  # closest two bead centres (px): markers of the splitting a
 CLUMP_AREA_RATIO = 1.5  # above this many single-bead areas an object holds two beads or more
 BLOB_AREA_RATIO = 4.0  # above this many, a clump outlined as one blob (the doctor's finding)
 
+#: the largest seed: every generator beadseg seeds (numpy, torch, Python) takes it
+MAX_SEED = 2**32 - 1
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Unknown keys refused; every float finite (no inf or NaN); assignments validated.
+
+    Upper bounds are far beyond any sensible setting: they turn a typo (``1e308``, an extra
+    digit) into one line naming the key instead of an overflow or a memory blow-up later.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _shift_radius(v: int) -> int:
+    """A mask-shift search radius, bounded (see :mod:`beadseg.core.limits`)."""
+    problem = shift_radius_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
 
 
 class DataConfig(_Strict):
@@ -40,8 +57,10 @@ class DataConfig(_Strict):
     normalization: Literal["background", "percentile", "dtype_max"] = Field(
         "background", description="input scaling, stored in the checkpoint (see normalization.py)"
     )
-    crop_size: int = Field(256, ge=16, description="training crop size in px, at native resolution (>= 16)")
-    crops_per_epoch: int = Field(512, gt=0, description="random crops drawn per training epoch")
+    crop_size: int = Field(
+        256, ge=16, le=8192, description="training crop size in px, at native resolution (16-8192)"
+    )
+    crops_per_epoch: int = Field(512, gt=0, le=10**7, description="random crops drawn per training epoch")
     bead_crop_fraction: float = Field(
         0.5, ge=0, le=1, description="share of crops centred on a bead (oversampling)"
     )
@@ -61,12 +80,15 @@ class DataConfig(_Strict):
     centre_target: Literal["heatmap", "distance"] = Field(
         "heatmap", description="centre head target: Gaussians at centres, or distance to edge"
     )
-    centre_sigma_px: float = Field(1.5, gt=0, description="SD of the centre heatmap's Gaussians")
+    centre_sigma_px: float = Field(1.5, gt=0, le=100, description="SD of the centre heatmap's Gaussians")
     single_bead_area_px: float | None = Field(
-        None, gt=0, description="area of one bead; default: median object area of the masks"
+        None, gt=0, le=1e8, description="area of one bead; default: median object area of the masks"
     )
     clump_area_ratio: float = Field(
-        CLUMP_AREA_RATIO, gt=1, description="objects above this many bead areas are clumps (no centre loss)"
+        CLUMP_AREA_RATIO,
+        gt=1,
+        le=1e4,
+        description="objects above this many bead areas are clumps (no centre loss)",
     )
 
     @field_validator("path", "val_path")
@@ -76,21 +98,26 @@ class DataConfig(_Strict):
             raise ValueError("give at least one folder")
         return v
 
+    @field_validator("align_radius_px")
+    @classmethod
+    def _bounded_search(cls, v: int) -> int:
+        return _shift_radius(v)
+
 
 class SplitConfig(_Strict):
     """Train/validation split: grouped by source frame, stratified by density."""
 
     val_fraction: float = Field(0.2, gt=0, lt=1)
-    folds: int | None = Field(None, ge=2, description="K for K-fold cross-validation")
-    fold: int = Field(0, ge=0, description="which fold is validation (0-based)")
-    seed: int = Field(0, ge=0)
+    folds: int | None = Field(None, ge=2, le=10**4, description="K for K-fold cross-validation")
+    fold: int = Field(0, ge=0, le=10**4, description="which fold is validation (0-based)")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 class ModelConfig(_Strict):
     """Architecture from the registry (`beadseg models`)."""
 
     name: str = "unet"
-    base_channels: int = Field(8, ge=1)
+    base_channels: int = Field(8, ge=1, le=1024)
     depth: int = Field(3, ge=1, le=6)
     norm: Literal["batch", "group", "instance", "none"] = "batch"
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -104,21 +131,21 @@ class LossConfig(_Strict):
     """Loss on logits."""
 
     name: Literal["dice", "bce", "bce_dice", "focal", "tversky"] = "bce_dice"
-    bce_weight: float = Field(0.5, ge=0)
-    dice_weight: float = Field(0.5, ge=0)
-    focal_gamma: float = Field(2.0, ge=0)
+    bce_weight: float = Field(0.5, ge=0, le=1e4)
+    dice_weight: float = Field(0.5, ge=0, le=1e4)
+    focal_gamma: float = Field(2.0, ge=0, le=100)
     focal_alpha: float | None = Field(None, ge=0, le=1)
-    tversky_alpha: float = Field(0.3, ge=0)
-    tversky_beta: float = Field(0.7, ge=0)
-    pos_weight: float | None = Field(None, gt=0, description="BCE weight of bead pixels")
-    centre_weight: float = Field(1.0, ge=0, description="weight of the centre head's BCE")
+    tversky_alpha: float = Field(0.3, ge=0, le=1e4)
+    tversky_beta: float = Field(0.7, ge=0, le=1e4)
+    pos_weight: float | None = Field(None, gt=0, le=1e6, description="BCE weight of bead pixels")
+    centre_weight: float = Field(1.0, ge=0, le=1e4, description="weight of the centre head's BCE")
 
 
 class OptimConfig(_Strict):
     """AdamW."""
 
-    lr: float = Field(3e-3, gt=0, description="peak learning rate (run `beadseg lr-find`)")
-    weight_decay: float = Field(1e-4, ge=0)
+    lr: float = Field(3e-3, gt=0, le=1e4, description="peak learning rate (run `beadseg lr-find`)")
+    weight_decay: float = Field(1e-4, ge=0, le=1e4)
 
 
 class ScheduleConfig(_Strict):
@@ -130,7 +157,7 @@ class ScheduleConfig(_Strict):
     """
 
     name: Literal["cosine", "cosine_long_warmup", "constant"] = "cosine"
-    warmup_epochs: float = Field(1.0, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0, le=1e6)
     min_lr_ratio: float = Field(0.02, ge=0, le=1)
 
     @field_validator("name", mode="before")
@@ -156,24 +183,24 @@ class AugmentConfig(_Strict):
 class TrainConfig(_Strict):
     """The training loop."""
 
-    epochs: int = Field(40, ge=1)
-    batch_size: int = Field(8, ge=1)
-    grad_clip: float | None = Field(1.0, gt=0)
+    epochs: int = Field(40, ge=1, le=10**6)
+    batch_size: int = Field(8, ge=1, le=10**5)
+    grad_clip: float | None = Field(1.0, gt=0, le=1e12)
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of weights, e.g. 0.99")
-    early_stop_patience: int | None = Field(10, ge=1)
+    early_stop_patience: int | None = Field(10, ge=1, le=10**6)
     monitor: Literal["val_iou", "val_iou_pooled", "val_dice", "val_loss"] = "val_iou"
-    collapse_patience: int = Field(2, ge=1, description="collapsed val epochs in a row to stop")
+    collapse_patience: int = Field(2, ge=1, le=10**6, description="collapsed val epochs in a row to stop")
     collapse_min_epoch: int = Field(
-        1, ge=0, description="epochs before the foreground-ratio collapse check starts"
+        1, ge=0, le=10**6, description="epochs before the foreground-ratio collapse check starts"
     )
     threshold: float = Field(0.5, gt=0, lt=1)
     device: str = "auto"
     amp: bool = Field(True, description="mixed precision, used on CUDA only")
-    seed: int = Field(0, ge=0)
-    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time")
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    max_minutes: float | None = Field(None, gt=0, le=1e7, description="stop after this wall time")
+    num_threads: int | None = Field(None, ge=1, le=4096, description="torch CPU threads")
     num_workers: int = Field(
-        0, ge=0, description="processes preparing training crops (0: the training process)"
+        0, ge=0, le=1024, description="processes preparing training crops (0: the training process)"
     )
     init_weights: str | None = Field(
         None, description="start from these weights (run folder, checkpoint or 'default')"
@@ -202,16 +229,21 @@ class InstanceConfig(_Strict):
     """
 
     method: Literal["auto", "distance", "probability_peaks", "centre_peaks"] = "auto"
-    min_area_px: int = Field(8, ge=0, description="smaller objects are dropped")
-    max_area_px: int | None = Field(None, ge=1, description="larger objects are dropped")
+    min_area_px: int = Field(8, ge=0, le=10**9, description="smaller objects are dropped")
+    max_area_px: int | None = Field(None, ge=1, le=10**12, description="larger objects are dropped")
     split_touching: bool = True
-    min_distance_px: int = Field(MIN_DISTANCE_PX, ge=1, description="closest two bead centres can be")
+    min_distance_px: int = Field(
+        MIN_DISTANCE_PX, ge=1, le=1000, description="closest two bead centres can be"
+    )
     fill_holes: bool = True
     peak_distance_px: int | None = Field(
-        None, ge=1, description="peak methods: a peak is the maximum of a (2d+1)^2 window; default per method"
+        None,
+        ge=1,
+        le=1000,
+        description="peak methods: a peak is the maximum of a (2d+1)^2 window; default per method",
     )
     peak_sigma_px: float | None = Field(
-        None, ge=0, description="peak methods: smoothing (px) of the map; default per method"
+        None, ge=0, le=1000, description="peak methods: smoothing (px) of the map; default per method"
     )
     centre_threshold: float = Field(
         0.3, gt=0, lt=1, description="centre_peaks: lowest centre-head value of a bead centre"
@@ -234,18 +266,21 @@ class PredictConfig(_Strict):
     tile_size: int | None = Field(
         None,
         ge=32,
+        le=65536,
         description="largest tile side in px; default: the engine's (1024 ONNX Runtime, 512 torch; "
         "measured, see BENCHMARKS.md)",
     )
     overlap: int = Field(
         128,
         ge=0,
+        le=65536,
         description="px shared by neighbouring tiles (> 2x the network's reach: exact; the shipped "
         "model reaches 44 px)",
     )
     batch_size: int | None = Field(
         None,
         ge=1,
+        le=10**5,
         description="tiles per call; default: 1 with ONNX Runtime, ~0.26 MP per call with torch on "
         "CPU (cache-sized), 8 on GPU",
     )
@@ -253,7 +288,7 @@ class PredictConfig(_Strict):
         "cosine", description="cosine: raised-cosine ramp, zero near inner tile edges (exact); constant"
     )
     full_frame_max_mp: float = Field(
-        1.0, gt=0, description="auto mode runs the whole frame in one call up to this size (MP)"
+        1.0, gt=0, le=1e6, description="auto mode runs the whole frame in one call up to this size (MP)"
     )
     device: str = "auto"
     runtime: Literal["auto", "onnx", "torch"] = Field(
@@ -262,7 +297,10 @@ class PredictConfig(_Strict):
         "(no torch import), torch on GPUs and otherwise; onnx or torch: force one",
     )
     num_threads: int | None = Field(
-        None, ge=1, description="CPU threads of the network (default: the cores this process may use)"
+        None,
+        ge=1,
+        le=4096,
+        description="CPU threads of the network (default: the cores this process may use)",
     )
     save_probabilities: bool = False
     overlays: Literal["auto", "full", "preview", "none"] = Field(
@@ -272,10 +310,17 @@ class PredictConfig(_Strict):
     )
     pixel_size_um: float | None = Field(
         None,
-        gt=0,
-        description="pixel size in µm (µm columns, beads_per_mm2, calibrated label TIFFs); default: "
-        "each TIFF input's resolution tags, none for other formats",
+        description="pixel size in µm, 0.01-100 (µm columns, beads_per_mm2, calibrated label TIFFs); "
+        "default: each TIFF input's resolution tags, none for other formats",
     )
+
+    @field_validator("pixel_size_um")
+    @classmethod
+    def _plausible_pixel_size(cls, v: float | None) -> float | None:
+        problem = None if v is None else physical_problem(v, "pixel_size_um")
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("blend", mode="before")
     @classmethod
@@ -338,6 +383,11 @@ class AnalyzeConfig(_Strict):
             data = {("blob_area_ratio" if k == "clump_factor" else k): v for k, v in data.items()}
         return data
 
+    @field_validator("registration_radius_px", "owner_search_radius_px")
+    @classmethod
+    def _bounded_search(cls, v: int) -> int:
+        return _shift_radius(v)
+
 
 class Config(_Strict):
     """The settings of every command, one section each; saved as ``config.yaml`` beside every
@@ -363,92 +413,6 @@ class Config(_Strict):
     analyze: AnalyzeConfig = AnalyzeConfig()
 
 
-def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    out = []
-    for name, f in model.model_fields.items():
-        ann = f.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out += _keys(ann, f"{prefix}{name}.")
-        else:
-            out.append(prefix + name)
-    return out
-
-
-#: names users bring from other tools, and the key beadseg calls them
-_ALIASES = {
-    "learning_rate": "lr",
-    "lr_max": "lr",
-    "num_epochs": "epochs",
-    "n_epochs": "epochs",
-    "max_epochs": "epochs",
-    "batch": "batch_size",
-    "arch": "name",
-    "architecture": "name",
-    "patience": "early_stop_patience",
-    "crop": "crop_size",
-    "patch_size": "crop_size",
-}
-
-
-def _key_hint(key: str, model: type[BaseModel]) -> str:
-    """``; did you mean 'x'?`` for an unknown key, else the valid keys of its section."""
-    keys = _keys(model)
-    section, _, leaf = key.rpartition(".")
-    siblings = [k for k in keys if k.rpartition(".")[0] == section]
-    alias = f"{section}.{_ALIASES[leaf]}".lstrip(".") if leaf in _ALIASES else None
-    close = [alias] if alias in keys else difflib.get_close_matches(key, keys, n=1)
-    if not close:
-        leaves = {k.rpartition(".")[2]: k for k in siblings}
-        close = [leaves[c] for c in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.5)]
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    if siblings and section:
-        return f" ({section} keys: {', '.join(k.rpartition('.')[2] for k in siblings)})"
-    return " (`--print-config` lists the keys)"
-
-
-def _in(tree: Any, loc: tuple) -> bool:
-    for part in loc:
-        if not isinstance(tree, dict) or part not in tree:
-            return False
-        tree = tree[part]
-    return True
-
-
-def _explain(err: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
-    e = err.errors()[0]
-    key = ".".join(str(p) for p in e["loc"])
-    if e["type"] == "extra_forbidden":
-        return ConfigError(f"{source}: unknown key {key!r}{_key_hint(key, model)}")
-    given = e.get("input")
-    return ConfigError(f"{source}: {key} = {given!r} is not valid: {e['msg']}")
-
-
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Turn ``["model.name=unet", "optim.lr=1e-3"]`` into a nested dict (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE (e.g. --set model.name=unet)")
-        key, value = item.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        try:
-            node[parts[-1]] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it") from None
-    return out
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | dict | None = None,
@@ -459,39 +423,25 @@ def load_config(
     Parameters
     ----------
     path : path, optional
-        YAML file; missing keys take their defaults.
+        YAML file (UTF-8; UTF-16 with a byte-order mark is read too); missing keys take their
+        defaults, an empty section (``model:``) is all defaults.
     overrides : list of "key=value" or dict, optional
-        Applied on top of the file (CLI flags).
+        Applied on top of the file (CLI flags); a later "key=value" wins over an earlier one.
     model : pydantic model class
         The schema (default :class:`Config`).
 
     Raises
     ------
     ConfigError
-        Unknown keys (with the closest valid key), wrong types or out-of-range values.
+        A file that is not UTF-8 text or not valid YAML, a key given twice, a value where a
+        section is expected (``model: unet``), unknown keys (with the closest valid key), wrong
+        types or out-of-range values (non-finite numbers included); the message names the file
+        or ``--set`` and the key.
     """
-    raw: dict = {}
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, ...)")
-        source = str(path)
+    raw = read_yaml(path) if path is not None else {}
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    try:
-        return model.model_validate(_merge(raw, extra))
-    except ValidationError as err:
-        # blame the command line when the offending key came from it, not the config file
-        loc = tuple(str(p) for p in err.errors()[0]["loc"])
-        from_cli = "--set" if not isinstance(overrides, dict) else "command line"
-        blamed = from_cli if _in(extra, loc) else source
-        raise _explain(err, model, blamed) from None
+    source = str(path) if path is not None else "config"
+    return validate(model, raw, extra, source, "--set" if not isinstance(overrides, dict) else "command line")
 
 
 def config_to_yaml(cfg: BaseModel) -> str:

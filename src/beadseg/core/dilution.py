@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import InputError
+from .limits import check_physical
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,8 @@ def microlitre_per_mp(pixel_size_um: float | None, depth_um: float | None) -> fl
     Raises
     ------
     InputError
-        Only one of the two is given, or one is not > 0.
+        Only one of the two is given, or one is outside its plausible range
+        (:data:`beadseg.core.limits.PHYSICAL`).
     """
     if pixel_size_um is None and depth_um is None:
         return None
@@ -165,9 +167,8 @@ def microlitre_per_mp(pixel_size_um: float | None, depth_um: float | None) -> fl
             f"{given} needs {missing} too: a concentration needs the pixel size and "
             "the chamber depth (give both, or neither for beads per megapixel)"
         )
-    for flag, v in (("--pixel-size-um", pixel_size_um), ("--depth-um", depth_um)):
-        if not np.isfinite(v) or v <= 0:
-            raise InputError(f"{flag} {v} is not a size; give a positive number of micrometres")
+    pixel_size_um = check_physical(pixel_size_um, "pixel_size_um", "--pixel-size-um")
+    depth_um = check_physical(depth_um, "depth_um", "--depth-um")
     return 1e6 * pixel_size_um**2 * depth_um / 1e9  # um^3 -> microlitre
 
 

@@ -7,6 +7,7 @@ name.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import os
 import uuid
@@ -163,6 +164,55 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+#: byte-order marks and their encodings, longest first (a UTF-32 LE mark starts like UTF-16 LE's)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def read_text_file(path: str | Path, what: str = "file", error: type[InputError] = InputError) -> str:
+    """The text of a file a user wrote (a config, a sample sheet, a counts table).
+
+    UTF-8, or UTF-8, UTF-16 or UTF-32 with a byte-order mark (as Excel and Windows editors save
+    "Unicode" text); the mark is dropped.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    what : str
+        What the file is, for the message ("config", "sample sheet").
+    error : BeadsegError subclass
+        The error raised (default :class:`InputError`).
+
+    Raises
+    ------
+    InputError (or ``error``)
+        The file cannot be read, is not text in one of those encodings (latin-1, binary), or
+        holds NUL characters; the message names the file and says to save it as UTF-8.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            f"save the {what} as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise error(f"{path} is not a text file (it holds NUL bytes); save the {what} as UTF-8 text")
+    return text
 
 
 def write_text(path: str | Path, text: str) -> Path:

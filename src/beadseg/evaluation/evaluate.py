@@ -21,6 +21,7 @@ from ..core.beads import check_threshold, instances_from_mask, segment_instances
 from ..core.config import Config, InstanceConfig, PredictConfig
 from ..core.errors import InputError
 from ..core.files import Pair, find_pairs, write_csv
+from ..core.limits import check_centroid_distance, check_shift_radius
 from ..core.masks import read_labels, read_mask, read_pair
 from ..core.metrics import (
     Matching,
@@ -221,6 +222,8 @@ def evaluate(
     cfg = cfg or PredictConfig()
     data = Path(data)
     check_threshold(threshold)
+    check_shift_radius(shift_radius_px, "--shift-radius")
+    check_centroid_distance(centroid_px, "--centroid-px")
     pairs, labels = _usable_pairs(data, only, use_all_labels)
     model = _load_source_model(source, cfg)
     if calibrate and model is None:

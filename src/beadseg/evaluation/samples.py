@@ -5,13 +5,14 @@ image / source frame / prefix / sample -> dilution); reading a predict run's cou
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..core.errors import InputError
+from ..core.files import read_text_file
+from ..core.limits import MAX_DILUTION
 from ..core.naming import parse_name
 
 _KEY_COLUMNS = ("image", "source_frame", "prefix", "sample")
@@ -21,11 +22,39 @@ _DILUTION_VALUE = re.compile(r"^\s*(?:1\s*:\s*)?(\d+(?:\.\d+)?)\s*[xX]?\s*$")
 
 
 def parse_dilution_value(text: str, where: str = "") -> int:
-    """``"160"``, ``"160x"``, ``"160X"`` or ``"1:160"`` -> 160."""
+    """``"160"``, ``"160x"``, ``"160X"``, ``"160.0"`` or ``"1:160"`` -> 160.
+
+    Raises
+    ------
+    InputError
+        Not one of those forms, not a whole number (a 2.5x dilution is refused, never rounded),
+        or outside 1 (undiluted) to :data:`beadseg.core.limits.MAX_DILUTION`.
+    """
     m = _DILUTION_VALUE.match(str(text))
-    if not m or float(m.group(1)) <= 0:
+    if not m:
         raise InputError(f"{where}dilution {text!r} is not a dilution factor; write e.g. 160, 160x or 1:160")
-    return int(round(float(m.group(1))))
+    return checked_dilution(float(m.group(1)), f"{where}dilution {text!r}")
+
+
+def checked_dilution(value: float, what: str) -> int:
+    """``value`` as a whole dilution factor from 1 (undiluted) to ``MAX_DILUTION``.
+
+    Raises
+    ------
+    InputError
+        Naming ``what``: below 1, above the maximum, or not a whole number.
+    """
+    if not 1 <= value <= MAX_DILUTION:
+        raise InputError(
+            f"{what} is not a dilution factor from 1 (undiluted) to {MAX_DILUTION:.0e}; "
+            "give the factor the sample was diluted by (e.g. 160)"
+        )
+    if not float(value).is_integer():
+        raise InputError(
+            f"{what} is not a whole number; beadseg takes whole dilution factors (e.g. 160) and "
+            "never rounds them"
+        )
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -73,7 +102,10 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"sample sheet {path} does not exist")
+        raise InputError(
+            f"sample sheet {path} {'is not a file' if path.exists() else 'does not exist'}; give the "
+            "CSV file with a dilution column"
+        )
     header, raw = _read_csv(path, "sample sheet")
     columns = [c.strip().lower() for c in header]
     rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in raw]
@@ -91,35 +123,51 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
         d = parse_dilution_value(r["dilution"], f"{path} line {i}: ")
         entries += [(c, Path(k).stem if c == "image" else k, d) for c, k in filled]
     if not entries:
-        raise InputError(f"sample sheet {path} has no row with a dilution and a key")
+        raise InputError(
+            f"sample sheet {path} has no row with a dilution and a key; fill the dilution and one of "
+            f"{', '.join(keys)} on each row"
+        )
     return SampleSheet(str(path), tuple(entries))
 
 
+def _delimiter(first_line: str) -> str:
+    """``,``; or ``;`` / tab when the header has no comma but those (a European Excel saves
+    "CSV" with semicolons, and "Unicode text" with tabs)."""
+    if "," in first_line or not (";" in first_line or "\t" in first_line):
+        return ","
+    return ";" if first_line.count(";") >= first_line.count("\t") else "\t"
+
+
 def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict]]:
-    """Header and rows of a UTF-8 CSV (a byte-order mark, as Excel writes, is fine).
+    """Header and rows of a CSV: UTF-8 (UTF-16 with a byte-order mark, as Excel's "Unicode
+    text", too), separated by commas, or by semicolons or tabs when the header has no comma.
 
     Raises
     ------
     InputError
-        Not a text CSV, or a row with more or fewer fields than the header.
+        Not a text CSV, a column named twice, or a row with more or fewer fields than the header.
     """
+    text = read_text_file(path, f"CSV {what}")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            header = list(reader.fieldnames or [])
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(
-            f"{path} is not a UTF-8 CSV {what} ({type(exc).__name__}); save it as CSV (UTF-8)"
-        ) from None
-    for i, r in enumerate(rows, start=2):
-        if None in r or None in r.values():
-            n = len([v for k, v in r.items() if k is not None and v is not None]) + len(r.get(None) or [])
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text.split("\n", 1)[0]))
+        table = [r for r in reader if r]  # blank lines are skipped, as csv.DictReader does
+    except csv.Error as exc:
+        raise InputError(f"{path} is not a CSV {what} ({exc}); save it as CSV (UTF-8)") from None
+    header = table[0] if table else []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        key = name.strip().lower()
+        if key and seen.setdefault(key, i) != i:
             raise InputError(
-                f"{path} line {i} has {n} fields but the header has {len(header)}; every row "
+                f"{path} has the column {name.strip()!r} twice (columns {seen[key]} and {i}); keep one"
+            )
+    for i, row in enumerate(table[1:], start=2):
+        if len(row) != len(header):
+            raise InputError(
+                f"{path} line {i} has {len(row)} fields but the header has {len(header)}; every row "
                 "needs one value per column"
             )
-    return header, rows
+    return header, [dict(zip(header, row)) for row in table[1:]]
 
 
 def counts_file(path: str | Path) -> Path:
@@ -149,12 +197,15 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
     ``dilution`` optional) with the dilution from the sheet when given, else from the names;
     ``path`` may also be the `beadseg predict` output folder holding it."""
     path = counts_file(path)
-    _, rows = _read_csv(path, "counts table")
+    header, rows = _read_csv(path, "counts table")
     need = {"image", "count", "area_mp"}
-    if not rows or not need <= set(rows[0]):
+    if not need <= set(header):
         raise InputError(
-            f"{path} needs the columns {', '.join(sorted(need))} (as written by `beadseg predict`)"
+            f"{path} needs the columns {', '.join(sorted(need))} (as written by `beadseg predict`); "
+            f"it has {', '.join(map(repr, header)) or 'none'}"
         )
+    if not rows:
+        raise InputError(f"{path} has no rows (no image was counted); run `beadseg predict` on images first")
     out = []
     for i, r in enumerate(rows, start=2):
         name = parse_name(r["image"])
@@ -162,17 +213,12 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
             dil = samples.dilution_of(r["image"])
         elif r.get("dilution") not in (None, "", "None"):
             dil = parse_dilution_value(r["dilution"], f"{path} line {i}: ")
+        elif name.dilution is not None:
+            said = f"{path} line {i}: the name {r['image']!r} says dilution {name.dilution}, which"
+            dil = checked_dilution(name.dilution, said)
         else:
-            dil = name.dilution
-        try:
-            count, area = float(r["count"]), float(r["area_mp"])
-        except ValueError:
-            count = area = float("nan")
-        if not (np.isfinite(count) and count >= 0 and np.isfinite(area) and area > 0):
-            raise InputError(
-                f"{path} line {i}: count {r['count']!r} / area_mp {r['area_mp']!r} must be numbers, "
-                "count >= 0 and area_mp > 0 (as `beadseg predict` writes them)"
-            )
+            dil = None
+        count, area = _count_and_area(r, f"{path} line {i}")
         out.append(
             {
                 "image": r["image"],
@@ -186,11 +232,32 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
     return out
 
 
+#: the largest count of one image and the range of its area (MP) that a counts table may hold:
+#: a gigapixel frame packed with beads, down to one pixel (densities then stay finite)
+_MAX_COUNT, _AREA_MP = 1e12, (1e-6, 1e6)
+
+
+def _count_and_area(row: dict, where: str) -> tuple[float, float]:
+    """The ``count`` and ``area_mp`` of a counts.csv row, checked."""
+    try:
+        count, area = float(row["count"]), float(row["area_mp"])
+    except ValueError:
+        count = area = float("nan")
+    if not (0 <= count <= _MAX_COUNT and _AREA_MP[0] <= area <= _AREA_MP[1]):
+        raise InputError(
+            f"{where}: count {row['count']!r} / area_mp {row['area_mp']!r} must be numbers, count "
+            f"0-{_MAX_COUNT:.0e} and area_mp {_AREA_MP[0]:g}-{_AREA_MP[1]:g} (as `beadseg predict` "
+            "writes them)"
+        )
+    return count, area
+
+
 def _no_dilution_error(counts_csv, samples: SampleSheet | None, points: list[dict]) -> InputError:
     if samples is not None:
         return InputError(
             f"{counts_csv}: no image matches a row of {samples.path} (first images: "
-            f"{', '.join(p['image'] for p in points[:3])})"
+            f"{', '.join(p['image'] for p in points[:3])}); add rows naming them by image, "
+            "source_frame, prefix or sample"
         )
     return InputError(
         f"{counts_csv}: no image has a dilution in its name (a leading <number>x "

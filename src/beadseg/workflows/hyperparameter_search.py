@@ -26,7 +26,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..core.config import Config, _keys, load_config, save_config
+from ..core.config import Config, load_config, save_config
+from ..core.config_parsing import config_keys, read_yaml
 from ..core.errors import ConfigError, InputError
 from ..core.files import write_csv
 from ..outputs.provenance import write_json
@@ -66,22 +67,13 @@ class SearchSpace(BaseModel):
 def load_space(path: str | Path) -> SearchSpace:
     """Read and check a search-space file: known config keys, non-empty ranges."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"search space {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a text file; give a search-space YAML") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping (space:, base:, metric:, ...)")
+    raw = read_yaml(path, "search space", "space:, base:, metric:, ...")
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as err:
         e = err.errors()[0]
         raise ConfigError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
-    valid = set(_keys(Config))
+    valid = set(config_keys(Config))
     if not space.space:
         raise ConfigError(f"{path}: the space is empty; name at least one key to search")
     for key, p in space.space.items():
