@@ -332,8 +332,8 @@ class AnalyzeConfig(_Strict):
     """Settings of the dataset doctor (`beadseg analyze`) and of :func:`beadseg.analysis.grade_labels`."""
 
     min_distance_px: int = Field(MIN_DISTANCE_PX, ge=1, description="closest bead centres, for splitting")
-    peak_floor: float = Field(3.0, ge=0, description="evidence (noise SDs) of a candidate peak")
-    detector_floor: float = Field(5.0, ge=0, description="lowest detector threshold (noise SDs)")
+    peak_floor: float = Field(3.0, ge=0, le=1000, description="evidence (noise SDs) of a candidate peak")
+    detector_floor: float = Field(5.0, ge=0, le=1000, description="lowest detector threshold (noise SDs)")
     detector_relative: float = Field(
         0.5, gt=0, le=1, description="threshold as a share of the labelled beads' median evidence"
     )
@@ -348,8 +348,8 @@ class AnalyzeConfig(_Strict):
     registration_radius_px: int = Field(
         REGISTRATION_RADIUS_PX, ge=1, description="largest mask shift searched"
     )
-    registration_min_shift_px: float = Field(2.0, gt=0)
-    registration_min_gain: float = Field(0.15, ge=0)
+    registration_min_shift_px: float = Field(2.0, gt=0, le=32)
+    registration_min_gain: float = Field(0.15, ge=0, le=100)
     mask_fit_ratio: float = Field(
         0.4,
         gt=0,
@@ -363,6 +363,7 @@ class AnalyzeConfig(_Strict):
     blob_area_ratio: float = Field(
         BLOB_AREA_RATIO,
         gt=1,
+        le=1e4,
         description="objects larger than this many single beads are clumps drawn as blobs "
         "(older configs call it clump_factor, which still loads)",
     )
@@ -371,8 +372,8 @@ class AnalyzeConfig(_Strict):
     )
     min_overlap_px: int = Field(8, ge=1)
     max_overlap_px: int = Field(128, ge=8)
-    overlap_match_tol: float = Field(1.0, ge=0, description="grey levels, mean abs difference")
-    speck_area_px: float | None = Field(None, gt=0, description="default: a quarter bead")
+    overlap_match_tol: float = Field(1.0, ge=0, le=255, description="grey levels, mean abs difference")
+    speck_area_px: float | None = Field(None, gt=0, le=1e6, description="default: a quarter bead")
     density_bins: list[float] | None = Field(None, description="beads-per-image bin edges")
 
     @model_validator(mode="before")
