@@ -1,4 +1,4 @@
-"""Files: finding images, pairing images with masks, atomic writes, CSV tables.
+"""Files: finding images, pairing images with masks, atomic writes, reading and writing CSV tables.
 
 Every file beadseg writes goes through :func:`atomic_path` (a temporary name beside the target,
 renamed onto it on success), so a killed command never leaves a half-written file under a real
@@ -33,17 +33,21 @@ class Pair:
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
-    """Files with a known image extension in ``folder``, by stem; others are skipped with a warning."""
+    """Files with a known image extension in ``folder``, by stem; others are skipped with a
+    warning, and so are links that lead nowhere (broken, or a loop such as a link to itself)."""
     files: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         if p.name.startswith(".") or p.is_dir():
             continue
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            warnings.warn(
-                f"skipped {p}: unknown extension {p.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})",
-                BeadsegWarning,
-                stacklevel=3,
+        if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
+            why = (
+                f"unknown extension {p.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})"
+                if p.suffix.lower() not in IMAGE_EXTENSIONS
+                else "a symbolic link that leads nowhere (broken, or a loop)"
+                if p.is_symlink()
+                else "not a regular file"
             )
+            warnings.warn(f"skipped {p}: {why}", BeadsegWarning, stacklevel=3)
             continue
         if p.stem in files:
             raise InputError(
@@ -52,6 +56,50 @@ def _image_files(folder: Path) -> dict[str, Path]:
             )
         files[p.stem] = p
     return files
+
+
+def require_file(path: Path) -> None:
+    """Raise a one-line :class:`InputError` unless ``path`` is a regular file (or a link to one)."""
+    if path.is_file():
+        return
+    if path.is_symlink():
+        raise InputError(
+            f"{path} is a symbolic link that leads nowhere (broken, or a loop); fix or remove it"
+        )
+    if path.exists():
+        raise InputError(f"{path} is not a file (a folder, a device or a pipe)")
+    raise InputError(f"{path} does not exist")
+
+
+def _folders(base: str) -> Iterator[str]:
+    """``base`` and every folder below it, linked folders included, each real folder once (by
+    device and inode): a folder linked into itself is entered once, not forever."""
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, _ in os.walk(base, followlinks=True):
+        st = os.stat(folder)
+        subfolders[:] = sorted(n for n in subfolders if not n.startswith("."))  # as glob: no hidden
+        if (st.st_dev, st.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        yield folder
+
+
+def _glob(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, but a ``**`` component enters each real folder
+    once: ``glob`` follows links into linked folders (kept: frames are often organised by
+    links), and a folder linked into itself made it run forever."""
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return glob.glob(pattern)
+    k = parts.index("**")
+    head, tail = os.sep.join(parts[:k]), os.sep.join(parts[k + 1 :])
+    bases = glob.glob(head) if glob.has_magic(head) else [head or os.curdir]
+    found: set[str] = set()
+    for base in (b for b in bases if os.path.isdir(b)):
+        for folder in _folders(base):
+            found.update(_glob(os.path.join(folder, tail or "*")))  # a last "**": every file
+    return sorted(found)
 
 
 def _names(names: list[str], limit: int = 10) -> str:
@@ -69,15 +117,19 @@ def find_images(path: str | Path) -> list[Path]:
     """
     p = Path(path)
     if any(ch in str(path) for ch in "*?["):
-        # glob.glob, not Path.glob: a quoted absolute pattern ("/data/frames/*.png", as job
-        # scripts pass it) is valid; "**" matches any depth
-        matched = glob.glob(os.path.expanduser(str(path)), recursive=True)
+        # glob, not Path.glob: a quoted absolute pattern ("/data/frames/*.png", as job scripts
+        # pass it) is valid; "**" matches any depth
+        matched = _glob(os.path.expanduser(str(path)))
         if not matched:
             raise InputError(f"no file matches {path}; check the pattern (beadseg expands quoted ones)")
         found = (Path(q) for q in matched)
         files = sorted(q for q in found if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
     elif p.is_file():
         files = [p]
+    elif p.is_symlink():
+        raise InputError(
+            f"{path} is a symbolic link that leads nowhere (broken, or a loop); fix or remove it"
+        )
     elif p.is_dir():
         folder = p / "images" if (p / "images").is_dir() else p
         files = list(_image_files(folder).values())
@@ -139,10 +191,15 @@ def find_pairs(
     if no_mask or no_image:
         parts = []
         if no_mask:
-            parts.append(f"images without a mask in {masks_dir}: {_names(no_mask)}")
+            parts.append(f"images without a mask in {masks_dir}: {_names([images[s].name for s in no_mask])}")
         if no_image:
-            parts.append(f"masks without an image in {images_dir}: {_names(no_image)}")
-        raise InputError("; ".join(parts) + " (names must match by stem)")
+            parts.append(
+                f"masks without an image in {images_dir}: {_names([masks[s].name for s in no_image])}"
+            )
+        raise InputError(
+            "; ".join(parts) + " (an image and its mask have the same name before the extension, e.g. "
+            "images/a.png and masks/a.tif)"
+        )
     return [Pair(s, images[s], masks[s]) for s in sorted(images)]
 
 
@@ -206,3 +263,93 @@ def write_columns_csv(path: str | Path, columns: dict[str, np.ndarray], digits: 
     w.writerow(list(columns))
     w.writerows(zip(*cols))
     return write_text(path, buf.getvalue())
+
+
+def _open_csv(path: Path, what: str):
+    """``path`` opened for csv (UTF-8, a byte-order mark as Excel writes it is fine)."""
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist")
+    try:
+        return open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be read ({exc.strerror})") from None
+
+
+def _csv_error(path: Path, what: str, exc: Exception, fix: str | None) -> InputError:
+    return InputError(
+        f"{path} is not a UTF-8 CSV {what} ({type(exc).__name__}); {fix or 'save it as CSV (UTF-8)'}"
+    )
+
+
+def csv_header(path: str | Path, what: str = "table", fix: str | None = None) -> list[str]:
+    """The column names of a CSV file (``[]`` for an empty file); errors as :func:`read_csv_rows`."""
+    import csv
+
+    path = Path(path)
+    with _open_csv(path, what) as f:
+        try:
+            return next(csv.reader(f), [])
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _csv_error(path, what, exc, fix) from None
+
+
+def iter_csv_rows(
+    path: str | Path,
+    required_columns: tuple[str, ...] | list[str] = (),
+    what: str = "table",
+    fix: str | None = None,
+) -> Iterator[dict[str, str]]:
+    """The rows of a CSV file as dicts, one at a time (a table of millions of beads is never
+    held in memory); see :func:`read_csv_rows`. Errors are raised when reached."""
+    import csv
+
+    path = Path(path)
+    with _open_csv(path, what) as f:
+        reader = csv.DictReader(f)
+        try:
+            header = list(reader.fieldnames or [])
+            missing = [c for c in required_columns if c not in header]
+            if header and missing:
+                raise InputError(
+                    f"{what} {path} has no {', '.join(repr(c) for c in missing)} column (its columns: "
+                    f"{', '.join(header)}); {fix or 'add ' + ('it' if len(missing) == 1 else 'them')}"
+                )
+            for row in reader:
+                if None in row or None in row.values():
+                    n = len([v for k, v in row.items() if k is not None and v is not None])
+                    raise InputError(
+                        f"{path} line {reader.line_num} has {n + len(row.get(None) or [])} fields but "
+                        f"the header has {len(header)}; {fix or 'every row needs one value per column'}"
+                    )
+                yield row
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _csv_error(path, what, exc, fix) from None
+
+
+def read_csv_rows(
+    path: str | Path,
+    required_columns: tuple[str, ...] | list[str] = (),
+    what: str = "table",
+    fix: str | None = None,
+) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts (column -> text): the one CSV reader of beadseg.
+
+    Parameters
+    ----------
+    path : path
+        UTF-8 CSV with a header row (a byte-order mark, as Excel writes, is fine). A file with no
+        header at all (0 bytes) has no rows and no columns to check.
+    required_columns : sequence of str
+        Columns the header must have.
+    what : str
+        What the table is, for messages ("sample sheet", "counts table").
+    fix : str, optional
+        What the user should do, ending each message (default: a generic fix).
+
+    Raises
+    ------
+    InputError
+        One line naming the file: missing file, not UTF-8 text, a missing column (named), or a
+        row with more or fewer fields than the header (its line number).
+    """
+    return list(iter_csv_rows(path, required_columns, what, fix))

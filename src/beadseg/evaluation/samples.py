@@ -4,7 +4,6 @@ image / source frame / prefix / sample -> dilution); reading a predict run's cou
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.files import csv_header, read_csv_rows
 from ..core.naming import parse_name
 
 _KEY_COLUMNS = ("image", "source_frame", "prefix", "sample")
@@ -72,10 +72,8 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
     ``_``-separated token of image names). Each row fills one key column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"sample sheet {path} does not exist")
-    header, raw = _read_csv(path, "sample sheet")
-    columns = [c.strip().lower() for c in header]
+    raw = read_csv_rows(path, what="sample sheet")
+    columns = [c.strip().lower() for c in csv_header(path, "sample sheet")]
     rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in raw]
     keys = [c for c in _KEY_COLUMNS if c in columns]
     if "dilution" not in columns or not keys:
@@ -93,33 +91,6 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
     if not entries:
         raise InputError(f"sample sheet {path} has no row with a dilution and a key")
     return SampleSheet(str(path), tuple(entries))
-
-
-def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict]]:
-    """Header and rows of a UTF-8 CSV (a byte-order mark, as Excel writes, is fine).
-
-    Raises
-    ------
-    InputError
-        Not a text CSV, or a row with more or fewer fields than the header.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            header = list(reader.fieldnames or [])
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(
-            f"{path} is not a UTF-8 CSV {what} ({type(exc).__name__}); save it as CSV (UTF-8)"
-        ) from None
-    for i, r in enumerate(rows, start=2):
-        if None in r or None in r.values():
-            n = len([v for k, v in r.items() if k is not None and v is not None]) + len(r.get(None) or [])
-            raise InputError(
-                f"{path} line {i} has {n} fields but the header has {len(header)}; every row "
-                "needs one value per column"
-            )
-    return header, rows
 
 
 def counts_file(path: str | Path) -> Path:
@@ -149,12 +120,10 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
     ``dilution`` optional) with the dilution from the sheet when given, else from the names;
     ``path`` may also be the `beadseg predict` output folder holding it."""
     path = counts_file(path)
-    _, rows = _read_csv(path, "counts table")
-    need = {"image", "count", "area_mp"}
-    if not rows or not need <= set(rows[0]):
-        raise InputError(
-            f"{path} needs the columns {', '.join(sorted(need))} (as written by `beadseg predict`)"
-        )
+    fix = "give the counts.csv `beadseg predict` writes (columns image, count, area_mp)"
+    rows = read_csv_rows(path, ("image", "count", "area_mp"), "counts table", fix)
+    if not rows:
+        raise InputError(f"counts table {path} has no rows; {fix}")
     out = []
     for i, r in enumerate(rows, start=2):
         name = parse_name(r["image"])
