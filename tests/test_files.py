@@ -9,6 +9,7 @@ from PIL import Image
 
 from beadseg.core.errors import BeadsegWarning, InputError
 from beadseg.core.files import csv_header, find_images, find_pairs, iter_csv_rows, read_csv_rows
+from beadseg.core.masks import read_centres
 
 
 def _png(path):
@@ -92,3 +93,15 @@ def test_csv_rows_and_their_errors_name_the_file(tmp_path):
         read_csv_rows(tmp_path / "nope.csv")
     (tmp_path / "empty.csv").write_text("")
     assert read_csv_rows(tmp_path / "empty.csv", ("x",)) == []
+
+
+def test_centres_table_errors_name_the_file_and_column(tmp_path):
+    path = tmp_path / "centres.csv"
+    path.write_text("x,z\n1,2\n")
+    with pytest.raises(InputError, match="centres.csv has no 'y' column"):
+        read_centres(path)
+    path.write_text("x,y\n1.5,abc\n")
+    with pytest.raises(InputError, match="centres.csv has a centre that is not a number"):
+        read_centres(path)
+    path.write_text("x,y\n1.5,2.5\n")
+    np.testing.assert_array_equal(read_centres(path), [[2.5, 1.5]])

@@ -6,12 +6,13 @@ The public API, importable from the package root (each name is imported on first
     import beadseg
 
     model = beadseg.load_model("default")          # ONNX Runtime on a CPU, torch on a GPU
-    seg = beadseg.segment(model, image)            # any H x W (x C) array, any dtype
+    seg = beadseg.segment(model, image)            # an image file, or any H x W (x C) array
     seg.labels.max()                               # the number of beads
     table = beadseg.bead_table(seg.labels, image)  # per-bead columns, as in beads/*.csv
 
 Whole folders: :func:`predict_images`, :func:`analyze_dataset`, :func:`evaluate`,
-:func:`train` (with :func:`load_config`), :func:`fit_dilution`; images: :func:`read_image`,
+:func:`train` (with :func:`load_config`), :func:`fit_dilution`; images: :func:`read_raw_image` (a file
+as stored), :func:`model_input` (what a network sees of it), :func:`read_image` (for display),
 :func:`synth_dataset`.
 """
 
@@ -36,6 +37,8 @@ _API = {
     "load_config": "core.config",
     "fit_dilution": "core.dilution",
     "read_image": "core.images",
+    "read_raw_image": "core.images",
+    "model_input": "core.normalization",
     "synth_dataset": "data.synth",
 }
 
