@@ -121,7 +121,6 @@ def summarise(images: list[dict]) -> dict:
 
 def compare_methods(model: str, truth: Path, level_of: dict[str, str], max_dist: float) -> dict:
     """Per instance method: the level summaries of the model's beads (in-process)."""
-    from beadseg.core.images import read_image
     from beadseg.core.labels import centroids
     from beadseg.inference import load_model, segment
 
@@ -132,7 +131,7 @@ def compare_methods(model: str, truth: Path, level_of: dict[str, str], max_dist:
         inst = m.instances.model_copy(update={"method": method})
         images = []
         for name, lv in level_of.items():
-            labels = segment(m, read_image(truth / "images" / f"{name}.png"), None, None, inst).labels
+            labels = segment(m, truth / "images" / f"{name}.png", None, None, inst).labels
             t, _ = read_points(truth / "centres" / f"{name}.csv", "x", "y")
             mt = match_points(t, centroids(labels), max_dist)
             images.append(

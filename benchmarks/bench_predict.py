@@ -108,11 +108,13 @@ def probabilities(onnx_m, torch_m, image, quick: bool) -> dict:
     """Every way of computing the frame's probabilities, timed, and their agreement."""
     import torch
 
-    from beadseg.core.normalization import normalize_image
+    from beadseg.core.normalization import model_input
 
     res, maps = {}, {}
     tile, overlap = onnx_m.default_tile_size, PredictConfig().overlap
-    norm = normalize_image(image, onnx_m.normalization)  # what the network sees, for MONAI and the loop
+    norm = model_input(
+        image, onnx_m.normalization, onnx_m.in_channels
+    )  # what the network sees, for MONAI and the loop
     runs = {
         "ours_onnx_tiled": lambda: predict_probabilities(onnx_m, image, PredictConfig(mode="tiled")),
         "ours_onnx_full_frame": lambda: predict_probabilities(onnx_m, image, PredictConfig(mode="full")),

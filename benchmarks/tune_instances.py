@@ -27,7 +27,6 @@ from common import OUT  # noqa: E402
 
 from beadseg.core.beads import segment_instances  # noqa: E402
 from beadseg.core.config import InstanceConfig  # noqa: E402
-from beadseg.core.images import read_image  # noqa: E402
 from beadseg.core.labels import centroids  # noqa: E402
 from beadseg.core.masks import read_centres  # noqa: E402
 from beadseg.core.metrics import count_summary, match_points  # noqa: E402
@@ -59,7 +58,7 @@ def main() -> None:
     for truth in a.truth:
         for row in csv.DictReader(open(truth / "composites.csv")):
             name, level = row["name"], f"{truth.name}:{row['level']}"
-            seg = segment(m, read_image(truth / "images" / f"{name}.png"))
+            seg = segment(m, truth / "images" / f"{name}.png")
             pts = read_centres(truth / "centres" / f"{name}.csv")
             for key, inst in cands.items():
                 labels = segment_instances(seg.probabilities, seg.centres, inst, m.threshold)

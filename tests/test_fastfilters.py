@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from beadseg.core.filters import box_mean, gaussian_exact, gaussian_smooth, window_max
+from beadseg.core.filters import box_mean, gaussian_blur, gaussian_exact, gaussian_smooth, window_max
 from beadseg.core.registration import block_mean, correlation_by_shift, cross_sums, register_mask, shift_mask
 
 
@@ -60,3 +60,20 @@ def test_register_mask_correlation_and_empty_mask():
     assert r.corr_best == pytest.approx(np.corrcoef(m.ravel(), e.ravel())[0, 1], abs=0.02)
     empty = register_mask(np.zeros((64, 64), bool), e, 4)
     assert not empty.flagged and np.isnan(empty.corr_best)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (2, 40), (17, 9)])
+def test_gaussian_exact_equals_scipy_with_kernels_wider_than_the_image(shape):
+    x = np.random.default_rng(1).random(shape)
+    for sigma in (0.7, 3.0, 12.0):
+        np.testing.assert_array_equal(
+            gaussian_exact(x, sigma, 4.0), ndi.gaussian_filter(x, sigma, truncate=4.0)
+        )
+
+
+def test_gaussian_blur_smooths_planes_not_channels():
+    x = np.random.default_rng(2).random((12, 10, 3)).astype(np.float32)
+    got = gaussian_blur(x, 1.5)
+    assert got.dtype == np.float32
+    for c in range(3):
+        np.testing.assert_array_equal(got[..., c], ndi.gaussian_filter(x[..., c], 1.5))

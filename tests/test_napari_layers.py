@@ -14,16 +14,20 @@ from beadseg.integrations.napari.layers import (
 from beadseg.integrations.napari.reader import get_reader
 
 
-def test_image_from_array_scales_like_read_image():
+def test_image_from_array_is_the_canonical_image_of_a_file():
+    # the plane as read_raw_image reads a file: own dtype, alpha dropped (the widget's network
+    # input is then the one `beadseg predict` makes of the same pixels)
     rgba = np.zeros((4, 5, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 7
     out = image_from_array(rgba, rgb=True)
-    assert out.shape == (4, 5, 3) and out.dtype == np.float32
-    assert out[0, 0].tolist() == [1.0, 0.0, 0.0]  # alpha dropped, uint8 / 255
+    assert out.shape == (4, 5, 3) and out.dtype == np.uint8
+    assert out[0, 0].tolist() == [255, 0, 0]
     grey = image_from_array(np.full((4, 5), 32768, np.uint16), rgb=False)
-    assert grey.shape == (4, 5, 1) and grey.max() == pytest.approx(32768 / 65535)
+    assert grey.shape == (4, 5, 1) and grey.dtype == np.uint16 and grey.max() == 32768
     with pytest.raises(InputError, match=r"shape \(3, 4, 5\)"):
         image_from_array(np.zeros((3, 4, 5)), rgb=False)  # a stack, not a plane
+    with pytest.raises(InputError, match="NaN"):
+        image_from_array(np.full((4, 5), np.nan, np.float32), rgb=False)
 
 
 def test_plane_index_rounds_and_clips_the_leading_axes():

@@ -146,8 +146,8 @@ def test_a_one_frame_run_reads_its_frame_once_while_the_model_loads(tmp_path, mo
     import beadseg.inference.runner as P
 
     reads = []
-    real_read = F.read_image
-    monkeypatch.setattr(F, "read_image", lambda path: reads.append(Path(path).name) or real_read(path))
+    real_read = F.read_raw_image
+    monkeypatch.setattr(F, "read_raw_image", lambda path: reads.append(Path(path).name) or real_read(path))
 
     for i in range(2):
         write_image(tmp_path / "in" / f"f{i}.png", synth_image(64, 5, seed=i).image)

@@ -104,7 +104,7 @@ def test_a_dilution_that_is_no_whole_factor_from_1_is_refused(value, tmp_path):
 def test_an_empty_counts_table_says_so(tmp_path):
     with pytest.raises(InputError, match="no rows"):
         read_counts(_write(tmp_path / "c.csv", "image,count,area_mp\n"))
-    with pytest.raises(InputError, match="needs the columns .* it has none"):
+    with pytest.raises(InputError, match="has no .* column .its columns: none"):
         read_counts(_write(tmp_path / "c.csv", ""))
 
 

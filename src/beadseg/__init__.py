@@ -6,7 +6,7 @@ The public API, importable from the package root (each name is imported on first
     import beadseg
 
     model = beadseg.load_model("default")          # ONNX Runtime on a CPU, torch on a GPU
-    seg = beadseg.segment(model, image)            # any H x W (x C) array, any dtype
+    seg = beadseg.segment(model, image)            # an image file, or any H x W (x C) array
     seg.labels.max()                               # the number of beads
     table = beadseg.bead_table(seg.labels, image)  # per-bead columns, as in beads/*.csv
 
@@ -14,8 +14,9 @@ Whole folders, one function per command (:mod:`beadseg.workflows`; each holds it
 folder by the same rule as the command line and returns a frozen result): :func:`synth`,
 :func:`analyze`, :func:`fix_masks`, :func:`train` (with :func:`load_config`), :func:`lr_find`,
 :func:`compare`, :func:`cv`, :func:`sweep`, :func:`predict`, :func:`merge`, :func:`evaluate`,
-:func:`dilution`, :func:`export`, :func:`demo`. Arrays: :func:`read_image`,
-:func:`fit_dilution`.
+:func:`dilution`, :func:`export`, :func:`demo`. Images and arrays: :func:`read_raw_image`
+(a file as stored), :func:`model_input` (what a network sees of it), :func:`read_image` (for
+display), :func:`fit_dilution`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _API = {
     "load_config": "core.config",
     "fit_dilution": "core.dilution",
     "read_image": "core.images",
+    "read_raw_image": "core.images",
+    "model_input": "core.normalization",
     **{
         name: "workflows"
         for name in (

@@ -24,6 +24,7 @@ import numpy as np
 from ..core.beads import count_beads, local_maxima
 from ..core.files import Pair
 from ..core.filters import window_max
+from ..core.images import to_grey
 from ..core.labels import label_components
 from ..core.masks import read_pair_meta
 from ..core.naming import parse_name
@@ -114,14 +115,6 @@ class ImageMeasurement:
             }
         )
         return out
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    grey = image[..., 0].astype(np.float32)
-    for c in range(1, image.shape[-1]):
-        grey += image[..., c]  # a sum of planes: 10x faster than mean(-1) on H x W x 3
-    grey /= image.shape[-1]
-    return grey
 
 
 def _peaks(evidence: np.ndarray, floor: float, min_distance_px: int = 2):
@@ -230,7 +223,7 @@ def measure_image(pair: Pair, settings: dict) -> ImageMeasurement:
     image, info, meta = read_pair_meta(pair)
     name = parse_name(pair.name)
     mask = info.mask
-    grey = _grey(image)
+    grey = to_grey(image)
     evidence = bead_evidence(grey)
     peaks = _peaks(evidence, settings["peak_floor"])
     components = label_components(mask)  # once: object stats and the bead count share it

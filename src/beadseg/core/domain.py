@@ -36,7 +36,9 @@ real dev frames is flagged against a fingerprint of the other 7 frames, and all 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
+
+from .filters import gaussian_blur
+from .images import to_grey
 
 FEATURES = (
     "intensity_p50",
@@ -103,7 +105,7 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     beads = labels > 0
     # statistics from a subsample: a 4K frame in ms
     img, b = _sampled(image).astype(np.float32), _sampled(beads)
-    g = img.mean(-1)
+    g = to_grey(img)
     p01, p50, p99 = np.percentile(g, [1, 50, 99])
     out: dict[str, float | None] = dict.fromkeys(FEATURES)
     out["intensity_p50"] = float(p50)
@@ -114,8 +116,8 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     bg = float(np.median(g[~b]))
     # texture at full resolution (a subsample would change its scale): the central window
     win = _central(beads.shape, NOISE_WINDOW_PX)
-    grey = image[win].astype(np.float32).mean(-1)
-    fine = grey - ndi.gaussian_filter(grey, 2.0)
+    grey = to_grey(image[win])
+    fine = grey - gaussian_blur(grey, 2.0)
     resid = fine[~beads[win]]
     if bg > 0 and resid.size:
         out["noise"] = float(1.4826 * np.median(np.abs(resid - np.median(resid))) / bg)

@@ -1,4 +1,4 @@
-"""Files: finding images, pairing images with masks, atomic writes, CSV tables.
+"""Files: finding images, pairing images with masks, atomic writes, reading and writing CSV tables.
 
 Every file beadseg writes goes through :func:`atomic_path` (a temporary name beside the target,
 renamed onto it on success), so a killed command never leaves a half-written file under a real
@@ -34,17 +34,21 @@ class Pair:
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
-    """Files with a known image extension in ``folder``, by stem; others are skipped with a warning."""
+    """Files with a known image extension in ``folder``, by stem; others are skipped with a
+    warning, and so are links that lead nowhere (broken, or a loop such as a link to itself)."""
     files: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         if p.name.startswith(".") or p.is_dir():
             continue
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            warnings.warn(
-                f"skipped {p}: unknown extension {p.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})",
-                BeadsegWarning,
-                stacklevel=3,
+        if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
+            why = (
+                f"unknown extension {p.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})"
+                if p.suffix.lower() not in IMAGE_EXTENSIONS
+                else "a symbolic link that leads nowhere (broken, or a loop)"
+                if p.is_symlink()
+                else "not a regular file"
             )
+            warnings.warn(f"skipped {p}: {why}", BeadsegWarning, stacklevel=3)
             continue
         if p.stem in files:
             raise InputError(
@@ -53,6 +57,50 @@ def _image_files(folder: Path) -> dict[str, Path]:
             )
         files[p.stem] = p
     return files
+
+
+def require_file(path: Path) -> None:
+    """Raise a one-line :class:`InputError` unless ``path`` is a regular file (or a link to one)."""
+    if path.is_file():
+        return
+    if path.is_symlink():
+        raise InputError(
+            f"{path} is a symbolic link that leads nowhere (broken, or a loop); fix or remove it"
+        )
+    if path.exists():
+        raise InputError(f"{path} is not a file (a folder, a device or a pipe)")
+    raise InputError(f"{path} does not exist")
+
+
+def _folders(base: str) -> Iterator[str]:
+    """``base`` and every folder below it, linked folders included, each real folder once (by
+    device and inode): a folder linked into itself is entered once, not forever."""
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, _ in os.walk(base, followlinks=True):
+        st = os.stat(folder)
+        subfolders[:] = sorted(n for n in subfolders if not n.startswith("."))  # as glob: no hidden
+        if (st.st_dev, st.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        yield folder
+
+
+def _glob(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, but a ``**`` component enters each real folder
+    once: ``glob`` follows links into linked folders (kept: frames are often organised by
+    links), and a folder linked into itself made it run forever."""
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return glob.glob(pattern)
+    k = parts.index("**")
+    head, tail = os.sep.join(parts[:k]), os.sep.join(parts[k + 1 :])
+    bases = glob.glob(head) if glob.has_magic(head) else [head or os.curdir]
+    found: set[str] = set()
+    for base in (b for b in bases if os.path.isdir(b)):
+        for folder in _folders(base):
+            found.update(_glob(os.path.join(folder, tail or "*")))  # a last "**": every file
+    return sorted(found)
 
 
 def _names(names: list[str], limit: int = 10) -> str:
@@ -70,15 +118,19 @@ def find_images(path: str | Path) -> list[Path]:
     """
     p = Path(path)
     if any(ch in str(path) for ch in "*?["):
-        # glob.glob, not Path.glob: a quoted absolute pattern ("/data/frames/*.png", as job
-        # scripts pass it) is valid; "**" matches any depth
-        matched = glob.glob(os.path.expanduser(str(path)), recursive=True)
+        # glob, not Path.glob: a quoted absolute pattern ("/data/frames/*.png", as job scripts
+        # pass it) is valid; "**" matches any depth
+        matched = _glob(os.path.expanduser(str(path)))
         if not matched:
             raise InputError(f"no file matches {path}; check the pattern (beadseg expands quoted ones)")
         found = (Path(q) for q in matched)
         files = sorted(q for q in found if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
     elif p.is_file():
         files = [p]
+    elif p.is_symlink():
+        raise InputError(
+            f"{path} is a symbolic link that leads nowhere (broken, or a loop); fix or remove it"
+        )
     elif p.is_dir():
         folder = p / "images" if (p / "images").is_dir() else p
         files = list(_image_files(folder).values())
@@ -140,10 +192,15 @@ def find_pairs(
     if no_mask or no_image:
         parts = []
         if no_mask:
-            parts.append(f"images without a mask in {masks_dir}: {_names(no_mask)}")
+            parts.append(f"images without a mask in {masks_dir}: {_names([images[s].name for s in no_mask])}")
         if no_image:
-            parts.append(f"masks without an image in {images_dir}: {_names(no_image)}")
-        raise InputError("; ".join(parts) + " (names must match by stem)")
+            parts.append(
+                f"masks without an image in {images_dir}: {_names([masks[s].name for s in no_image])}"
+            )
+        raise InputError(
+            "; ".join(parts) + " (an image and its mask have the same name before the extension, e.g. "
+            "images/a.png and masks/a.tif)"
+        )
     return [Pair(s, images[s], masks[s]) for s in sorted(images)]
 
 
@@ -256,3 +313,139 @@ def write_columns_csv(path: str | Path, columns: dict[str, np.ndarray], digits: 
     w.writerow(list(columns))
     w.writerows(zip(*cols))
     return write_text(path, buf.getvalue())
+
+
+def _open_csv(path: Path, what: str):
+    """``path`` opened for csv (UTF-8, a byte-order mark as Excel writes it is fine)."""
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist")
+    try:
+        return open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be read ({exc.strerror})") from None
+
+
+def _csv_error(path: Path, what: str, exc: Exception, fix: str | None) -> InputError:
+    return InputError(
+        f"{path} is not a UTF-8 CSV {what} ({type(exc).__name__}); {fix or 'save it as CSV (UTF-8)'}"
+    )
+
+
+def csv_header(path: str | Path, what: str = "table", fix: str | None = None) -> list[str]:
+    """The column names of a CSV file a user wrote (``[]`` for an empty file); read and checked
+    as :func:`read_csv_rows` reads it."""
+    return _csv_table(Path(path), what, fix)[0]
+
+
+def _delimiter(first_line: str) -> str:
+    """``,``; or ``;`` / tab when the header has no comma but those (a European Excel saves
+    "CSV" with semicolons, and "Unicode text" with tabs)."""
+    if "," in first_line or not (";" in first_line or "\t" in first_line):
+        return ","
+    return ";" if first_line.count(";") >= first_line.count("\t") else "\t"
+
+
+def _csv_table(path: Path, what: str, fix: str | None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV a user wrote: UTF-8 (or UTF-16/32 with a byte-order mark, as
+    Excel's "Unicode text"), separated by commas, or by semicolons or tabs when the header has no
+    comma; a column named twice and a row with more or fewer fields than the header refused."""
+    import csv
+    import io
+
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist; {fix or 'give the CSV file'}")
+    text = read_text_file(path, f"CSV {what}")
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text.split("\n", 1)[0]))
+        table = [r for r in reader if r]  # blank lines are skipped, as csv.DictReader does
+    except csv.Error as exc:
+        raise _csv_error(path, what, exc, fix) from None
+    header = table[0] if table else []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        key = name.strip().lower()
+        if key and seen.setdefault(key, i) != i:
+            raise InputError(
+                f"{path} has the column {name.strip()!r} twice (columns {seen[key]} and {i}); keep one"
+            )
+    for i, row in enumerate(table[1:], start=2):
+        if len(row) != len(header):
+            raise InputError(
+                f"{path} line {i} has {len(row)} fields but the header has {len(header)}; "
+                f"{fix or 'every row needs one value per column'}"
+            )
+    return header, table[1:]
+
+
+def iter_csv_rows(
+    path: str | Path,
+    required_columns: tuple[str, ...] | list[str] = (),
+    what: str = "table",
+    fix: str | None = None,
+) -> Iterator[dict[str, str]]:
+    """The rows of a CSV file as dicts, one at a time (a table of millions of beads is never
+    held in memory); see :func:`read_csv_rows`. Errors are raised when reached."""
+    import csv
+
+    path = Path(path)
+    with _open_csv(path, what) as f:
+        reader = csv.DictReader(f)
+        try:
+            header = list(reader.fieldnames or [])
+            missing = [c for c in required_columns if c not in header]
+            if header and missing:
+                raise InputError(
+                    f"{what} {path} has no {', '.join(repr(c) for c in missing)} column (its columns: "
+                    f"{', '.join(header)}); {fix or 'add ' + ('it' if len(missing) == 1 else 'them')}"
+                )
+            for row in reader:
+                if None in row or None in row.values():
+                    n = len([v for k, v in row.items() if k is not None and v is not None])
+                    raise InputError(
+                        f"{path} line {reader.line_num} has {n + len(row.get(None) or [])} fields but "
+                        f"the header has {len(header)}; {fix or 'every row needs one value per column'}"
+                    )
+                yield row
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _csv_error(path, what, exc, fix) from None
+
+
+def read_csv_rows(
+    path: str | Path,
+    required_columns: tuple[str, ...] | list[str] = (),
+    what: str = "table",
+    fix: str | None = None,
+) -> list[dict[str, str]]:
+    """The rows of a CSV file a user wrote (a sample sheet, a counts table) as dicts (column ->
+    text): the one reader of users' CSV tables (:func:`iter_csv_rows` streams the large tables
+    beadseg writes itself).
+
+    Parameters
+    ----------
+    path : path
+        A CSV with a header row: UTF-8, or UTF-16/32 with a byte-order mark (as Excel saves
+        "Unicode text"); commas, or semicolons or tabs when the header has no comma (European
+        Excel).
+    required_columns : sequence of str
+        Columns the header must have.
+    what : str
+        What the table is, for messages ("sample sheet", "counts table").
+    fix : str, optional
+        What the user should do, ending each message (default: a generic fix).
+
+    Raises
+    ------
+    InputError
+        One line naming the file: missing file, not text in those encodings, a column named
+        twice, a missing column (named), or a row with more or fewer fields than the header (its
+        line number).
+    """
+    path = Path(path)
+    header, rows = _csv_table(path, what, fix)
+    missing = [c for c in required_columns if c not in header]
+    if missing:
+        raise InputError(
+            f"{what} {path} has no {', '.join(repr(c) for c in missing)} column (its columns: "
+            f"{', '.join(header) or 'none'}); {fix or 'add ' + ('it' if len(missing) == 1 else 'them')}"
+        )
+    return [dict(zip(header, row)) for row in rows]

@@ -1,38 +1,86 @@
-"""Images: a file -> one canonical array (``H x W x C`` in the file's own dtype, alpha dropped,
-NaN refused), and arrays -> files.
+"""Images: a file -> one canonical array, and arrays -> files.
 
-The network's input is made from the canonical array by :mod:`beadseg.core.normalization`
-alone; :func:`read_image` additionally scales to float32 in [0, 1] for display and overlays.
+The canonical array (:func:`read_raw_image` for files, :func:`canonical_image` for arrays) is
+``H x W x C`` in the file's own dtype, C = 1 (grey) or 3 (colour): alpha dropped, palette, CMYK
+and other colour modes decoded to RGB, NaN and inf refused, and files above
+:func:`max_image_pixels` refused from their header, before any pixel is decoded.
+
+A network sees an image only through :func:`beadseg.core.normalization.model_input` (the
+canonical array -> the model's normalisation -> the model's channels): in training,
+prediction, evaluation and napari alike. :func:`read_image` scales the canonical array to
+float32 in [0, 1] (:func:`to_unit_float`) for display only: overlays, figures and the dataset
+doctor's grey levels.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .files import atomic_path
+from .errors import BeadsegError, ConfigError, InputError
+from .files import atomic_path, require_file
 
 _TIFF = (".tif", ".tiff")
 
+#: The most pixels (height x width) an image file may have: 2**28, a 16K x 16K frame (the
+#: biggest real frames are 4K, 12 MP). A small PNG or TIFF can inflate to gigabytes (a
+#: decompression bomb); its header is checked against this before any pixel is decoded.
+#: Raise it for one process with the environment variable :data:`MAX_PIXELS_ENV`, or pass
+#: ``max_pixels`` to the readers.
+MAX_IMAGE_PIXELS = 2**28
+MAX_PIXELS_ENV = "BEADSEG_MAX_IMAGE_PIXELS"
 
-def _read_raw(path: Path) -> np.ndarray:
+
+def max_image_pixels(max_pixels: int | None = None) -> int:
+    """The pixel limit of image files: ``max_pixels`` when given, else the environment variable
+    ``BEADSEG_MAX_IMAGE_PIXELS``, else :data:`MAX_IMAGE_PIXELS`.
+
+    Raises
+    ------
+    ConfigError
+        The limit (given or from the environment) is not a positive number.
+    """
+    source = "max_pixels"
+    if max_pixels is None:
+        env = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not env:
+            return int(MAX_IMAGE_PIXELS)
+        source, max_pixels = MAX_PIXELS_ENV, env
+    try:
+        limit = int(float(max_pixels))
+    except (TypeError, ValueError, OverflowError):
+        limit = 0
+    if limit <= 0:
+        raise ConfigError(
+            f"{source}={max_pixels!r} is not a pixel count; give a positive number, e.g. "
+            f"{MAX_PIXELS_ENV}={MAX_IMAGE_PIXELS * 4} for 32K x 32K images"
+        )
+    return limit
+
+
+def _check_pixels(path: Path, pixels: int, limit: int, shape: tuple[int, ...] | None = None) -> None:
+    if pixels > limit:
+        size = f" (shape {tuple(int(n) for n in shape)})" if shape else ""
+        raise InputError(
+            f"{path} has {pixels:,} pixels{size}, more than the limit of {limit:,} (a decompression "
+            "bomb, or a mosaic bigger than any microscope frame); if the image is real, raise the "
+            f"limit: {MAX_PIXELS_ENV}={pixels}"
+        )
+
+
+def _read_raw(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """The pixels of an image file as decoded (no shape or value checks yet)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist")
+    require_file(path)
+    limit = max_image_pixels(max_pixels)
     try:
         if path.suffix.lower() in _TIFF:
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
-        direct = _read_with_pillow(path)
-        if direct is not None:
-            return direct
-        import imageio.v3 as iio
-
-        return np.asarray(iio.imread(path))
-    except InputError:
+            return _read_tiff(path, limit)
+        return _read_pillow(path, limit)
+    except BeadsegError:
         raise
     except Exception as exc:  # any decoder failure means the file is unusable
         raise InputError(
@@ -41,20 +89,86 @@ def _read_raw(path: Path) -> np.ndarray:
         ) from None
 
 
-#: Pillow modes whose pixels numpy takes as they are (what imageio returns for them too)
-_PLAIN_MODES = ("1", "L", "LA", "RGB", "RGBA", "I;16")
+def _read_tiff(path: Path, limit: int) -> np.ndarray:
+    """The first series of a TIFF (what ``tifffile.imread`` reads), its shape checked first.
+
+    Grey and RGB TIFFs as tifffile decodes them (any bit depth, float, stacks); white-is-zero
+    ones inverted; the others - palette, CMYK, YCbCr, CIELab, whose stored values are not
+    intensities - as Pillow decodes them (to grey or RGB)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        shape = tuple(series.shape)
+        page = tif.pages.first
+        samples = int(page.samplesperpixel)
+        values = int(np.prod(shape, dtype=np.float64))
+        per_pixel = samples if samples > 1 and shape and shape[-1] == samples else 1
+        _check_pixels(path, values // per_pixel, limit, shape)
+        kind = page.photometric
+        if kind in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+            return np.asarray(series.asarray())
+        if kind == tifffile.PHOTOMETRIC.MINISWHITE:  # 0 is white: stored values inverted
+            arr = np.asarray(series.asarray())
+            if arr.dtype == bool or arr.dtype.kind == "u":
+                return ~arr if arr.dtype == bool else np.iinfo(arr.dtype).max - arr
+            raise InputError(
+                f"{path} is a white-is-zero {arr.dtype} TIFF, whose intensities are ambiguous; "
+                "save it as a black-is-zero (min-is-black) TIFF"
+            )
+    try:
+        return _read_pillow(path, limit)
+    except Exception as exc:
+        raise InputError(
+            f"cannot read {path}: a {kind.name} TIFF that Pillow cannot decode ({type(exc).__name__}); "
+            "save it as a grey or RGB TIFF"
+        ) from None
 
 
-def _read_with_pillow(path: Path) -> np.ndarray | None:
-    """A PNG/JPEG decoded by Pillow directly (what imageio does underneath, without its plugin
-    machinery: 2.8 vs 3.2 ms per 512-px tile, and no import of every Pillow plugin); None for
-    modes imageio converts (palette, CMYK, ...): those go through imageio as before."""
+#: Pillow modes whose pixels numpy takes as they are (grey, RGB, 16/32-bit integer, float)
+_PLAIN_MODES = ("1", "L", "LA", "RGB", "RGBA", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+#: the mode other Pillow modes are decoded to: alpha kept (then dropped) where there is one
+_CONVERT = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA", "RGBX": "RGB"}
+_PILLOW_SIZE = re.compile(r"\((\d+) pixels\)")
+
+
+def _read_pillow(path: Path, limit: int) -> np.ndarray:
+    """A PNG/JPEG (any format Pillow opens) decoded to grey or RGB(A), its size checked first.
+
+    Pillow directly rather than through imageio: 2.8 vs 3.2 ms per 512-px tile, and no import of
+    every Pillow plugin. Pillow's own bomb check (a warning above ``PIL.Image.MAX_IMAGE_PIXELS``,
+    an error above twice that) is raised to ``limit``, so that it never refuses an image
+    beadseg accepts and beadseg's refusal names the limit to raise (a process-wide Pillow
+    setting, only ever raised)."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        if im.mode not in _PLAIN_MODES:
-            return None
-        return np.asarray(im)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError as exc:  # above `limit`: say so in beadseg's words
+        found = _PILLOW_SIZE.search(str(exc))
+        _check_pixels(path, int(found.group(1)) if found else limit + 1, limit)
+        raise
+    with im:
+        width, height = im.size
+        _check_pixels(path, height * width, limit, (height, width))
+        return _pillow_array(im)
+
+
+def _pillow_array(im) -> np.ndarray:
+    """The pixels of an open Pillow image: grey and RGB(A) modes as they are; palette, CMYK
+    (a CMYK JPEG taken as it is would be inverted), YCbCr, LAB, HSV ... decoded to RGB(A)."""
+    mode = im.mode
+    if mode not in _PLAIN_MODES:
+        target = _CONVERT.get(mode, "RGB")
+        if mode == "P":
+            target = "RGBA" if "transparency" in im.info else "RGB"
+        im = im.convert(target)
+    arr = np.asarray(im)
+    if not arr.dtype.isnative:  # I;16B: big-endian 16-bit
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
 
 
 def check_finite(arr: np.ndarray, path: str | Path) -> None:
@@ -69,29 +183,65 @@ def check_finite(arr: np.ndarray, path: str | Path) -> None:
             )
 
 
-def _to_hwc(arr: np.ndarray, path: Path) -> np.ndarray:
-    """The image's ``H x W x C`` form (alpha dropped); non-finite values are refused here,
-    where every image read passes."""
-    check_finite(arr, path)
+def as_hwc(image: np.ndarray, name: str | Path = "image") -> np.ndarray:
+    """The ``H x W x C`` form of an image, C = 1 or 3: a 2-D grey array gets a channel axis,
+    grey + alpha and RGBA lose their alpha. The one place an image's shape is coerced.
+
+    Raises
+    ------
+    InputError
+        Not numbers (complex, text, objects), no pixels (a 0 x N array), or any other shape (a
+        stack, channels first, a 1-D array).
+    """
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name} has pixels of type {arr.dtype}; give an image of integer or float numbers")
     if arr.ndim == 2:
-        return arr[..., None]
-    if arr.ndim == 3 and arr.shape[-1] in (1, 2, 3, 4):
-        if arr.shape[-1] == 2:  # grey + alpha
-            return arr[..., :1]
-        if arr.shape[-1] == 4:  # RGBA: alpha dropped
-            return arr[..., :3]
-        return arr
-    raise InputError(
-        f"{path} has shape {arr.shape}: a 3-D stack or multi-page file, not a 2-D image; "
-        "save each plane as its own 2-D image"
-    )
+        arr = arr[..., None]
+    elif not (arr.ndim == 3 and 1 <= arr.shape[-1] <= 4):
+        raise InputError(
+            f"{name} has shape {arr.shape}: not one 2-D image (a 3-D stack, a multi-page file or "
+            "channels first?); give H x W (grey) or H x W x C with C = 1, 3 or 4 (channels last), "
+            "each plane of a stack as its own image"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name} has shape {arr.shape}: no pixels; give an image of at least 1 x 1 px")
+    c = arr.shape[-1]
+    return arr[..., :1] if c == 2 else arr[..., :3] if c == 4 else arr
+
+
+def canonical_image(image: np.ndarray, name: str | Path = "image") -> np.ndarray:
+    """An array as the canonical image (:func:`as_hwc`, then NaN and inf refused): what
+    :func:`read_raw_image` gives for a file, for arrays from the Python API or napari."""
+    arr = as_hwc(image, name)
+    check_finite(arr, name)
+    return arr
+
+
+def to_grey(image: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """The channel mean of an ``H x W x C`` image as an ``H x W`` array of ``dtype`` (a grey
+    ``H x W`` array is only cast). The one grey conversion.
+
+    A sum of planes, then one division: 10x faster than ``image.mean(-1)`` on ``H x W x 3``,
+    and the same numbers (the same additions in the same order).
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image.astype(dtype, copy=False)
+    grey = image[..., 0].astype(dtype)
+    for c in range(1, image.shape[-1]):
+        grey += image[..., c]
+    if image.shape[-1] > 1:
+        grey /= image.shape[-1]
+    return grey
 
 
 def to_unit_float(arr: np.ndarray) -> np.ndarray:
-    """Scale an integer or float array to float32 in [0, 1].
+    """Scale an integer or float array to float32 in [0, 1] (display; and the ``dtype_max``
+    normalisation of checkpoints without a normalisation record).
 
-    Integers are divided by their dtype's maximum; floats already in [0, 1] are kept, other floats
-    are min-max scaled.
+    Integers are divided by their dtype's maximum; floats already in [0, 1] are kept, other
+    floats are min-max scaled (in float64 where float32 would overflow or underflow).
     """
     if arr.dtype == bool:
         return arr.astype(np.float32)
@@ -99,55 +249,74 @@ def to_unit_float(arr: np.ndarray) -> np.ndarray:
         out = arr.astype(np.float32)
         out /= np.float32(np.iinfo(arr.dtype).max)  # in place: one pass, the same float32 values
         return out
-    out = arr.astype(np.float32)
-    lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
     if lo >= 0.0 and hi <= 1.0:
-        return out
-    return ((out - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+        return arr.astype(np.float32)
+    span = hi - lo
+    if arr.dtype.itemsize <= 4 and 1e-12 <= span < 1e30 and max(abs(lo), abs(hi)) < 1e30:
+        out = arr.astype(np.float32)
+        return ((out - lo) / span).astype(np.float32)
+    if not span > 0:  # a constant image
+        return np.zeros(arr.shape, np.float32)
+    x = arr.astype(np.float64)
+    if span == np.inf:  # -1e308 to 1e308: halved (exactly) to stay finite
+        x, lo, span = x / 2, lo / 2, hi / 2 - lo / 2
+    return np.clip((x - lo) / span, 0, 1).astype(np.float32)
 
 
-def read_image_meta(path: str | Path) -> tuple[np.ndarray, dict]:
-    """Read an image (see :func:`read_image`) and describe the file: size, channels, dtype,
-    bit depth and format."""
-    path = Path(path)
-    raw = _to_hwc(_read_raw(path), path)
-    meta = {
+def image_meta(raw: np.ndarray, path: str | Path) -> dict:
+    """Size, channels, dtype, bit depth and format of a canonical image read from ``path``."""
+    return {
         "height": int(raw.shape[0]),
         "width": int(raw.shape[1]),
         "channels": int(raw.shape[2]),
         "dtype": str(raw.dtype),
         "bit_depth": 1 if raw.dtype == bool else raw.dtype.itemsize * 8,
-        "format": path.suffix.lower().lstrip("."),
+        "format": Path(path).suffix.lower().lstrip("."),
     }
-    return to_unit_float(raw), meta
 
 
-def read_raw_image(path: str | Path) -> np.ndarray:
-    """Read an image as stored, ``H x W x C`` in its own dtype (alpha dropped), for
-    :func:`beadseg.core.normalization.normalize_image`: models normalise by the image's own
-    statistics, so the dtype's maximum must not be imposed first."""
-    path = Path(path)
-    return _to_hwc(_read_raw(path), path)
+def read_raw_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as the canonical array: ``H x W x C`` in the file's own dtype, C = 1
+    or 3 (see the module docstring). What :func:`beadseg.core.normalization.model_input` makes
+    a network's input from.
 
+    PNG, TIFF (8/16/32-bit, float) and JPEG; every Pillow mode (palette, CMYK, 16-bit, ...).
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as float32 ``H x W x C`` in [0, 1].
-
-    Grayscale gives C = 1, RGB C = 3; an alpha channel is dropped. PNG, TIFF (8/16-bit, float)
-    and JPEG are read.
+    Parameters
+    ----------
+    path : path
+    max_pixels : int, optional
+        Refuse files with more pixels (see :func:`max_image_pixels`).
 
     Raises
     ------
     InputError
-        Unreadable file or a 3-D stack.
+        Missing or unreadable file, too many pixels, a 3-D stack, NaN or inf pixels.
     """
-    return read_image_meta(path)[0]
+    path = Path(path)
+    return canonical_image(_read_raw(path, max_pixels), path)
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image for display: float32 ``H x W x C`` in [0, 1] (:func:`to_unit_float` of
+    :func:`read_raw_image`). Not a network's input: that is
+    :func:`beadseg.core.normalization.model_input` of the file (floats outside [0, 1] are
+    min-max scaled here, which no model normalisation does).
+
+    Raises
+    ------
+    InputError
+        See :func:`read_raw_image`.
+    """
+    return to_unit_float(read_raw_image(path, max_pixels))
 
 
 def to_channels(image: np.ndarray, channels: int, name: str = "image") -> np.ndarray:
     """Give an ``H x W x C`` image the channel count a model expects.
 
-    Grey -> RGB repeats the channel; RGB -> grey averages. Other mismatches raise InputError.
+    Grey -> RGB repeats the channel; RGB -> grey averages (:func:`to_grey`). Other mismatches
+    raise InputError.
     """
     c = image.shape[-1]
     if c == channels:
@@ -155,7 +324,7 @@ def to_channels(image: np.ndarray, channels: int, name: str = "image") -> np.nda
     if c == 1 and channels == 3:
         return np.repeat(image, 3, axis=-1)
     if c == 3 and channels == 1:
-        return image.mean(axis=-1, keepdims=True)
+        return to_grey(image, image.dtype if image.dtype.kind == "f" else np.float32)[..., None]
     raise InputError(f"{name} has {c} channels but the model expects {channels}")
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .files import Pair, atomic_path
-from .images import _TIFF, _read_raw, _write_array, read_image_meta
+from .files import Pair, atomic_path, read_csv_rows
+from .images import _TIFF, _read_raw, _write_array, image_meta, read_raw_image, to_unit_float
 
 
 @dataclass(frozen=True)
@@ -165,38 +165,44 @@ def read_centres(path: str | Path) -> np.ndarray:
     Raises
     ------
     InputError
-        The file is missing or has no x / y columns.
+        The file is missing, has no x / y columns or a value that is not a number.
     """
-    import csv
-
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    fix = "a centres table has columns x, y in px, one row per bead (as `beadseg synth --from` writes it)"
+    rows = read_csv_rows(path, ("x", "y"), "centres table", fix)
     try:
         pts = [[float(r["y"]), float(r["x"])] for r in rows]
     except (KeyError, TypeError, ValueError):
-        raise InputError(f"{path} is not a centres table (columns x, y in px, one row per bead)") from None
+        raise InputError(f"{path} has a centre that is not a number; {fix}") from None
     return np.array(pts, np.float64).reshape(-1, 2)
 
 
-def read_pair_meta(pair: Pair) -> tuple[np.ndarray, MaskInfo, dict]:
-    """Read an image, its mask and the image file's description, checking the sizes agree."""
-    image, meta = read_image_meta(pair.image)
+def read_pair_raw(pair: Pair) -> tuple[np.ndarray, MaskInfo]:
+    """The canonical image (:func:`~beadseg.core.images.read_raw_image`: what
+    :func:`~beadseg.core.normalization.model_input` makes a network's input from) and the mask
+    of a pair, checking that their sizes agree."""
+    image = read_raw_image(pair.image)
     info = read_mask(pair.mask)
     if image.shape[:2] != info.mask.shape:
         raise InputError(
             f"{pair.image} is {image.shape[1]}x{image.shape[0]} but its mask {pair.mask} is "
             f"{info.mask.shape[1]}x{info.mask.shape[0]}; image and mask must have the same size"
         )
-    return image, info, meta
+    return image, info
+
+
+def read_pair_meta(pair: Pair) -> tuple[np.ndarray, MaskInfo, dict]:
+    """:func:`read_pair` and the image file's description (size, channels, dtype, bit depth,
+    format)."""
+    raw, info = read_pair_raw(pair)
+    return to_unit_float(raw), info, image_meta(raw, pair.image)
 
 
 def read_pair(pair: Pair) -> tuple[np.ndarray, MaskInfo]:
-    """Read an image and its mask, checking that their sizes agree."""
-    image, info, _ = read_pair_meta(pair)
-    return image, info
+    """An image for display (float32 in [0, 1], :func:`~beadseg.core.images.read_image`) and its
+    mask, checking that their sizes agree."""
+    raw, info = read_pair_raw(pair)
+    return to_unit_float(raw), info
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> Path:

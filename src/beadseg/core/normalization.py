@@ -30,9 +30,13 @@ the beads (bead/median 0.91 vs bead/background 0.80) while the mode stays on the
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from .errors import InputError
+from .images import as_hwc, canonical_image, read_raw_image, to_channels, to_grey, to_unit_float
 
 METHODS = ("background", "percentile", "dtype_max")
 
@@ -63,30 +67,21 @@ def normalization_record(method: str = "background", **params) -> dict:
     return {"method": method, **DEFAULTS[method], **params}
 
 
-def as_hwc(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """A 2-D grey array becomes ``H x W x 1``; ``H x W x C`` (C = 1..4) is kept, alpha dropped.
-
-    Raises
-    ------
-    InputError
-        Any other shape (a stack, channels first, a 1-D array).
-    """
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        return arr[..., None]
-    if arr.ndim == 3 and arr.shape[-1] in (1, 2, 3, 4):
-        return arr[..., :1] if arr.shape[-1] == 2 else arr[..., :3]
-    raise InputError(
-        f"{name} has shape {arr.shape}; give a 2-D grey array (H x W) or H x W x C with C = 1, 3 "
-        "or 4 (channels last)"
-    )
-
-
 def _sample(image: np.ndarray, sample_px: int) -> np.ndarray:
     """A regular subsample of about ``sample_px`` pixels (statistics of a 4K frame in ms)."""
     h, w = image.shape[:2]
     step = max(int(np.sqrt(h * w / max(sample_px, 1))), 1)
     return image[::step, ::step].astype(np.float64)
+
+
+def _exponent(x: np.ndarray) -> int:
+    """A power of two that brings float values far from 1 (1e-300, 1e300) near 1; 0 otherwise.
+    Scaling by a power of two is exact, so statistics of the scaled values are exactly the
+    scaled statistics."""
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    if top == 0.0 or 2.0**-64 <= top <= 2.0**64:
+        return 0
+    return int(np.frexp(top)[1])
 
 
 def background_level(image: np.ndarray, bins: int = 256, sample_px: int = 262144) -> np.ndarray:
@@ -101,17 +96,39 @@ def background_level(image: np.ndarray, bins: int = 256, sample_px: int = 262144
     ndarray of float64, shape (C,)
     """
     x = _sample(as_hwc(image), sample_px)
-    grey = x.mean(-1)
+    k = _exponent(x)
+    if k:
+        x = np.ldexp(x, -k)
+    grey = to_grey(x, np.float64)
     lo, hi = np.percentile(grey, [0.5, 99.5])
     if not hi > lo:  # (nearly) constant image
-        return np.median(x.reshape(-1, x.shape[-1]), axis=0)
+        return np.ldexp(np.median(x.reshape(-1, x.shape[-1]), axis=0), k)
+    # a 1-D histogram, zero outside (not an image: the filters of core/filters.py do not apply;
+    # the exported graph repeats it, see integrations/export/graph_normalization.py)
     from scipy.ndimage import gaussian_filter1d
 
     hist, edges = np.histogram(grey, bins=bins, range=(lo, hi))
-    k = int(np.argmax(gaussian_filter1d(hist.astype(np.float64), 3.0, mode="constant")))
-    mode = 0.5 * (edges[k] + edges[k + 1])
+    j = int(np.argmax(gaussian_filter1d(hist.astype(np.float64), 3.0, mode="constant")))
+    mode = 0.5 * (edges[j] + edges[j + 1])
     near = np.abs(grey - mode) <= (hi - lo) / 32
-    return np.median(x[near], axis=0)
+    return np.ldexp(np.median(x[near], axis=0), k)
+
+
+def _float32_ok(arr: np.ndarray, *levels: float) -> bool:
+    """Whether ``arr`` scaled by ``levels`` stays well inside float32 (always for integers)."""
+    if arr.dtype.kind != "f":
+        return True
+    return arr.dtype.itemsize <= 4 and all(v == 0 or 1e-30 <= abs(v) <= 1e30 for v in levels)
+
+
+def _finite(y: np.ndarray, arr: np.ndarray, name: str, level) -> np.ndarray:
+    """``y`` when every value is finite (only float images can overflow float32)."""
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise InputError(
+            f"{name} has pixels more than 1e38 times its level of {level:.3g}, beyond float32; give "
+            "intensities of one scale (no hot pixels far above the rest)"
+        )
+    return y
 
 
 def normalize_image(image: np.ndarray, record: dict | None = None, name: str = "image") -> np.ndarray:
@@ -143,21 +160,23 @@ def normalize_image(image: np.ndarray, record: dict | None = None, name: str = "
     True
     """
     rec = normalization_record("background") if record is None else record
-    arr = as_hwc(image, name)
+    arr = canonical_image(image, name)
     method = rec.get("method")
     if method == "dtype_max":
-        from .images import to_unit_float
-
         return to_unit_float(arr)
     if method not in METHODS:
         raise InputError(f"normalization {method!r} of this model is not one of {', '.join(METHODS)}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} contains NaN or inf values; give finite intensities")
     if method == "percentile":
         x = _sample(arr, rec["sample_px"])
         lo, hi = np.percentile(x, [rec["low"], rec["high"]])
-        scale = 1.0 / (hi - lo) if hi > lo else 0.0
-        return ((arr.astype(np.float32) - np.float32(lo)) * np.float32(scale)).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused by _finite
+            if _float32_ok(arr, lo, hi - lo):
+                scale = 1.0 / (hi - lo) if hi > lo else 0.0
+                y = (arr.astype(np.float32) - np.float32(lo)) * np.float32(scale)
+            else:  # float64: a float image of 1e-40 or 1e300 is normalised, not turned into NaN
+                y = (arr.astype(np.float64) - lo) / (hi - lo) if hi > lo else np.zeros(arr.shape)
+            y = y.astype(np.float32, copy=False)
+        return _finite(y, arr, name, hi)
     bg = background_level(arr, rec["bins"], rec["sample_px"])
     if np.all(bg == 0) and not np.any(arr):
         return np.full(arr.shape, rec["level"], np.float32)  # a black image: nothing to see
@@ -167,5 +186,63 @@ def normalize_image(image: np.ndarray, record: dict | None = None, name: str = "
             "background normalisation needs a brightfield intensity image (no offset "
             "subtraction), or train with data.normalization=percentile"
         )
-    gain = (rec["gain"] / bg).astype(np.float32)
-    return (arr.astype(np.float32) * gain + np.float32(rec["level"] - rec["gain"])).astype(np.float32)
+    offset = rec["level"] - rec["gain"]
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused by _finite
+        if _float32_ok(arr, *bg):
+            gain = (rec["gain"] / bg).astype(np.float32)
+            y = arr.astype(np.float32) * gain + np.float32(offset)
+        else:  # float64, dividing (1 / a background of 1e-320 is inf)
+            y = (arr.astype(np.float64) / bg * rec["gain"] + offset).astype(np.float32)
+    return _finite(y, arr, name, float(bg.max()))
+
+
+def model_input(
+    image: np.ndarray | str | os.PathLike,
+    record: dict | None,
+    channels: int,
+    name: str | None = None,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """The network input of an image: float32 ``H x W x channels``.
+
+    The one path from an image to a network - training (:func:`beadseg.data.dataset.load_samples`),
+    prediction (:func:`beadseg.inference.segment`, ``beadseg predict``), evaluation and the napari
+    widget all call it; the bioimage.io export computes the same inside its graph:
+
+    file -> canonical array (:func:`beadseg.core.images.read_raw_image`; an array:
+    :func:`beadseg.core.images.canonical_image`) -> the model's normalisation
+    (:func:`normalize_image` with the record stored in the checkpoint and the ONNX file) -> the
+    model's channels (:func:`beadseg.core.images.to_channels`: grey repeated, RGB averaged).
+
+    Parameters
+    ----------
+    image : ndarray or path
+        An image file, or an ``H x W`` / ``H x W x C`` array of any integer or float dtype.
+    record : dict or None
+        The model's :func:`normalization_record` (``model.normalization``); None: the default.
+    channels : int
+        The model's input channels (1 or 3).
+    name : str, optional
+        For error messages; default: the file's path, or "image".
+    max_pixels : int, optional
+        Pixel limit of a file (:func:`beadseg.core.images.max_image_pixels`).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no pixels, a stack, NaN or inf, an image the normalisation cannot scale,
+        or a channel count the model cannot take.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((32, 32), 100, np.uint8); img[10:14, 10:14] = 75
+    >>> x = model_input(img, None, 3)
+    >>> x.shape, x.dtype, float(x[11, 11, 2])
+    ((32, 32, 3), dtype('float32'), 0.25)
+    """
+    if isinstance(image, (str, os.PathLike)):
+        name = name or str(image)
+        image = read_raw_image(Path(image), max_pixels)
+    name = name or "image"
+    return to_channels(normalize_image(image, record, name), channels, name)

@@ -2,8 +2,9 @@
 
 Each crop is drawn from its own generator seeded by (seed, epoch, index), so an epoch is
 reproducible and a resumed run draws exactly the crops the uninterrupted run would have.
-Images are normalised once, when read (:func:`beadseg.core.normalization.normalize_image`, the
-method the checkpoint records), so training and inference see the same values.
+Images are made network inputs once, when read, by the one function prediction uses too
+(:func:`beadseg.core.normalization.model_input`: the normalisation the checkpoint records, then
+the model's channels), so training and inference see the same values.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from scipy import ndimage as ndi
 from ..core.config import AugmentConfig, DataConfig
 from ..core.errors import ConfigError
 from ..core.files import Pair
-from ..core.images import read_raw_image, to_channels
-from ..core.masks import read_centres, read_labels, read_pair
-from ..core.normalization import normalize_image
+from ..core.filters import gaussian_blur
+from ..core.masks import read_centres, read_labels, read_pair_raw
+from ..core.normalization import model_input
 
 
 @dataclass
@@ -59,16 +60,16 @@ def exact_truth(pair: Pair) -> tuple[np.ndarray | None, np.ndarray | None]:
 def load_samples(
     pairs: list[Pair], channels: int, align_radius_px: int | None = None, normalization: dict | None = None
 ) -> list[Sample]:
-    """Read pairs into memory for training: images normalised (``normalization``, a
-    :func:`beadseg.core.normalization.normalization_record`; None: the default), masks optionally
-    re-registered (never those of exact-truth images), exact centres and labels attached."""
+    """Read pairs into memory for training: images as network inputs (:func:`model_input` with
+    ``normalization``, a :func:`beadseg.core.normalization.normalization_record`, None: the
+    default; and ``channels``), masks optionally re-registered (never those of exact-truth
+    images), exact centres and labels attached."""
     from ..core.registration import align_mask
 
     out = []
     for p in pairs:
-        _, info = read_pair(p)  # checks sizes and reads the mask
-        image = normalize_image(read_raw_image(p.image), normalization, str(p.image))
-        image = to_channels(image, channels, str(p.image))
+        raw, info = read_pair_raw(p)  # each file read once; the sizes checked
+        image = model_input(raw, normalization, channels, str(p.image))
         centres, labels = exact_truth(p)
         mask = info.mask
         if align_radius_px and centres is None:
@@ -92,7 +93,7 @@ def _photometric(img: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) 
     if aug.gamma:
         img = img ** rng.uniform(1 - aug.gamma, 1 + aug.gamma)
     if aug.blur_prob and rng.random() < aug.blur_prob:
-        img = ndi.gaussian_filter(img, (rng.uniform(0.3, 1.0),) * 2 + (0,))
+        img = gaussian_blur(img, rng.uniform(0.3, 1.0))
     if aug.noise_sd:
         img = img + rng.normal(0, rng.uniform(0, aug.noise_sd), img.shape)
     return np.clip(img, 0, 1).astype(np.float32)

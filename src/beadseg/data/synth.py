@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..core.errors import ConfigError
+from ..core.filters import gaussian_blur
 from ..core.images import write_image
 from ..core.masks import write_labels, write_mask
 
@@ -110,7 +110,7 @@ def _render(
     tint = np.array([1.0, 0.95, 0.6], np.float32) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
     grey_tint = np.array([1.0, 1.01, 0.98], np.float32)
     img = background * illum[..., None] * grey_tint * (1 - contrast * darkness[..., None] * tint)
-    img = ndi.gaussian_filter(img, sigma=(blur_sigma, blur_sigma, 0))
+    img = gaussian_blur(img, blur_sigma)
     img = img + rng.normal(0, noise_sd, img.shape).astype(np.float32)
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
 

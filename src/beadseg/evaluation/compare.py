@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.files import write_csv, write_text
+from ..core.files import read_csv_rows, write_csv, write_text
 
 COLUMNS = [
     "run",
@@ -26,16 +25,14 @@ COLUMNS = [
 
 def _read_history(run: Path) -> list[dict]:
     path = run / "history.csv"
+    fix = "it is damaged (not the numeric table `beadseg train` writes): give another run"
     try:
-        with open(path, newline="") as f:
-            rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-        if any("seconds" not in r or "val_iou" not in r for r in rows):
-            raise ValueError("columns")
-    except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
-        raise InputError(
-            f"{path} is damaged (not the numeric table `beadseg train` writes); give another run"
-        ) from None
-    return rows
+        return [
+            {k: float(v) for k, v in row.items()}
+            for row in read_csv_rows(path, ("seconds", "val_iou"), "training history", fix)
+        ]
+    except (ValueError, TypeError):
+        raise InputError(f"{path} has a value that is not a number; {fix}") from None
 
 
 def _read_result(run: Path) -> dict:

@@ -21,8 +21,9 @@ from ..core.beads import check_threshold, instances_from_mask, segment_instances
 from ..core.config import Config, InstanceConfig, PredictConfig
 from ..core.errors import InputError
 from ..core.files import Pair, find_pairs, write_csv
+from ..core.images import to_unit_float
 from ..core.limits import check_centroid_distance, check_shift_radius
-from ..core.masks import read_labels, read_mask, read_pair
+from ..core.masks import read_labels, read_mask, read_pair, read_pair_raw
 from ..core.metrics import (
     Matching,
     match_centroids,
@@ -149,9 +150,10 @@ def _predict_pair(model, source, pair: Pair, cfg: PredictConfig, threshold: floa
     else:
         from ..inference import segment  # torch only when there is a model to run
 
-        image, info = read_pair(pair)
-        seg = segment(model, image, cfg, threshold)
+        raw, info = read_pair_raw(pair)  # the network input is made from the file as stored
+        seg = segment(model, raw, cfg, threshold, name=str(pair.image))
         pred, prob, centres = seg.labels, seg.probabilities, seg.centres
+        image = to_unit_float(raw)  # for the worst-case figure
     if pred.shape != info.mask.shape:
         raise InputError(
             f"prediction for {pair.name} is {pred.shape[::-1]} but the mask is {info.mask.shape[::-1]}"

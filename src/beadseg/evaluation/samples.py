@@ -4,14 +4,12 @@ image / source frame / prefix / sample -> dilution); reading a predict run's cou
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.files import read_text_file
+from ..core.files import csv_header, read_csv_rows
 from ..core.limits import MAX_DILUTION
 from ..core.naming import parse_name
 
@@ -106,8 +104,8 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
             f"sample sheet {path} {'is not a file' if path.exists() else 'does not exist'}; give the "
             "CSV file with a dilution column"
         )
-    header, raw = _read_csv(path, "sample sheet")
-    columns = [c.strip().lower() for c in header]
+    raw = read_csv_rows(path, what="sample sheet")
+    columns = [c.strip().lower() for c in csv_header(path, "sample sheet")]
     rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in raw]
     keys = [c for c in _KEY_COLUMNS if c in columns]
     if "dilution" not in columns or not keys:
@@ -128,46 +126,6 @@ def read_sample_sheet(path: str | Path) -> SampleSheet:
             f"{', '.join(keys)} on each row"
         )
     return SampleSheet(str(path), tuple(entries))
-
-
-def _delimiter(first_line: str) -> str:
-    """``,``; or ``;`` / tab when the header has no comma but those (a European Excel saves
-    "CSV" with semicolons, and "Unicode text" with tabs)."""
-    if "," in first_line or not (";" in first_line or "\t" in first_line):
-        return ","
-    return ";" if first_line.count(";") >= first_line.count("\t") else "\t"
-
-
-def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict]]:
-    """Header and rows of a CSV: UTF-8 (UTF-16 with a byte-order mark, as Excel's "Unicode
-    text", too), separated by commas, or by semicolons or tabs when the header has no comma.
-
-    Raises
-    ------
-    InputError
-        Not a text CSV, a column named twice, or a row with more or fewer fields than the header.
-    """
-    text = read_text_file(path, f"CSV {what}")
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text.split("\n", 1)[0]))
-        table = [r for r in reader if r]  # blank lines are skipped, as csv.DictReader does
-    except csv.Error as exc:
-        raise InputError(f"{path} is not a CSV {what} ({exc}); save it as CSV (UTF-8)") from None
-    header = table[0] if table else []
-    seen: dict[str, int] = {}
-    for i, name in enumerate(header, start=1):
-        key = name.strip().lower()
-        if key and seen.setdefault(key, i) != i:
-            raise InputError(
-                f"{path} has the column {name.strip()!r} twice (columns {seen[key]} and {i}); keep one"
-            )
-    for i, row in enumerate(table[1:], start=2):
-        if len(row) != len(header):
-            raise InputError(
-                f"{path} line {i} has {len(row)} fields but the header has {len(header)}; every row "
-                "needs one value per column"
-            )
-    return header, [dict(zip(header, row)) for row in table[1:]]
 
 
 def counts_file(path: str | Path) -> Path:
@@ -197,13 +155,8 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
     ``dilution`` optional) with the dilution from the sheet when given, else from the names;
     ``path`` may also be the `beadseg predict` output folder holding it."""
     path = counts_file(path)
-    header, rows = _read_csv(path, "counts table")
-    need = {"image", "count", "area_mp"}
-    if not need <= set(header):
-        raise InputError(
-            f"{path} needs the columns {', '.join(sorted(need))} (as written by `beadseg predict`); "
-            f"it has {', '.join(map(repr, header)) or 'none'}"
-        )
+    fix = "give the counts.csv `beadseg predict` writes (columns image, count, area_mp)"
+    rows = read_csv_rows(path, ("image", "count", "area_mp"), "counts table", fix)
     if not rows:
         raise InputError(f"{path} has no rows (no image was counted); run `beadseg predict` on images first")
     out = []

@@ -12,14 +12,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..core.errors import BeadsegWarning
-from ..core.files import atomic_path
+from ..core.files import atomic_path, csv_header, iter_csv_rows
 
 BEADS_CSV = "beads.csv"
 
 
 def _header(path: Path) -> list[str]:
-    with open(path, newline="") as f:
-        return next(csv.reader(f), [])
+    return csv_header(path, "bead table")
 
 
 def _columns(headers: Iterable[list[str]]) -> list[str]:
@@ -32,9 +31,8 @@ def _columns(headers: Iterable[list[str]]) -> list[str]:
 
 
 def _rows(path: Path, image: str | None) -> Iterator[dict]:
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            yield {"image": image, **row} if image is not None else row
+    for row in iter_csv_rows(path, what="bead table"):
+        yield {"image": image, **row} if image is not None else row
 
 
 def _write(dest: Path, columns: list[str], rows: Iterable[dict]) -> int:

@@ -12,22 +12,21 @@ import numpy as np
 
 from ..core.config import InstanceConfig, PredictConfig
 from ..core.files import write_columns_csv
-from ..core.images import read_image, read_pixel_size_um, write_float_tiff, write_rgb_png
+from ..core.images import (
+    read_pixel_size_um,
+    read_raw_image,
+    to_grey,
+    to_unit_float,
+    write_float_tiff,
+    write_rgb_png,
+)
 from ..core.masks import write_labels, write_mask
-from ..core.normalization import normalize_image
+from ..core.normalization import model_input
 from .counts import ImageResult
 from .overlay import colour_overlay, preview
 from .predictor import Predictor
 from .records import record_path
 from .segmentation import _domain, _instances, predict_maps
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    """Channel mean of an ``H x W x C`` image (a grey ``H x W`` image is returned as is)."""
-    if image.ndim == 2:
-        return image
-    # a matrix-vector product: ~3x faster than image.mean(-1) over a 3-long last axis
-    return image @ np.full(image.shape[-1], 1 / image.shape[-1], image.dtype)
 
 
 def write_overlays(
@@ -79,7 +78,7 @@ def write_outputs_of(
         ]
         if save_probabilities:
             jobs.append(pool.submit(write_float_tiff, out / "probabilities" / f"{stem}.tif", prob))
-        table = bead_table(labels, _grey(image), prob, pixel_size_um)
+        table = bead_table(labels, to_grey(image), prob, pixel_size_um)
         write_columns_csv(out / "beads" / f"{stem}.csv", table)
         for job in jobs:
             job.result()  # re-raises a writer's error here
@@ -90,8 +89,8 @@ class Inferred:
     """A frame after the network: what :func:`infer_file` hands to :func:`finish_file`."""
 
     path: Path
-    image: np.ndarray  # as read, [0, 1] by dtype: for the overlay and the bead table
-    normalized: np.ndarray  # as the model saw it (float16): for the domain check
+    image: np.ndarray  # for display (to_unit_float, as read_image): the overlay and the bead table
+    normalized: np.ndarray  # the network input (model_input) as float16: for the domain check
     probabilities: np.ndarray
     centres: np.ndarray | None
     timings: dict[str, float]
@@ -100,15 +99,17 @@ class Inferred:
 
 def infer_file(model: Predictor, path: Path, cfg: PredictConfig, image: np.ndarray | None = None) -> Inferred:
     """The first half of :func:`predict_file`: read the image (unless ``image``, the file as
-    read already, is given), run the network. It releases the GIL for most of its time (PNG
-    decoding, ONNX Runtime or torch), so :func:`predict_images` runs it for the next frame while
-    the current one is finished."""
+    :func:`~beadseg.core.images.read_raw_image` reads it, is given), make the network input as
+    training does (:func:`~beadseg.core.normalization.model_input`), run the network. It
+    releases the GIL for most of its time (PNG decoding, ONNX Runtime or torch), so
+    :func:`predict_images` runs it for the next frame while the current one is finished."""
 
     t0 = time.perf_counter()
-    image = read_image(path) if image is None else image
+    raw = read_raw_image(path) if image is None else image
     pixel_size = cfg.pixel_size_um if cfg.pixel_size_um is not None else read_pixel_size_um(path)
+    image = to_unit_float(raw)
     t1 = time.perf_counter()
-    norm = normalize_image(image, model.normalization)
+    norm = model_input(raw, model.normalization, model.in_channels, str(path))
     prob, centres = predict_maps(model, norm, cfg, normalized=True)
     # kept for the domain check only (robust statistics): half the memory of a frame waiting
     # to be finished while the next one is in the network
@@ -214,11 +215,11 @@ class FirstRead:
 
         self.path = path
         pool = ThreadPoolExecutor(1, thread_name_prefix="beadseg-read")
-        self._future = pool.submit(read_image, path)
+        self._future = pool.submit(read_raw_image, path)
         pool.shutdown(wait=False)  # the thread ends with the read; nothing waits for it here
 
     def image(self) -> np.ndarray:
-        """The frame as :func:`~beadseg.core.images.read_image` reads it (its read error raised here)."""
+        """The frame as :func:`~beadseg.core.images.read_raw_image` reads it (its read error raised here)."""
         return self._future.result()
 
     @staticmethod

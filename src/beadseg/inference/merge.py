@@ -4,7 +4,6 @@ one set of settings (the shards of a job array) joined into one folder.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from ..core.config import InstanceConfig, PredictConfig
 from ..core.errors import InputError
-from ..core.files import write_csv
+from ..core.files import read_csv_rows, write_csv
 from ..outputs.provenance import write_json
 from .bead_tables import BEADS_CSV, merge_bead_tables
 from .counts import _NEWER_COUNT_FIELDS, COUNT_FIELDS, ERROR_FIELDS
@@ -65,23 +64,8 @@ def _read_run(run: Path) -> tuple[dict, list[dict], list[dict]]:
         if name == "errors.csv" and not path.is_file():
             tables.append([])
             continue
-        try:
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                rows = list(reader)
-                header = reader.fieldnames or []
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(
-                f"{path} cannot be read ({type(exc).__name__}); predict that shard again"
-            ) from None
         required = [c for c in columns if c not in _NEWER_COUNT_FIELDS]
-        missing = [c for c in required if c not in header] if rows or header else []
-        if missing or any(None in r or None in r.values() for r in rows):
-            raise InputError(
-                f"{path} is damaged ({'missing columns ' + ', '.join(missing) if missing else 'ragged rows'}"
-                "); predict that shard again"
-            )
-        tables.append(rows)
+        tables.append(read_csv_rows(path, required, "table", "it is damaged: predict that shard again"))
     return settings, tables[0], tables[1]
 
 

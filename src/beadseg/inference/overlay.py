@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..core.images import to_grey
+
 OUTLINE_INDEX = 255
 #: grey ramp in 0-254, outlines (index 255) yellow
 OVERLAY_PALETTE = np.array([(i, i, i) for i in range(255)] + [(255, 230, 0)], np.uint8)
@@ -47,7 +49,7 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ndarray of uint8, ``H x W``
         Write it with :data:`OVERLAY_PALETTE` as an indexed PNG (far quicker than RGB).
     """
-    grey = image.mean(-1) if image.ndim == 3 else image
+    grey = to_grey(image)
     out = np.round(np.clip(grey, 0, 1) * 254).astype(np.uint8)
     out[inner_boundaries(labels)] = OUTLINE_INDEX
     return out

@@ -1,6 +1,7 @@
 """One image through a model: probabilities, mask, bead instances and the domain check.
 
-One image: normalisation (the model's, :mod:`beadseg.core.normalization`) -> :func:`predict_maps`
+One image: the network input (:func:`beadseg.core.normalization.model_input`: the model's
+normalisation and channels, as in training) -> :func:`predict_maps`
 (whole frame in one call, or tiles, see :mod:`beadseg.inference.tiling`) -> threshold ->
 instances (:func:`beadseg.core.beads.segment_instances`: seeded at the centre head's peaks for
 models that have one) -> domain check (:mod:`beadseg.core.domain`). Many images:
@@ -9,6 +10,7 @@ models that have one) -> domain check (:mod:`beadseg.core.domain`). Many images:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..core.config import InstanceConfig, PredictConfig
 from ..core.images import to_channels
-from ..core.normalization import normalize_image
+from ..core.normalization import model_input
 from .predictor import Predictor
 from .tiling import predict_tiled
 
@@ -34,13 +36,14 @@ def predict_maps(
     ----------
     model : Predictor
     image : ndarray, ``H x W`` or ``H x W x C``, any dtype
-        Normalised here as the model was trained (``model.normalization``) unless
-        ``normalized``; channels are adapted to the model (grey <-> RGB).
+        Made the network input here (:func:`~beadseg.core.normalization.model_input`: the
+        model's normalisation and channels) unless ``normalized``.
     cfg : PredictConfig
         ``mode`` (auto: whole frame up to ``full_frame_max_mp``, else tiles), ``tile_size``
         (default: the model's engine's), ``overlap``, ``batch_size``, ``blend``.
     normalized : bool
-        ``image`` is already the model's normalised float32 ``H x W x C``.
+        ``image`` is already the network input (:func:`~beadseg.core.normalization.model_input`)
+        or the model's normalised float32 ``H x W x C`` (channels are then still adapted).
 
     Returns
     -------
@@ -49,7 +52,7 @@ def predict_maps(
     """
     cfg = cfg or PredictConfig()
     if not normalized:
-        image = normalize_image(image, model.normalization)
+        image = model_input(image, model.normalization, model.in_channels)
     image = to_channels(image, model.in_channels)
     h, w = image.shape[:2]
     chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)
@@ -79,7 +82,7 @@ def predict_probabilities(
 class Segmentation:
     """One image through the model: what it saw, what it output, the beads, the domain check."""
 
-    image: np.ndarray  # normalised, H x W x C float32
+    image: np.ndarray  # the network input (model_input): H x W x model channels, float32
     probabilities: np.ndarray
     centres: np.ndarray | None
     labels: np.ndarray
@@ -90,21 +93,28 @@ class Segmentation:
 
 def segment(
     model: Predictor,
-    image: np.ndarray,
+    image: np.ndarray | str | os.PathLike,
     cfg: PredictConfig | None = None,
     threshold: float | None = None,
     instances: InstanceConfig | None = None,
+    name: str | None = None,
 ) -> Segmentation:
-    """Normalise -> probabilities (and centres) -> mask -> instances -> domain check.
+    """Network input -> probabilities (and centres) -> mask -> instances -> domain check.
 
-    ``image`` is ``H x W`` or ``H x W x C`` of any dtype; ``threshold`` and ``instances``
-    default to the model's (``instances.method`` auto: the centre head's peaks when the model
-    has one, else the distance watershed).
+    ``image`` is an ``H x W`` or ``H x W x C`` array of any dtype, or an image file; it becomes
+    the network input as in training (:func:`~beadseg.core.normalization.model_input`; ``name``
+    is the image's name in its error messages).
+    ``threshold`` and ``instances`` default to the model's (``instances.method`` auto: the
+    centre head's peaks when the model has one, else the distance watershed).
+
+    Raises
+    ------
+    InputError
+        An image with no pixels, NaN or inf, a stack, or values the normalisation cannot
+        scale (see :func:`~beadseg.core.normalization.model_input`).
     """
-    from ..core.normalization import normalize_image
-
     t0 = time.perf_counter()
-    norm = normalize_image(image, model.normalization)
+    norm = model_input(image, model.normalization, model.in_channels, name)
     prob, centres = predict_maps(model, norm, cfg, normalized=True)
     t1 = time.perf_counter()
     labels = _instances(model, prob, centres, threshold, instances)

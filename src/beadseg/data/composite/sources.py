@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ...core.errors import InputError
+from ...core.filters import gaussian_blur
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -124,8 +125,8 @@ def local_background(image: np.ndarray, holes: np.ndarray, sigma_px: float = 5.0
     image = np.asarray(image, np.float32)
     out, ok = None, None
     for sigma in (sigma_px, 4 * sigma_px):
-        weight = ndi.gaussian_filter(free, sigma)
-        est = ndi.gaussian_filter(image * free[..., None], (sigma, sigma, 0))
+        weight = gaussian_blur(free, sigma)
+        est = gaussian_blur(image * free[..., None], sigma)
         est /= np.maximum(weight, 1e-12)[..., None]
         if out is None:
             out, ok = est, weight >= 0.01

@@ -25,6 +25,7 @@ import numpy as np
 
 from ... import __version__
 from ...core.errors import InputError
+from ...core.images import to_grey
 from ...models.onnx import OPSET, input_normalization, output_channels
 
 TEST_SIDE = 256  # px of the test tile
@@ -115,7 +116,7 @@ def _test_input(in_channels: int) -> np.ndarray:
 
     image = synth_image(TEST_SIDE, 60, seed=0, cluster_fraction=0.3).image
     if in_channels == 1:
-        image = np.round(image.mean(-1, keepdims=True)).astype(np.uint8)
+        image = np.round(to_grey(image)[..., None]).astype(np.uint8)
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
 
 

@@ -1,4 +1,6 @@
-"""beadseg's ``background`` input normalisation as torch operations, for exported graphs.
+"""beadseg's ``background`` input normalisation as torch operations, for exported graphs: the
+normalisation step of :func:`beadseg.core.normalization.model_input` (tested equal on 8-bit,
+16-bit and float images), given the image already in the model's channel count.
 
 bioimage.io's preprocessing vocabulary (scale_linear, scale_range, zero_mean_unit_variance, ...)
 cannot say "divide by the mode of the grey histogram", so the bioimage.io package carries this
@@ -125,8 +127,12 @@ def describe(record: dict) -> str:
         return (
             "the background normalisation (each channel divided by the image's background level, "
             "the mode of its grey histogram, and set to "
-            f"{record.get('level', 0.5)}) is computed inside the ONNX and TorchScript graphs: "
-            "bioimage.io's preprocessing has no such step. Give the graph raw intensities (any "
-            "range); its statistics are of the whole input, so tile only into large tiles"
+            f"{record.get('level', 0.5)}) is computed inside the ONNX and TorchScript graphs, as "
+            "beadseg computes it for training and prediction (`model_input`): bioimage.io's "
+            "preprocessing has no such step. Give the graph the image as stored (any dtype and "
+            "range; not min-max rescaled) with the model's channel count: a grey image repeated "
+            "to RGB gives beadseg's input exactly, while for an RGB image and a grey model "
+            "beadseg normalises each channel before averaging them. Its statistics are of the "
+            "whole input, so tile only into large tiles"
         )
     return f"preprocessing: {record}"

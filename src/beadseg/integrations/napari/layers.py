@@ -7,7 +7,6 @@ npe2 readers take.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import InputError
-from ...core.images import read_image, to_unit_float
+from ...core.files import read_csv_rows
+from ...core.images import canonical_image, read_image, to_unit_float
 from ...core.masks import read_labels
 
 LayerData = tuple[object, dict, str]
@@ -67,8 +67,9 @@ class Segmentation:
 
 
 def image_from_array(array, rgb: bool) -> np.ndarray:
-    """A 2-D plane of a napari image layer as beadseg's image form (float32 ``H x W x C`` in
-    [0, 1], the scaling :func:`beadseg.core.images.read_image` applies to files).
+    """A 2-D plane of a napari image layer as the canonical image of a file
+    (:func:`beadseg.core.images.canonical_image`: ``H x W x C`` in its own dtype, alpha dropped),
+    so that the widget's network input is the one ``beadseg predict`` makes of the same pixels.
 
     Parameters
     ----------
@@ -80,16 +81,12 @@ def image_from_array(array, rgb: bool) -> np.ndarray:
     Raises
     ------
     InputError
-        Not a 2-D plane.
+        Not a 2-D plane, no pixels, NaN or inf values.
     """
     arr = np.asarray(array)
-    if rgb and arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = arr[..., :3]
-    elif arr.ndim == 2:
-        arr = arr[..., None]
-    else:
+    if not (arr.ndim == 2 or (rgb and arr.ndim == 3 and arr.shape[-1] in (3, 4))):
         raise InputError(f"the image plane has shape {arr.shape}; beadseg segments one 2-D grey or RGB plane")
-    return np.ascontiguousarray(to_unit_float(arr))
+    return np.ascontiguousarray(canonical_image(arr, "the image plane"))
 
 
 def plane_index(position_data: tuple[float, ...], shape: tuple[int, ...], n_leading: int) -> tuple:
@@ -106,8 +103,9 @@ def segment_array(model, image: np.ndarray, cfg=None, threshold: float | None = 
     Parameters
     ----------
     model : beadseg.inference.LoadedModel
-    image : ndarray, float32 ``H x W x C`` in [0, 1]
-        See :func:`image_from_array`.
+    image : ndarray, ``H x W x C``
+        See :func:`image_from_array`; made the network input as predict makes it
+        (:func:`beadseg.core.normalization.model_input`).
     cfg : PredictConfig, optional
         Tiling settings (default: :class:`beadseg.core.config.PredictConfig`).
     threshold : float, optional
@@ -120,7 +118,7 @@ def segment_array(model, image: np.ndarray, cfg=None, threshold: float | None = 
 
     t0 = time.perf_counter()
     prob, labels, _ = segment_image(model, image, cfg, threshold)
-    table = bead_table(labels, image, prob)
+    table = bead_table(labels, to_unit_float(image), prob)  # grey levels in [0, 1], as predict's
     thr = model.threshold if threshold is None else threshold
     return Segmentation(labels, table, model.source, thr, time.perf_counter() - t0)
 
@@ -188,8 +186,7 @@ def is_prediction_folder(path: str | Path) -> bool:
 
 def _read_table(path: Path) -> dict[str, np.ndarray]:
     """A per-bead CSV as numeric columns (an empty file: no columns)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv_rows(path, what="bead table")
     if not rows:
         return {}
     return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
@@ -198,8 +195,7 @@ def _read_table(path: Path) -> dict[str, np.ndarray]:
 def _counts(folder: Path) -> dict[str, dict]:
     if not (folder / "counts.csv").is_file():
         return {}
-    with open(folder / "counts.csv", newline="") as f:
-        return {r["image"]: r for r in csv.DictReader(f)}
+    return {r["image"]: r for r in read_csv_rows(folder / "counts.csv", ("image",), "counts table")}
 
 
 def _bead_table(folder: Path, stem: str) -> dict[str, np.ndarray]:
