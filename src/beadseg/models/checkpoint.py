@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import InputError
-from ..core.files import atomic_path
+from ..core.files import atomic_path, strip_machine_paths
 
 if TYPE_CHECKING:
     from torch import nn
@@ -179,16 +179,18 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Mo
 
 def slim_checkpoint(state: dict, **meta_updates) -> dict:
     """An inference-only copy of a checkpoint: weights (EMA if kept), meta, config and the
-    training record; no optimizer or loop state (a third of the size)."""
+    training record; no optimizer or loop state (a third of the size). A copy is made to be
+    shared, so absolute paths in its record become folder names
+    (:func:`beadseg.core.files.strip_machine_paths`: ``/data/ana/beads/real`` -> ``real``)."""
     return {
         "format": CHECKPOINT_FORMAT,
         "model_state": inference_weights(state),
         "ema_state": None,
         "epoch": state.get("epoch"),
-        "config": state.get("config"),
-        "history": state.get("history", []),
-        "best": state.get("best"),
-        "meta": {**state["meta"], **meta_updates},
+        "config": strip_machine_paths(state.get("config")),
+        "history": strip_machine_paths(state.get("history", [])),
+        "best": strip_machine_paths(state.get("best")),
+        "meta": strip_machine_paths({**state["meta"], **meta_updates}),
     }
 
 

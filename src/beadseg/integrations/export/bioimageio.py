@@ -25,6 +25,7 @@ import numpy as np
 
 from ... import __version__
 from ...core.errors import InputError
+from ...core.files import strip_machine_paths
 from ...models.onnx import OPSET, input_normalization, output_channels
 
 TEST_SIDE = 256  # px of the test tile
@@ -171,7 +172,7 @@ def _where_normalised(norm: dict) -> str:
 
 
 def _model_card(src: Path, state: dict, halo: int, align: int) -> str:
-    meta, cfg = state["meta"], state.get("config") or {}
+    meta, cfg = strip_machine_paths(state["meta"]), strip_machine_paths(state.get("config") or {})
     m = meta["model"]
     norm = input_normalization(meta)
     data = cfg.get("data", {})
@@ -284,7 +285,12 @@ def _describe(v0_5, src: Path, state: dict, files: dict, tensors: tuple):
             ),
             onnx=v0_5.OnnxWeightsDescr(source=files["onnx"], opset_version=OPSET, parent="torchscript"),
         ),
-        config={"beadseg": {"source": src.name, "meta": json.loads(json.dumps(meta, default=str))}},
+        config={
+            "beadseg": {
+                "source": src.name,
+                "meta": strip_machine_paths(json.loads(json.dumps(meta, default=str))),
+            }
+        },
     )
 
 
