@@ -378,7 +378,11 @@ def export_bioimageio(model: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _sample_tiff(raw: np.ndarray, path: Path) -> None:
-    """The test tile as an image file (``sample_tensor``: what a viewer shows)."""
+    """The test tile as an image file (``sample_tensor``: what a viewer shows): ``1 x C x H x W``,
+    3 channels as RGB planes (the layout stated, so a tifffile release cannot change it)."""
     import tifffile
 
-    tifffile.imwrite(path, raw)
+    if raw.shape[1] == 3:
+        tifffile.imwrite(path, raw, photometric="rgb", planarconfig="separate")
+    else:
+        tifffile.imwrite(path, raw, photometric="minisblack")
