@@ -37,6 +37,7 @@ from common import DATA, OUT, ROOT, subset, synthetic_subset  # noqa: E402
 
 from beadseg.core.config import Config, InstanceConfig, load_config  # noqa: E402
 from beadseg.core.naming import source_frame  # noqa: E402
+from beadseg.core.portable import strip_machine_paths  # noqa: E402
 from beadseg.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, slim_checkpoint  # noqa: E402
 from beadseg.models.onnx import export_onnx  # noqa: E402
 from beadseg.training import train  # noqa: E402
@@ -134,8 +135,8 @@ def main():
         ("split.json", "default_training_data.json"),
         ("config.yaml", "default_config.yaml"),
         ("result.json", "default_result.json"),
-    ):
-        shutil.copy(run / src, dest / name)
+    ):  # shipped files name the data set's folders, not this machine's paths
+        (dest / name).write_text(strip_machine_paths((run / src).read_text()))
     if args.install:
         for f in dest.iterdir():
             shutil.copy(f, ROOT / "src" / "beadseg" / "models" / "weights" / f.name)

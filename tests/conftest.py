@@ -7,6 +7,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run and machine (a test's outcome is certain)
+# and keep no example database (no .hypothesis/ folder left in the checkout).
+settings.register_profile("beadseg", derandomize=True, database=None, deadline=None)
+settings.load_profile("beadseg")
 
 
 @pytest.fixture

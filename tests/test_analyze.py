@@ -331,6 +331,25 @@ def test_mask_drawn_at_another_scale_is_found(tmp_path):
     assert row["mask_belongs_to"] == ""
 
 
+def test_analyze_stays_in_this_process_and_workers_change_nothing(tmp_path, synth_data, monkeypatch):
+    # a library call must not fork (a fork of a process that runs threads can deadlock) nor start
+    # processes; measuring in threads gives what one worker gives
+    import multiprocessing
+    import os
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("analyze started a process")
+
+    monkeypatch.setattr(os, "fork", no_process)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", no_process)
+    one = analyze_dataset(synth_data, tmp_path / "one", workers=1)
+    three = analyze_dataset(synth_data, tmp_path / "three", workers=3)
+    assert one["per_image"] == three["per_image"]
+    assert one["checks"] == three["checks"]
+    for fig in ("distribution_analysis.png", "sample_images.png", "registration.png"):
+        assert (tmp_path / "three" / fig).stat().st_size > 0
+
+
 REPORT_SECTIONS = (
     "## Headlines per domain",
     "## Density",

@@ -204,14 +204,14 @@ def test_beads_per_tile_of_a_labelled_set():
     assert count_beads_in_mask(np.zeros((5, 5), bool), 37) == 0
 
 
-def test_training_leaves_out_labels_graded_unusable(tmp_path, monkeypatch):
+def test_training_leaves_out_labels_graded_unusable(tmp_path):
+    # one tile's mask was drawn for another picture: training leaves it out and says why
     import json
 
     from helpers import tiny_train_config
 
-    import beadseg.analysis.grades as grades_module
-    from beadseg.analysis import LabelGrade
-    from beadseg.data.synth import synth_tiled_frame
+    from beadseg.core.masks import write_mask
+    from beadseg.data.synth import synth_image, synth_tiled_frame
     from beadseg.training import train
     from beadseg.training.data import prepare_data
 
@@ -219,20 +219,17 @@ def test_training_leaves_out_labels_graded_unusable(tmp_path, monkeypatch):
     for frame in ("320x_a", "640x_b"):
         synth_tiled_frame(data, frame, rows=1, cols=3, tile=96, overlap_px=16)
     bad = sorted(p.stem for p in (data / "images").iterdir())[0]
-
-    def grades(pairs, cfg=None, **kw):
-        return [LabelGrade(p.name, "unusable" if p.name == bad else "good", ("scaled",)) for p in pairs]
-
-    monkeypatch.setattr(grades_module, "grade_labels", grades)
+    write_mask(data / "masks" / f"{bad}.png", synth_image(96, 60, seed=999).labels > 0)
     cfg = tiny_train_config(data)
     d = prepare_data(cfg)
-    assert bad not in {s.name for s in d.train + d.val} and d.labels.left_out == {bad: ("scaled",)}
+    assert bad not in {s.name for s in d.train + d.val} and list(d.labels.left_out) == [bad]
+    assert d.labels.left_out[bad][0].startswith("poor fit")
     cfg.data.use_all_labels = True
     assert bad in {s.name for s in (lambda t: t.train + t.val)(prepare_data(cfg))}
     cfg.data.use_all_labels = False
     train(cfg, tmp_path / "run", progress=False, log=lambda s: None)
     left_out = json.loads((tmp_path / "run" / "split.json").read_text())["labels"]["left_out"]
-    assert left_out == [{"name": bad, "reasons": ["scaled"]}]
+    assert [x["name"] for x in left_out] == [bad] and left_out[0]["reasons"][0].startswith("poor fit")
 
 
 def test_fine_tuning_takes_the_network_and_scaling_of_its_start(tmp_path):

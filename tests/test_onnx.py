@@ -67,7 +67,7 @@ def test_onnx_and_torch_paths_give_the_same_masks(shipped_copy):
 def test_metadata_holds_what_inference_needs(tmp_path):
     import onnxruntime as ort
 
-    norm = {"method": "background", "level": 0.5, "gain": 1.0}
+    norm = {"method": "background", "level": 0.5, "gain": 1.0, "bins": 256, "sample_px": 262144}
     fingerprint = {"n_images": 3, "grey_median": [0.4, 0.41]}
     ckpt = _tiny_checkpoint(
         tmp_path / "m.pt",

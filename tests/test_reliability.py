@@ -96,7 +96,7 @@ def fx(tmp_path_factory):
     img = synth_image(96, 30, seed=5).image.astype(np.float32)
     img[10:12, 10:12] = np.nan
     (nan / "images" / "synth_000.png").unlink()
-    tifffile.imwrite(nan / "images" / "synth_000.tif", img)
+    tifffile.imwrite(nan / "images" / "synth_000.tif", img, photometric="rgb")
     run("predict", "default", data, "--out", root / "pred", "--quiet")
     for i in range(3):
         run("predict", "default", data, "--out", root / f"shard{i}", "--shard", f"{i}/3", "--quiet")

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -87,18 +88,20 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     cfg = load_config(None, sets + [f"data.path={data}", "train.epochs=6"])
     assert train(cfg, tmp_path / "ref", progress=False, log=_quiet)["status"] == "ok"
 
-    proc = _run_cli(args + ["--out", tmp_path / "killed"])
-    hist = tmp_path / "killed" / "history.csv"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if hist.exists() and len(hist.read_text().splitlines()) >= 3:  # 2 epochs done
-            break
+    # the run pauses after step 2 of epoch 3 (training's BEADSEG_PAUSE_AT hook) and is killed
+    # there: 2 epochs in history.csv and last.pt, a third one half done, on any machine
+    paused = tmp_path / "paused"
+    env = {**os.environ, "BEADSEG_PAUSE_AT": f"3:2:{paused}"}
+    proc = _run_cli(args + ["--out", tmp_path / "killed"], env=env)
+    deadline = time.monotonic() + 600  # only a hung run gets here
+    while not paused.exists():
+        assert proc.poll() is None, f"the run ended before epoch 3: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "the run did not reach epoch 3"
         time.sleep(0.05)
-    time.sleep(0.3)  # now inside a later epoch
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    n_done = len(hist.read_text().splitlines()) - 1
-    assert n_done < 6, "the run finished before it could be killed"
+    assert proc.wait() == -signal.SIGKILL
+    hist = tmp_path / "killed" / "history.csv"
+    assert len(hist.read_text().splitlines()) - 1 == 2
     res = _run_cli(["train", "--resume", tmp_path / "killed", "--quiet"])
     res.wait(timeout=300)
     assert res.returncode == 0, res.stderr.read()
@@ -108,6 +111,15 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     for ra, rb in zip(a, b):
         for k in ("train_loss", "val_loss", "val_iou", "val_iou_pooled"):
             assert float(ra[k]) == pytest.approx(float(rb[k]), abs=1e-6), (ra["epoch"], k)
+
+
+def test_a_malformed_pause_hook_is_refused_in_one_line(monkeypatch, tmp_path):
+    from beadseg.core.config import TrainConfig
+    from beadseg.training.callbacks import default_callbacks
+
+    monkeypatch.setenv("BEADSEG_PAUSE_AT", "epoch three")
+    with pytest.raises(ConfigError, match=r"BEADSEG_PAUSE_AT='epoch three' is not EPOCH:STEP:FILE"):
+        default_callbacks(TrainConfig(), tmp_path)
 
 
 def test_absurd_lr_collapses_with_reason(tmp_path):

@@ -284,25 +284,15 @@ def analyze_dataset(
     """
     cfg = cfg or AnalyzeConfig()
     pairs = find_pairs(data)
-    figures = None
-    if out is not None and plots:
-        from .plots import FigureWorker
-
-        figures = FigureWorker()  # imports matplotlib in parallel with the per-image pass
-    try:
-        ms = measure_all(pairs, cfg, workers, progress)
-        summary = summarize(data, ms, cfg)
-        if reference is not None:
-            summary["reference"] = compare_reference(summary, reference, cfg, workers)
-    except BaseException:
-        if figures is not None:
-            figures.cancel()
-        raise
+    ms = measure_all(pairs, cfg, workers, progress)
+    summary = summarize(data, ms, cfg)
+    if reference is not None:
+        summary["reference"] = compare_reference(summary, reference, cfg, workers)
     from ..outputs.provenance import to_jsonable
 
     summary = to_jsonable(summary)
     if out is not None:
         from .outputs import write_outputs
 
-        write_outputs(Path(out), summary, ms, pairs, figures)
+        write_outputs(Path(out), summary, ms, pairs, plots)
     return summary

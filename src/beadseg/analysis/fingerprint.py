@@ -295,10 +295,11 @@ def measure_all(
     """Measure every pair with the settings of an AnalyzeConfig ``cfg``, ``workers`` at a time
     (default: CPU count, capped at 4), in the order of ``pairs``.
 
-    Worker processes (forked, so they start in milliseconds with everything imported): most of
-    the per-image work is scipy.ndimage, which holds the GIL, so threads ran the 79 dev tiles
-    only ~1.2x faster on two cores. Where fork is not available, threads.
+    Threads: numpy, Pillow's decoder and scipy.fft release the GIL for most of the per-image
+    work (scipy.ndimage does not); a process pool would need fork, which can deadlock a process
+    that already runs threads, or spawn, which re-imports the caller's main module.
     """
+    from concurrent.futures import ThreadPoolExecutor
     from functools import partial
 
     settings = {**cfg.model_dump(), "grading_only": grading_only}
@@ -306,25 +307,8 @@ def measure_all(
     work = partial(measure_image, settings=settings)
     if workers <= 1:
         return list(_progress(map(work, pairs), len(pairs), progress))
-    # what the workers import on first use, imported once here: forked workers inherit it
-    # (the checks and figures need both in this process later anyway)
-    import PIL.PngImagePlugin  # noqa: F401
-    import scipy.fft  # noqa: F401
-
-    with _pool(workers) as pool:
-        # a few pairs per task: fewer round trips, still balanced across the workers
-        chunk = max(1, len(pairs) // (4 * workers))
-        return list(_progress(pool.map(work, pairs, chunksize=chunk), len(pairs), progress))
-
-
-def _pool(workers: int):
-    """A process pool started by fork where the platform has it, else a thread pool."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-
-    if "fork" in mp.get_all_start_methods():
-        return ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
-    return ThreadPoolExecutor(workers)
+    with ThreadPoolExecutor(workers, thread_name_prefix="beadseg-measure") as pool:
+        return list(_progress(pool.map(work, pairs), len(pairs), progress))
 
 
 def _progress(results, total: int, show: bool):

@@ -22,34 +22,27 @@ OUTPUT_FILES = (
 )
 
 
-def write_outputs(out: Path, summary: dict, ms, pairs, figures=None) -> list[Path]:
-    """Write every output; ``figures`` is the :class:`~.plots.FigureWorker` drawing the
-    matplotlib figure (None: no figures). Returns the files written."""
+def write_outputs(out: Path, summary: dict, ms, pairs, plots: bool = True) -> list[Path]:
+    """Write every output (the PNG figures with ``plots``). Returns the files written."""
     from ..outputs.document import write_report
     from ..outputs.terms import ANALYSIS_NAMES, named_terms
     from .report import render_report
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    if figures is not None:
-        from .plots import distributions_payload, draw_registration, draw_samples
+    if plots:
+        from .plots import distributions_payload, draw_registration, draw_samples, plot_distributions
 
-        try:
-            figures.submit(distributions_payload(summary, ms), out / "distribution_analysis.png")
-            draw_samples(summary, ms, pairs, out / "sample_images.png")
-            draw_registration(summary, pairs, out / "registration.png")
-        except BaseException:
-            figures.cancel()
-            raise
+        draw_samples(summary, ms, pairs, out / "sample_images.png")
+        draw_registration(summary, pairs, out / "registration.png")
+        plot_distributions(distributions_payload(summary, ms), out / "distribution_analysis.png")
+        written += [out / f for f in ("distribution_analysis.png", "sample_images.png", "registration.png")]
     written.append(write_json(out / "summary.json", summary))
     written.append(write_csv(out / "per_image.csv", summary["per_image"]))
     written.append(write_provenance(out, "analyze"))
-    if figures is not None:
-        figures.wait()
-        written += [out / f for f in ("distribution_analysis.png", "sample_images.png", "registration.png")]
     # after the figures: report.html embeds them
     terms = named_terms(summary["definitions"], ANALYSIS_NAMES, ["source frame", "dilution", "beads per MP"])
-    written += write_report(out, render_report(summary, figures is not None), terms)
+    written += write_report(out, render_report(summary, plots), terms)
     return written
 
 

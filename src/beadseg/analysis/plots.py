@@ -1,8 +1,9 @@
 """Figures of the dataset doctor.
 
-* ``distribution_analysis.png`` (matplotlib): distributions per domain, drawn by a
-  :class:`FigureWorker`, a child process forked before the per-image pass that imports matplotlib
-  (~0.35 s) while the parent measures the images;
+* ``distribution_analysis.png`` (matplotlib): distributions per domain, drawn in this process
+  after the per-image pass (a child forked to import matplotlib meanwhile could deadlock in a
+  process that runs threads, and was not measurably faster: see
+  :func:`beadseg.analysis.fingerprint.measure_all`);
 * ``sample_images.png`` and ``registration.png``: image panels at native resolution composed
   with numpy and labelled with Pillow (no resampling; ~10x faster than the same panels through
   matplotlib's imshow and tight_layout, measured on the 79 dev tiles).
@@ -12,7 +13,6 @@ Real and synthetic tiles are told apart in every panel: colour blue = real, oran
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 
 import numpy as np
@@ -24,53 +24,6 @@ from .report import fmt, gain_text
 
 COLOURS = {REAL: "tab:blue", SYNTHETIC: "tab:orange"}
 RGB = {REAL: (31, 119, 180), SYNTHETIC: (255, 127, 14)}
-
-
-# ----------------------------------------------------------------------------- the worker
-
-
-def _serve(conn) -> None:
-    from ..outputs.figures import pyplot
-
-    pyplot()  # the import is the slow part; do it while the parent measures
-    job = conn.recv()
-    if job is not None:
-        plot_distributions(*job)
-    conn.close()
-
-
-class FigureWorker:
-    """Draws ``distribution_analysis.png`` in a forked child process (inline where fork is not
-    available). Create it before starting threads; :meth:`submit` the data, then :meth:`wait`."""
-
-    def __init__(self):
-        self._job = None
-        self._proc = None
-        if "fork" in mp.get_all_start_methods():
-            ctx = mp.get_context("fork")
-            self._conn, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-            self._proc.start()
-
-    def submit(self, payload: dict, path: Path) -> None:
-        if self._proc is None:
-            self._job = (payload, path)
-        else:
-            self._conn.send((payload, path))
-
-    def cancel(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            self._conn.send(None)
-            self._proc.join()
-
-    def wait(self) -> None:
-        if self._proc is None:
-            if self._job is not None:
-                plot_distributions(*self._job)
-            return
-        self._proc.join()
-        if self._proc.exitcode != 0:
-            raise RuntimeError(f"the figure process failed (exit code {self._proc.exitcode})")
 
 
 def distributions_payload(summary: dict, ms) -> dict:

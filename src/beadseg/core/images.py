@@ -373,19 +373,6 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return _write_array(path, arr)
 
 
-def write_indexed_png(path: str | Path, indices: np.ndarray, palette: np.ndarray) -> Path:
-    """Write a palette (indexed-colour) PNG atomically: ``indices`` uint8 H x W, ``palette``
-    256 x 3 uint8. A third of the bytes of RGB, so ~8x faster to encode for 4K overlays."""
-    from PIL import Image
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        im = Image.fromarray(np.asarray(indices, np.uint8), mode="P")
-        im.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
-        im.save(tmp, format="PNG", compress_level=1)
-    return path
-
-
 def write_rgb_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an ``H x W x 3`` uint8 picture atomically as PNG, quickly: zlib level 1 with the
     run-length strategy (Z_RLE). On a noisy 4K overlay: 0.56 s and 13.5 MB vs 0.67 s and

@@ -113,17 +113,6 @@ def correlation_by_shift(a: np.ndarray, b: np.ndarray, radius_px: int) -> np.nda
     return (cross_sums(a, b, radius_px) / n - float(a.mean()) * float(b.mean())) / (sa * sb)
 
 
-def shift_fits(mask: np.ndarray, evidence: np.ndarray, radius_px: int = 5) -> np.ndarray:
-    """Mean evidence under the mask shifted by every (dy, dx) in ``[-r, r]^2``.
-
-    Returns a ``(2r+1, 2r+1)`` array; entry ``[dy + r, dx + r]``; zeros for an empty mask.
-    """
-    n = int(np.count_nonzero(mask))
-    if n == 0:
-        return np.zeros((2 * radius_px + 1,) * 2)
-    return cross_sums(mask, evidence, radius_px) / n
-
-
 def register_mask(
     mask: np.ndarray,
     evidence: np.ndarray,

@@ -166,7 +166,7 @@ def load_onnx_model(path: str | Path, threads: int | None = None, source: str | 
             f"{path} is an ONNX model without beadseg's metadata; export it with `beadseg export "
             "MODEL --format onnx`"
         )
-    meta = json.loads(props["beadseg.meta"])
+    meta, outputs = _checked_metadata(session, props, path)
     return OnnxModel(
         session,
         int(meta["in_channels"]),
@@ -175,6 +175,48 @@ def load_onnx_model(path: str | Path, threads: int | None = None, source: str | 
         InstanceConfig(**meta.get("instances", {})),
         source or str(path),
         meta,
-        tuple(json.loads(props.get("beadseg.outputs", '["foreground"]'))),
+        outputs,
         props.get("beadseg.source_sha256"),
     )
+
+
+#: what to do about an ONNX file whose metadata or graph cannot be used
+REEXPORT = "export it again from its checkpoint: `beadseg export CHECKPOINT --format onnx`"
+
+
+def _checked_metadata(session, props: dict[str, str], path) -> tuple[dict, tuple[str, ...]]:
+    """(meta, output names) of a beadseg ONNX file, checked against each other and the graph:
+    a usable meta record (:func:`beadseg.models.checkpoint.check_meta`), the input channels the
+    graph takes, and the output channels it gives (e.g. ``centres``) as the metadata says.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the disagreement and the fix.
+    """
+    from ..models.checkpoint import check_meta
+    from ..models.onnx import output_channels
+
+    try:
+        meta = json.loads(props["beadseg.meta"])
+        outputs = tuple(json.loads(props.get("beadseg.outputs", '["foreground"]')))
+    except (ValueError, TypeError):
+        raise InputError(f"{path}: its beadseg metadata is not valid JSON; {REEXPORT}") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: beadseg.meta is {meta!r}, not a record; {REEXPORT}")
+    check_meta(meta, path, REEXPORT)
+    expected = tuple(output_channels(meta))
+    if outputs != expected:
+        raise InputError(
+            f"{path}: beadseg.outputs {list(outputs)} disagree with the network its metadata "
+            f"describes ({list(expected)}); {REEXPORT}"
+        )
+    graph_in = session.get_inputs()[0].shape[1] if len(session.get_inputs()[0].shape) == 4 else None
+    graph_out = session.get_outputs()[0].shape[1] if len(session.get_outputs()[0].shape) == 4 else None
+    if graph_in != meta["in_channels"] or graph_out != len(outputs):
+        raise InputError(
+            f"{path}: the network takes {graph_in} input and gives {graph_out} output channels, "
+            f"its metadata says {meta['in_channels']} and {len(outputs)} ({', '.join(outputs)}); "
+            f"{REEXPORT}"
+        )
+    return meta, outputs

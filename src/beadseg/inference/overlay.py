@@ -47,7 +47,7 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of uint8, ``H x W``
-        Write it with :data:`OVERLAY_PALETTE` as an indexed PNG (far quicker than RGB).
+        ``OVERLAY_PALETTE[indices]`` is the RGB picture (the bioimage.io cover).
     """
     grey = to_grey(image)
     out = np.round(np.clip(grey, 0, 1) * 254).astype(np.uint8)

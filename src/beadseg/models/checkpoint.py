@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import InputError
 from ..core.files import atomic_path
+from ..core.portable import strip_machine_paths
 
 if TYPE_CHECKING:
     from torch import nn
@@ -129,12 +130,123 @@ def load_checkpoint(path: str | Path) -> dict:
             f"{path} is an incomplete beadseg checkpoint (missing {', '.join(missing)}); "
             "train again or give another checkpoint"
         )
+    check_meta(meta, path)
     return state
+
+
+#: what to do about a checkpoint whose record cannot be used
+RETRAIN = "train again or give another checkpoint (e.g. the run's best.pt)"
+
+
+def _is_real(value) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value, least: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _normalization_problem(record) -> str | None:
+    """Why a ``meta["normalization"]`` record cannot scale images, or None when it can."""
+    from ..core.normalization import DEFAULTS, normalization_record
+
+    if not isinstance(record, dict):
+        return f"meta.normalization is {record!r}, not a record like {normalization_record()}"
+    try:
+        normalization_record(**record)
+    except (TypeError, ValueError) as exc:
+        return f"meta.normalization {record!r}: {exc}"
+    method = record["method"]
+    absent = sorted(set(DEFAULTS[method]) - set(record))
+    if absent:
+        return f"meta.normalization {record!r} lacks {', '.join(absent)}"
+    if "bins" in record and not _is_count(record["bins"], 32):
+        # the background is looked for within 1/32 of the intensity range around the histogram's
+        # mode: with fewer bins that window can miss every pixel (a NaN background; 98 of 300
+        # random 8-bit tiles at 2 bins, none at 16 or more)
+        return f"meta.normalization.bins is {record['bins']!r}, not a whole number >= 32"
+    if "sample_px" in record and not _is_count(record["sample_px"]):
+        return f"meta.normalization.sample_px is {record['sample_px']!r}, not a positive whole number"
+    for key in ("level", "gain", "low", "high"):
+        if key in record and not _is_real(record[key]):
+            return f"meta.normalization.{key} is {record[key]!r}, not a finite number"
+    if method == "background" and record["gain"] <= 0:
+        return f"meta.normalization.gain is {record['gain']!r}, not positive"
+    if method == "percentile" and not 0 <= record["low"] < record["high"] <= 100:
+        low, high = record["low"], record["high"]
+        return f"meta.normalization low, high = {low!r}, {high!r}: not percentiles with low < high"
+    return None
+
+
+def meta_problem(meta: dict) -> str | None:
+    """Why a checkpoint's (or ONNX file's) ``meta`` record would give wrong beads, or None.
+
+    Checked: ``in_channels`` a positive whole number; ``model.depth`` a positive whole number;
+    ``threshold`` (0.5 when absent) a probability strictly between 0 and 1; ``normalization``
+    (absent: the legacy dtype-max scaling) a complete record of a known method with sane
+    numbers; ``instances`` settings :class:`~beadseg.core.config.InstanceConfig` accepts.
+    """
+    from pydantic import ValidationError
+
+    from ..core.config import InstanceConfig
+
+    if not _is_count(meta.get("in_channels")):
+        return (
+            f"meta.in_channels is {meta.get('in_channels')!r}, not a positive whole number of image channels"
+        )
+    model = meta.get("model")
+    if not isinstance(model, dict) or not _is_count(model.get("depth")):
+        return f"meta.model {model!r} has no depth (a positive whole number)"
+    threshold = meta.get("threshold", 0.5)
+    if not _is_real(threshold) or not 0 < threshold < 1:
+        return f"meta.threshold is {threshold!r}, not a probability between 0 and 1 (exclusive)"
+    if meta.get("normalization") is not None:
+        problem = _normalization_problem(meta["normalization"])
+        if problem:
+            return problem
+    instances = meta.get("instances", {})
+    if not isinstance(instances, dict):
+        return f"meta.instances is {instances!r}, not a record of instance settings"
+    try:
+        InstanceConfig(**instances)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        return f"meta.instances.{where} is {err.get('input')!r}: {err['msg']}"
+    return None
+
+
+def check_meta(meta: dict, path: str | Path, fix: str = RETRAIN) -> None:
+    """Raise :class:`InputError` naming ``path``, the bad entry and ``fix`` when
+    :func:`meta_problem` finds one: such a record predicts wrong beads (a threshold of 5 marks
+    none) or fails image by image."""
+    problem = meta_problem(meta)
+    if problem:
+        raise InputError(f"{path}: {problem}; {fix}")
 
 
 def inference_weights(state: dict) -> dict:
     """The weights used for inference: the EMA weights when the run kept them."""
     return state.get("ema_state") or state["model_state"]
+
+
+def _check_weight_types(model: nn.Module, weights, path: str | Path) -> None:
+    """Refuse integer weights where the network has floating-point ones (loading would cast
+    them silently: a network of rounded weights that finds no bead)."""
+    import torch
+
+    expected = model.state_dict()
+    for k, v in weights.items() if isinstance(weights, dict) else ():
+        if not (torch.is_tensor(v) and k in expected and expected[k].is_floating_point()):
+            continue
+        if not v.is_floating_point():
+            got, want = (str(t.dtype).replace("torch.", "") for t in (v, expected[k]))
+            raise InputError(
+                f"{path}: weight {k} is {got}, not floating point (the network needs {want}); "
+                f"the file was converted or damaged: {RETRAIN}"
+            )
 
 
 def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Module:
@@ -159,6 +271,7 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Mo
     import torch
 
     weights = inference_weights(state)
+    _check_weight_types(model, weights, path)
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
@@ -179,16 +292,18 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Mo
 
 def slim_checkpoint(state: dict, **meta_updates) -> dict:
     """An inference-only copy of a checkpoint: weights (EMA if kept), meta, config and the
-    training record; no optimizer or loop state (a third of the size)."""
+    training record; no optimizer or loop state (a third of the size). A copy is made to be
+    shared, so absolute paths in its record become folder names
+    (:func:`beadseg.core.files.strip_machine_paths`: ``/data/ana/beads/real`` -> ``real``)."""
     return {
         "format": CHECKPOINT_FORMAT,
         "model_state": inference_weights(state),
         "ema_state": None,
         "epoch": state.get("epoch"),
-        "config": state.get("config"),
-        "history": state.get("history", []),
-        "best": state.get("best"),
-        "meta": {**state["meta"], **meta_updates},
+        "config": strip_machine_paths(state.get("config")),
+        "history": strip_machine_paths(state.get("history", [])),
+        "best": strip_machine_paths(state.get("best")),
+        "meta": strip_machine_paths({**state["meta"], **meta_updates}),
     }
 
 

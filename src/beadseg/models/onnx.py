@@ -59,10 +59,12 @@ def output_channels(meta: dict) -> list[str]:
 
 
 def onnx_metadata(meta: dict, source_sha256: str | None = None) -> dict[str, str]:
-    """The ``metadata_props`` of an exported model (see the module docstring)."""
+    """The ``metadata_props`` of an exported model (see the module docstring); absolute paths in
+    ``meta`` are recorded as folder names (:func:`beadseg.core.files.strip_machine_paths`)."""
+    from ..core.portable import strip_machine_paths
     from ..outputs.provenance import to_jsonable
 
-    meta = to_jsonable(meta)
+    meta = strip_machine_paths(to_jsonable(meta))
     props = {
         "beadseg.format": ONNX_FORMAT,
         "beadseg.version": __version__,

@@ -5,10 +5,16 @@ ends the run with ``state.stop(status, reason)`` (status ``collapsed``, ``early-
 ``time-limit``). Under DDP every process runs the same callbacks: decisions that could differ
 between processes (a non-finite loss, the clock) are agreed through a collective, and only the
 main process writes files.
+
+``BEADSEG_PAUSE_AT=EPOCH:STEP:FILE`` (1-based) adds :class:`PauseAt`: after that optimizer step
+the run writes FILE and waits while it exists, so a test can kill it at a known point (and a
+person can look at a run mid-epoch; deleting FILE lets it go on).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +24,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core.config import TrainConfig
+from ..core.errors import ConfigError
 from ..core.files import write_csv
 from ..models.checkpoint import save_checkpoint
 from .state import TrainState
@@ -257,6 +264,32 @@ class EpochHook(Callback):
         self.fn(state.epoch + 1, row)
 
 
+#: the environment variable that pauses a run at a known step (see the module docstring)
+PAUSE_ENV = "BEADSEG_PAUSE_AT"
+
+
+class PauseAt(Callback):
+    """After optimizer step ``step`` of epoch ``epoch`` (both 1-based) the main process writes
+    ``path`` and waits while it exists: the run stands still at a known point (``last.pt`` and
+    ``history.csv`` hold the epochs before ``epoch``) until ``path`` is deleted or it is killed."""
+
+    def __init__(self, spec: str):
+        try:
+            epoch, step, path = spec.split(":", 2)
+            self.epoch, self.step, self.path = int(epoch), int(step), Path(path)
+        except ValueError:
+            raise ConfigError(
+                f"{PAUSE_ENV}={spec!r} is not EPOCH:STEP:FILE (e.g. 3:2:paused.txt); fix or unset it"
+            ) from None
+
+    def on_step_end(self, state: TrainState) -> None:
+        if (state.epoch + 1, state.step + 1) != (self.epoch, self.step) or not state.dist.is_main:
+            return
+        self.path.write_text(f"paused after epoch {self.epoch} step {self.step}; delete me to go on\n")
+        while self.path.exists():
+            time.sleep(0.05)
+
+
 def default_callbacks(
     cfg: TrainConfig, out: Path, on_epoch: Callable[[int, dict], None] | None = None
 ) -> list[Callback]:
@@ -274,4 +307,6 @@ def default_callbacks(
     ]
     if on_epoch is not None:
         callbacks.append(EpochHook(on_epoch))
+    if os.environ.get(PAUSE_ENV):
+        callbacks.append(PauseAt(os.environ[PAUSE_ENV]))
     return callbacks

@@ -26,6 +26,7 @@ import numpy as np
 from ... import __version__
 from ...core.errors import InputError
 from ...core.images import to_grey
+from ...core.portable import strip_machine_paths
 from ...models.onnx import OPSET, input_normalization, output_channels
 
 TEST_SIDE = 256  # px of the test tile
@@ -172,7 +173,7 @@ def _where_normalised(norm: dict) -> str:
 
 
 def _model_card(src: Path, state: dict, halo: int, align: int) -> str:
-    meta, cfg = state["meta"], state.get("config") or {}
+    meta, cfg = strip_machine_paths(state["meta"]), strip_machine_paths(state.get("config") or {})
     m = meta["model"]
     norm = input_normalization(meta)
     data = cfg.get("data", {})
@@ -285,7 +286,12 @@ def _describe(v0_5, src: Path, state: dict, files: dict, tensors: tuple):
             ),
             onnx=v0_5.OnnxWeightsDescr(source=files["onnx"], opset_version=OPSET, parent="torchscript"),
         ),
-        config={"beadseg": {"source": src.name, "meta": json.loads(json.dumps(meta, default=str))}},
+        config={
+            "beadseg": {
+                "source": src.name,
+                "meta": strip_machine_paths(json.loads(json.dumps(meta, default=str))),
+            }
+        },
     )
 
 
@@ -373,7 +379,11 @@ def export_bioimageio(model: str | Path, out: str | Path | None = None) -> Path:
 
 
 def _sample_tiff(raw: np.ndarray, path: Path) -> None:
-    """The test tile as an image file (``sample_tensor``: what a viewer shows)."""
+    """The test tile as an image file (``sample_tensor``: what a viewer shows): ``1 x C x H x W``,
+    3 channels as RGB planes (the layout stated, so a tifffile release cannot change it)."""
     import tifffile
 
-    tifffile.imwrite(path, raw)
+    if raw.shape[1] == 3:
+        tifffile.imwrite(path, raw, photometric="rgb", planarconfig="separate")
+    else:
+        tifffile.imwrite(path, raw, photometric="minisblack")
