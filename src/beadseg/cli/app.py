@@ -65,8 +65,23 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    max_image_pixels: str | None = typer.Option(
+        None,
+        "--max-image-pixels",
+        metavar="N",
+        help="Refuse image files above N pixels before decoding them (default 268435456 = 16K x 16K: "
+        "a small file can inflate to gigabytes). Put it before the command.",
+    ),
 ) -> None:
     """beadseg: microbead segmentation toolkit."""
+    if max_image_pixels is not None:
+        import os
+
+        from ..core.images import MAX_PIXELS_ENV
+        from ..core.images import max_image_pixels as checked
+
+        # the process's limit (the CLI owns the process): every reader of this command sees it
+        os.environ[MAX_PIXELS_ENV] = str(checked(max_image_pixels.replace("_", "")))
 
 
 def _examples(*lines: str) -> str:
@@ -168,7 +183,12 @@ def main(argv: list[str] | None = None) -> None:
 
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise
-        print(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror}", file=sys.stderr)
+        fix = (
+            "free some space on that disk, or give --out on another one"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "give --out in a folder you can write"
+        )
+        print(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror}; {fix}", file=sys.stderr)
         sys.exit(2)
     except TyperException as exc:  # usage errors; Abort (Ctrl-D at a prompt) has no message
         if type(exc).__name__ == "NoArgsIsHelpError":  # `beadseg` alone: the help

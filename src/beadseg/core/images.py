@@ -67,7 +67,7 @@ def _check_pixels(path: Path, pixels: int, limit: int, shape: tuple[int, ...] | 
         raise InputError(
             f"{path} has {pixels:,} pixels{size}, more than the limit of {limit:,} (a decompression "
             "bomb, or a mosaic bigger than any microscope frame); if the image is real, raise the "
-            f"limit: {MAX_PIXELS_ENV}={pixels}"
+            f"limit: beadseg --max-image-pixels {pixels} COMMAND ... (or {MAX_PIXELS_ENV}={pixels})"
         )
 
 

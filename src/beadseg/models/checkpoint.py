@@ -93,7 +93,15 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:  # torch's writer reports a full disk as a RuntimeError
+            import errno
+            import shutil
+
+            if "writ" not in str(exc) or shutil.disk_usage(path.parent).free > 64 << 20:
+                raise
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
     return path
 
 
