@@ -2,6 +2,7 @@
 the layers), no module imports itself back through others, and no module outgrows 500 lines."""
 
 import ast
+import re
 from pathlib import Path
 
 import beadseg
@@ -108,3 +109,26 @@ def test_no_module_over_500_lines():
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"split these modules: {long}"
+
+
+def test_no_function_over_80_lines():
+    long = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1  # from `def` (a command's decorator is its help)
+                if n > 80:
+                    long.append(f"{path.relative_to(ROOT)}:{node.name} ({n})")
+    assert not long, f"split these functions: {long}"
+
+
+def test_every_concept_of_the_architecture_page_names_a_module_that_exists():
+    page = (ROOT.parent.parent / "docs" / "architecture.md").read_text()
+    table = page.split("## Concepts and their one home", 1)[1].split("\n## ", 1)[0]
+    homes = re.findall(
+        r"`((?:core|outputs|data|analysis|models|training|inference|evaluation|integrations|workflows|cli)/[\w/]*\.py|(?:core|outputs|data|analysis|models|training|inference|evaluation|integrations|workflows|cli)/)`",
+        table,
+    )
+    assert len(homes) > 20
+    for home in homes:
+        assert (ROOT / home).exists(), home

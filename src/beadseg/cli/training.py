@@ -287,7 +287,7 @@ def hpc(
         "--out",
         "-o",
         metavar="FOLDER",
-        help=f"Output folder on the cluster, written by the job (default: {_JOB.out_dir!r}).",
+        help=f"Folder the job writes (default: {_JOB.out_dir!r}).",
     ),
     inputs: str | None = typer.Option(
         None, metavar="INPUTS", help=f"Predict: input folder or glob (default: {_JOB.inputs!r})."

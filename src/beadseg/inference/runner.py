@@ -114,22 +114,14 @@ def predict_images(
 ) -> PredictSummary:
     """Predict every input image, one in memory at a time, and write run-level tables.
 
-    ``model`` is a path, ``default``, or a model already loaded (:func:`~beadseg.inference.load_model`).
-    Frames that cannot be read are skipped and listed in ``errors.csv``; the others are still
-    processed. With ``shard=(i, N)`` only every N-th of the sorted inputs, starting at i, is
-    processed, so N cluster jobs cover the inputs with no coordination. A frame whose outputs are
-    complete (its ``records/<name>.json``, written last, exists) and whose file has not changed
-    since (:mod:`~beadseg.inference.records`) is not predicted again: a killed job resumes where
-    it stopped.
-
-    Writes ``counts.csv``, ``beads.csv`` (every bead, an ``image`` column first), ``errors.csv``,
-    ``settings.json``, ``summary.json``, ``config.yaml`` (the resolved
-    :class:`~beadseg.core.config.PredictConfig`) and the per-image outputs of :func:`predict_file`.
-    ``cfg.pixel_size_um`` (else each TIFF's resolution tags) adds the µm columns and
-    beads_per_mm2; it is part of the settings, so a run with another one reuses no record.
-    ``instances`` (default: the model's settings) picks how beads are separated (``method``:
-    the centre head's peaks for models that have one, else the distance watershed, see
-    :class:`~beadseg.core.config.InstanceConfig`).
+    ``model``: a path, ``default``, or a loaded model. Frames that cannot be read are skipped
+    and listed in ``errors.csv``. With ``shard=(i, N)`` only every N-th of the sorted inputs,
+    from the i-th, is processed (N cluster jobs, no coordination). A frame whose record exists
+    and whose file has not changed since (:mod:`~beadseg.inference.records`) is not predicted
+    again: a killed job resumes. Writes ``counts.csv``, ``beads.csv``, ``errors.csv``,
+    ``settings.json``, ``summary.json``, ``config.yaml`` and the per-image outputs of
+    :func:`predict_file`. ``cfg.pixel_size_um`` (else each TIFF's resolution tags) adds the µm
+    columns; ``instances`` (default: the model's) picks how beads are separated.
 
     Raises
     ------

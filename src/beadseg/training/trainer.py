@@ -47,7 +47,7 @@ def train(
     data_path: str | None = None,
 ) -> dict:
     """Train a segmentation model into ``out`` (the engine of :func:`beadseg.workflows.train`,
-    which holds the run folder; this function does not check what the folder holds).
+    which holds the run folder).
 
     Parameters
     ----------
@@ -60,19 +60,14 @@ def train(
         (``cfg`` is not used). A stop decision (early stopping, collapse, time limit) stored in
         ``last.pt`` is kept, so the resumed run ends as the uninterrupted one would have. A
         folder killed before its first ``last.pt`` starts the run from its ``config.yaml``.
-    progress : bool
-        Show a progress bar.
-    log : callable
-        Receives one line per epoch.
+    progress, log : bool, callable
+        Show a progress bar; ``log`` receives one line per epoch.
     on_epoch : callable, optional
-        Called with (epoch, history row) after each validation, e.g. to prune a sweep trial
-        (it may raise to stop the run).
+        Called with (epoch, history row) after each validation (it may raise to stop the run).
     device : str, optional
-        Run on this device instead of the config's ``train.device`` (e.g. a resumed run
-        moved to another machine).
+        Run on this device instead of the config's ``train.device``.
     data_path : str, optional
-        With ``resume``: the run's data folder at its new place (it moved since the run
-        started).
+        With ``resume``: the run's data folder at its new place.
 
     Returns
     -------
@@ -82,9 +77,8 @@ def train(
     Notes
     -----
     Under torchrun (``WORLD_SIZE`` > 1) this joins the process group and destroys it before
-    returning. A script of yours that calls ``train`` under torchrun should end with
-    ``os._exit(0)``, as ``beadseg train`` does: gloo's threads can abort a normal interpreter
-    shutdown (see ``cli._exit_torchrun_worker``).
+    returning. A script that calls ``train`` under torchrun should end with ``os._exit(0)``, as
+    ``beadseg train`` does (gloo's threads can abort a normal interpreter shutdown).
     """
     ckpt = None
     if resume is not None:

@@ -111,17 +111,16 @@ def train(
         With ``resume``: where the run's data is now, when it has moved (it must hold the
         images of the run's split).
     overwrite : bool
-        Replace the run (or other beadseg output) in ``out``; a user's own files are never
-        removed.
+        Replace the run (or other beadseg output) in ``out``; a user's files are never removed.
     device : str, optional
-        ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``; default the config's ``train.device``.
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``; default ``train.device``.
 
     Raises
     ------
     InputError, ConfigError
         The folder rule, bad data, or a resume that would change the run.
     """
-    from ..training import train as run_training
+    from ..training import train as run
 
     log = quiet(log)
     if resume is not None:
@@ -130,20 +129,7 @@ def train(
                 f"resume={resume} continues that run with the settings it started with; a config, "
                 "another out or overwrite would change it: leave them out, or start a new run"
             )
-        run = Path(resume)
-        with OutputFolder.claim(run, "train", None, outputs=TRAIN_OUTPUTS):
-            data_path = _resume_checks(run, data)
-            res = run_training(
-                None,
-                run,
-                resume=run,
-                progress=progress,
-                log=log,
-                on_epoch=on_epoch,
-                device=device,
-                data_path=data_path,
-            )
-        return TrainResult.of(res, run)
+        return _resume(Path(resume), data, device=device, progress=progress, log=log, on_epoch=on_epoch)
     if cfg is None:
         raise ConfigError("give a training config (beadseg.load_config(...)) or resume= a run folder")
     if data is not None:
@@ -163,8 +149,18 @@ def train(
         inputs=[cfg.data.path, cfg.data.val_path],
         continue_hint=hint,
     ):
-        res = run_training(cfg, out, progress=progress, log=log, on_epoch=on_epoch, device=device)
+        res = run(cfg, out, progress=progress, log=log, on_epoch=on_epoch, device=device)
     return TrainResult.of(res, out)
+
+
+def _resume(run_dir: Path, data, **options) -> TrainResult:
+    """Continue the run in ``run_dir`` (see :func:`train`)."""
+    from ..training import train as run
+
+    with OutputFolder.claim(run_dir, "train", None, outputs=TRAIN_OUTPUTS):
+        data_path = _resume_checks(run_dir, data)
+        res = run(None, run_dir, resume=run_dir, data_path=data_path, **options)
+    return TrainResult.of(res, run_dir)
 
 
 def _first(path):
