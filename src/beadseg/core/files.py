@@ -68,8 +68,8 @@ def require_file(path: Path) -> None:
             f"{path} is a symbolic link that leads nowhere (broken, or a loop); fix or remove it"
         )
     if path.exists():
-        raise InputError(f"{path} is not a file (a folder, a device or a pipe)")
-    raise InputError(f"{path} does not exist")
+        raise InputError(f"{path} is not a file (a folder, a device or a pipe); give the file itself")
+    raise InputError(f"{path} does not exist; check the path")
 
 
 def _folders(base: str) -> Iterator[str]:
@@ -137,7 +137,9 @@ def find_images(path: str | Path) -> list[Path]:
     else:
         raise InputError(f"{path} does not exist; give an image file, a folder or a glob")
     if not files:
-        raise InputError(f"no images found in {path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+        raise InputError(
+            f"no images found in {path}; give files with one of the extensions {', '.join(IMAGE_EXTENSIONS)}"
+        )
     return files
 
 
@@ -183,7 +185,7 @@ def find_pairs(
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for d in (images_dir, masks_dir):
         if not d.is_dir():
-            raise InputError(f"{d} is not a folder")
+            raise InputError(f"{d} is not a folder; give the folder of the images (or masks)")
     images, masks = _image_files(images_dir), _image_files(masks_dir)
     if not images and not masks:
         raise InputError(f"{images_dir} and {masks_dir} hold no images; add image/mask pairs")

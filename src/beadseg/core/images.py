@@ -325,7 +325,9 @@ def to_channels(image: np.ndarray, channels: int, name: str = "image") -> np.nda
         return np.repeat(image, 3, axis=-1)
     if c == 3 and channels == 1:
         return to_grey(image, image.dtype if image.dtype.kind == "f" else np.float32)[..., None]
-    raise InputError(f"{name} has {c} channels but the model expects {channels}")
+    raise InputError(
+        f"{name} has {c} channels but the model expects {channels}; give grey or RGB images (1 or 3 channels)"
+    )
 
 
 def _write_array(path: Path, arr: np.ndarray) -> Path:

@@ -165,7 +165,10 @@ def normalize_image(image: np.ndarray, record: dict | None = None, name: str = "
     if method == "dtype_max":
         return to_unit_float(arr)
     if method not in METHODS:
-        raise InputError(f"normalization {method!r} of this model is not one of {', '.join(METHODS)}")
+        raise InputError(
+            f"normalization {method!r} of this model is not one of {', '.join(METHODS)}; the model comes "
+            "from a newer beadseg: update beadseg, or train it again"
+        )
     if method == "percentile":
         x = _sample(arr, rec["sample_px"])
         lo, hi = np.percentile(x, [rec["low"], rec["high"]])

@@ -112,7 +112,9 @@ class CropDataset(torch.utils.data.Dataset):
 
     def __init__(self, samples: list[Sample], data: DataConfig, aug: AugmentConfig, seed: int = 0):
         if not samples:
-            raise ConfigError("no training images")
+            raise ConfigError(
+                "no training images: every label was left out or the split left none; check data.path"
+            )
         small = [s.name for s in samples if min(s.mask.shape) < data.crop_size]
         if small:
             smallest = min(min(s.mask.shape) for s in samples)

@@ -113,4 +113,8 @@ def check_no_leak(train: list[str], val: list[str], groups: dict[str, str]) -> N
     """Raise if a group has images on both sides."""
     shared = {groups[n] for n in train} & {groups[n] for n in val}
     if shared:
-        raise ConfigError(f"groups on both sides of the split: {', '.join(sorted(shared))}")
+        raise ConfigError(
+            f"source frames on both sides of the split: {', '.join(sorted(shared))}; tiles of one frame "
+            "must stay on one side: name them <frame>_grid_r<r>_c<c>, or validate on another folder "
+            "(data.val_path)"
+        )

@@ -105,7 +105,10 @@ def dilution_report(
     result = dilution_analysis(points, ul, outlier_sigma)
     if result["fit"] is None:
         found = sorted({p["dilution"] for p in points if p["dilution"] is not None})
-        raise InputError(f"{counts_csv}: need images of at least two dilutions (found {found})")
+        raise InputError(
+            f"{counts_csv}: a dilution fit needs images of at least two dilutions (found {found}); predict "
+            "frames of more dilutions, or give --samples with their dilutions"
+        )
     result["dilution_source"] = f"sample sheet {sheet.path}" if sheet else "image names"
     if out is not None:
         from ..core.files import write_csv

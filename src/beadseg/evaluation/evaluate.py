@@ -80,7 +80,10 @@ def _usable_pairs(data: Path, only: set[str] | None, use_all: bool) -> tuple[lis
         kept = [p for p in kept if p.name in only]
         labels = LabelSelection({n: r for n, r in labels.left_out.items() if n in only}, {}, labels.graded)
         if not kept:
-            raise InputError(f"none of the requested images with a usable label is in {data}")
+            raise InputError(
+                f"none of the requested images with a usable label is in {data}; check the image names, "
+                "or score every label with --all-labels"
+            )
     return kept, labels
 
 
@@ -156,7 +159,8 @@ def _predict_pair(model, source, pair: Pair, cfg: PredictConfig, threshold: floa
         image = to_unit_float(raw)  # for the worst-case figure
     if pred.shape != info.mask.shape:
         raise InputError(
-            f"prediction for {pair.name} is {pred.shape[::-1]} but the mask is {info.mask.shape[::-1]}"
+            f"the prediction of {pair.name} is {pred.shape[::-1]} px but its mask is "
+            f"{info.mask.shape[::-1]} px; predict the images of this data folder again into a new --out"
         )
     return image, info, pred, prob, centres
 

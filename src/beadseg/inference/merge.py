@@ -132,7 +132,10 @@ def merge_runs(runs: list[str | Path], out: str | Path, incomplete: bool = False
         errors += errs
     dup = sorted(n for n, k in Counter(r["image"] for r in rows).items() if k > 1)
     if dup:
-        raise InputError(f"images predicted in more than one run: {', '.join(dup[:5])}")
+        raise InputError(
+            f"images predicted in more than one run: {', '.join(dup[:5])}; merge runs of disjoint inputs "
+            "(the shards i/N of one array)"
+        )
     counts_by_n = {s["shard"][1] for s in all_settings if _is_shard(s.get("shard"))}
     if len(counts_by_n) > 1:
         raise InputError(

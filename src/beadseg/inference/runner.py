@@ -175,7 +175,7 @@ def predict_images(
     if not summary.counts and summary.errors:
         first = summary.errors[0]["error"]
         more = f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else ""
-        raise InputError(f"no image could be predicted: {first}{more}")
+        raise InputError(f"no image could be predicted ({first}{more}); fix that input and run again")
     return summary
 
 

@@ -117,7 +117,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"checkpoint {path} does not exist")
+        raise InputError(f"checkpoint {path} does not exist; give a run folder, a .pt file or default")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -126,7 +126,10 @@ def load_checkpoint(path: str | Path) -> dict:
             "best.pt/last.pt written by `beadseg train`, or `default`"
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path} is not a beadseg checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+        raise InputError(
+            f"{path} is not a beadseg checkpoint (no '{CHECKPOINT_FORMAT}' marker); give a best.pt or "
+            "last.pt written by `beadseg train`, or default"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in state]
     meta = state.get("meta")
     if not missing and isinstance(meta, dict):
@@ -272,10 +275,14 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Mo
     try:
         model = build_model(meta["model"], meta["in_channels"])
     except BeadsegError as exc:
-        raise InputError(f"{path}: its stored architecture is not valid ({exc})") from None
+        raise InputError(
+            f"{path}: its stored architecture is not valid ({exc}); train the model again"
+        ) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic errors are ValueErrors
         first = str(exc).strip().splitlines()[0][:160]
-        raise InputError(f"{path}: its stored architecture is not valid ({first})") from None
+        raise InputError(
+            f"{path}: its stored architecture is not valid ({first}); train the model again"
+        ) from None
     import torch
 
     weights = inference_weights(state)
@@ -284,7 +291,10 @@ def model_from_checkpoint(state: dict, path: str | Path = "checkpoint") -> nn.Mo
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0][:160]
-        raise InputError(f"{path}: the weights do not fit the stored architecture ({first})") from None
+        raise InputError(
+            f"{path}: the weights do not fit the stored architecture ({first}); the file was edited or "
+            "damaged: use the run's other checkpoint or train again"
+        ) from None
     bad = [
         k
         for k, v in weights.items()

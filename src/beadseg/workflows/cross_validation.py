@@ -175,7 +175,9 @@ def cross_validate(
         _fold_metrics(out / f"fold_{k}") for k in range(folds) if (out / f"fold_{k}" / "result.json").exists()
     ]
     if not rows:
-        raise InputError(f"no finished fold in {out}")
+        raise InputError(
+            f"no finished fold in {out}; train the folds first (`beadseg cv` without --report-only)"
+        )
     mean, sd = _mean_sd(rows, METRICS)
     summary = {"folds": folds, "finished": len(rows), "per_fold": rows, "mean": mean, "sd": sd}
     lines = _table(mean, sd)
