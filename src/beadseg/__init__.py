@@ -21,11 +21,10 @@ display), :func:`fit_dilution`.
 
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
 from .core.errors import BeadsegError, BeadsegWarning  # noqa: E402
+from .core.lazy import lazy_names  # noqa: E402
 
 # public name -> module (the one place the package root names higher layers: by string, lazily)
 _API = {
@@ -62,11 +61,4 @@ _API = {
 __all__ = ["BeadsegError", "BeadsegWarning", "__version__", *sorted(_API)]
 
 
-def __getattr__(name: str):
-    if name not in _API:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_names(__name__, _API, extra=__all__)

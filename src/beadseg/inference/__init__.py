@@ -17,7 +17,7 @@ in torch (1.5-2.8 s to import here).
 
 from __future__ import annotations
 
-import importlib
+from ..core.lazy import lazy_names
 
 _WHERE = {
     "LoadedModel": "torch_model",
@@ -51,11 +51,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..analysis.outputs import OUTPUT_FILES
 from ..core.config import AnalyzeConfig, Config
 from ..core.errors import ConfigError
 from ..outputs.folder import OutputFolder, default_output
@@ -26,17 +27,7 @@ SYNTH_OUTPUTS = (
     "sources.csv",
     "provenance.json",
 )
-ANALYZE_OUTPUTS = (
-    "summary.json",
-    "per_image.csv",
-    "report.md",
-    "report.html",
-    "distribution_analysis.png",
-    "sample_images.png",
-    "registration.png",
-    "config.yaml",
-    "provenance.json",
-)
+ANALYZE_OUTPUTS = (*OUTPUT_FILES, "config.yaml")
 FIX_MASKS_OUTPUTS = ("images", "masks", "shifts.csv", "provenance.json")
 
 
