@@ -196,6 +196,10 @@ def evaluate(
     """
     from ..evaluation.evaluate import evaluate as score
 
+    if calibrate:
+        from ..core.extras import require
+
+        require("evaluate --calibrate (it writes calibrated.pt)")
     cfg = config or PredictConfig()
     out = (
         Path(out)

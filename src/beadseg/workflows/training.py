@@ -121,6 +121,9 @@ def train(
     InputError, ConfigError
         The folder rule, bad data, or a resume that would change the run.
     """
+    from ..core.extras import require
+
+    require("training (beadseg train)")
     from ..training import train as run_training
 
     log = quiet(log)
@@ -241,6 +244,9 @@ def lr_find(
 ) -> LrFindResult:
     """Learning-rate range test (`beadseg lr-find`): ``lr_find.png`` and ``lr_find.json``."""
     from ..core.config import save_config
+    from ..core.extras import require
+
+    require("the learning-rate range test (beadseg lr-find)")
     from ..training import lr_find as range_test
 
     cfg = _data_paths(cfg)
