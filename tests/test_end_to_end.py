@@ -90,3 +90,12 @@ def test_demo_quick(tmp_path):
         "dilution/dilution.png",
     ):
         assert f"({fig})" in md and f'title="{fig}"' in html and (tmp_path / "demo" / fig).is_file()
+    from report_checks import check_report
+
+    for page in (
+        "report.html",
+        "analysis/report.html",
+        "evaluate-default/report.html",
+        "dilution/report.html",
+    ):
+        check_report(tmp_path / "demo" / page)

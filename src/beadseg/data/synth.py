@@ -17,6 +17,7 @@ from ..core.errors import ConfigError
 from ..core.filters import gaussian_blur
 from ..core.images import write_image
 from ..core.masks import write_labels, write_mask
+from ..core.naming import record_synthetic_names
 
 
 @dataclass
@@ -227,6 +228,7 @@ def synth_dataset(
         name = f"synth_{i:03d}"
         _write_one(out, name, synth_image(size, int(round(c)), seed=rng))
         names.append(name)
+    record_synthetic_names(out, names, "beadseg synth")
     return names
 
 
@@ -238,12 +240,13 @@ def synth_dilution_series(
     size: int = 256,
     beads_at_160x_per_mp: float = 2200.0,
     seed: int = 0,
+    progress=None,
 ) -> list[str]:
     """Write a synthetic dilution series named like the real data.
 
     Bead density per megapixel is ``beads_at_160x_per_mp * 160 / dilution`` (Poisson), so the
     true log-log slope of density against dilution is -1. Names are
-    ``<dilution>x_synthframe<k>_grid_r0_c<j>``.
+    ``<dilution>x_synthframe<k>_grid_r0_c<j>``; ``progress(n)`` is called after each image.
     """
     _check_sizes(size, seed)
     out = Path(out)
@@ -257,6 +260,9 @@ def synth_dilution_series(
                 s = synth_image(size, int(rng.poisson(lam)), seed=rng, cluster_fraction=0.1)
                 _write_one(out, name, s)
                 names.append(name)
+                if progress is not None:
+                    progress(len(names))
+    record_synthetic_names(out, names, "beadseg synth --dilution-series")
     return names
 
 
@@ -287,4 +293,5 @@ def synth_tiled_frame(
             lab = frame.labels[sl]
             _write_one(out, name, SynthImage(frame.image[sl], lab))
             names.append(name)
+    record_synthetic_names(out, names, "beadseg synth (tiled frame)")
     return names

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.domains import domain_of
 from ..analysis.grades import LabelSelection
 from ..core.beads import check_threshold, instances_from_mask, segment_instances
 from ..core.config import Config, InstanceConfig, PredictConfig
@@ -246,7 +247,15 @@ def evaluate(
         source_of_truth = truth_source(data, pair, info.soft)
         images.append(
             evaluate_image(
-                pred, info.mask, truth, shift_radius_px, centroid_px, pair.name, points, source_of_truth
+                pred,
+                info.mask,
+                truth,
+                shift_radius_px,
+                centroid_px,
+                pair.name,
+                points,
+                source_of_truth,
+                domain_of(pair.name, data),
             )
         )
         if scan is not None:

@@ -24,6 +24,7 @@ SYNTH_OUTPUTS = (
     "composites.csv",
     "sprites.csv",
     "sources.csv",
+    "synthetic.json",
     "provenance.json",
 )
 ANALYZE_OUTPUTS = (

@@ -229,9 +229,7 @@ def _write_report(out: Path, result: dict, summary: dict, definitions: dict) -> 
     rows = [[step, f"{sec:.1f} s"] for step, sec in result["seconds"].items()]
     md += ["## Time per step\n", markdown_table(["step", "time"], rows), ""]
     md += ["## Recommendations of the dataset doctor\n"]
-    md += [
-        f"- {escape(r['text'])} *(measured: {escape(r['measurement'])})*" for r in summary["recommendations"]
-    ]
+    md += [f"- {r['text']} *(measured: {escape(r['measurement'])})*" for r in summary["recommendations"]]
     general = ["pixel IoU", "precision, recall, F1", "beads per MP", "dilution", "dilution slope"]
     terms = named_terms(definitions, EVALUATION_NAMES, general)
     terms["validation IoU"] = "pixel IoU on the images held out from fine-tuning, after each epoch"
