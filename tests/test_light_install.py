@@ -81,7 +81,7 @@ def test_plain_install_segments_counts_analyses_and_exports_onnx(tmp_path):
         "analysis/report.html",
         "pred/counts.csv",
         "ev/report.html",
-        "dil/dilution.json",
+        "dil/report.html",
         "model.onnx",
     ):
         assert (tmp_path / path).is_file(), path
