@@ -156,6 +156,7 @@ def evaluate(
     all_labels: bool = typer.Option(
         False, "--all-labels", help="Score against every label, also those graded unusable."
     ),
+    quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Pixel, object and count metrics per image, source frame, dilution and overall.
@@ -179,6 +180,7 @@ def evaluate(
         calibrate=calibrate,
         all_labels=all_labels,
         overwrite=overwrite,
+        progress=not quiet,
     )
     for name, reasons in sorted(r.labels.left_out.items()):
         typer.echo(f"left out {name} (label unusable: {reasons[0]})")

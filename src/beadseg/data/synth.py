@@ -201,8 +201,10 @@ def synth_dataset(
     seed: int = 0,
     min_beads: int = 3,
     max_beads: int = 750,
+    progress=None,
 ) -> list[str]:
-    """Write ``n`` synthetic pairs to ``out/images``, ``out/masks`` and ``out/labels``.
+    """Write ``n`` synthetic pairs to ``out/images``, ``out/masks`` and ``out/labels``;
+    ``progress()`` is called after each.
 
     Bead counts span ``min_beads`` to ``max_beads`` (per 512x512, scaled to ``size``) on a log
     scale, so the set covers sparse to dense images like a dilution series.
@@ -228,13 +230,20 @@ def synth_dataset(
         name = f"synth_{i:03d}"
         _write_one(out, name, synth_image(size, int(round(c)), seed=rng))
         names.append(name)
+        if progress is not None:
+            progress()
     record_synthetic_names(out, names, "beadseg synth")
     return names
 
 
+SERIES_DILUTIONS = (160, 320, 640, 1280, 2560, 5120)
+#: images of the default series: 6 dilutions x 2 frames x 2 tiles
+SERIES_IMAGES = len(SERIES_DILUTIONS) * 2 * 2
+
+
 def synth_dilution_series(
     out: str | Path,
-    dilutions: tuple[int, ...] = (160, 320, 640, 1280, 2560, 5120),
+    dilutions: tuple[int, ...] = SERIES_DILUTIONS,
     frames_per_dilution: int = 2,
     tiles_per_frame: int = 2,
     size: int = 256,
@@ -246,7 +255,7 @@ def synth_dilution_series(
 
     Bead density per megapixel is ``beads_at_160x_per_mp * 160 / dilution`` (Poisson), so the
     true log-log slope of density against dilution is -1. Names are
-    ``<dilution>x_synthframe<k>_grid_r0_c<j>``; ``progress(n)`` is called after each image.
+    ``<dilution>x_synthframe<k>_grid_r0_c<j>``; ``progress()`` is called after each image.
     """
     _check_sizes(size, seed)
     out = Path(out)
@@ -261,7 +270,7 @@ def synth_dilution_series(
                 _write_one(out, name, s)
                 names.append(name)
                 if progress is not None:
-                    progress(len(names))
+                    progress()
     record_synthetic_names(out, names, "beadseg synth --dilution-series")
     return names
 

@@ -76,6 +76,7 @@ def synth(
     prefix: str = "truth",
     touch: str = "0.9,1.0",
     overwrite: bool = False,
+    progress: bool = False,
 ) -> SynthResult:
     """Write synthetic bead images with exact masks and instance labels (`beadseg synth`).
 
@@ -122,15 +123,24 @@ def synth(
     ):
         if from_data is not None:
             return _exact_truth(out, Path(from_data), settings)
-        from ..data.synth import synth_dataset, synth_dilution_series
+        from ..data.synth import SERIES_IMAGES, synth_dataset, synth_dilution_series
+        from ..outputs.progress import progress_bar
         from ..outputs.provenance import write_provenance
 
-        if dilution_series:
-            names = synth_dilution_series(out, size=size, seed=seed)
-        else:
-            names = synth_dataset(
-                out, n=n or 8, size=size, seed=seed, min_beads=min_beads, max_beads=max_beads
-            )
+        total = SERIES_IMAGES if dilution_series else n or 8
+        with progress_bar(progress, total, "writing synthetic images") as advance:
+            if dilution_series:
+                names = synth_dilution_series(out, size=size, seed=seed, progress=advance)
+            else:
+                names = synth_dataset(
+                    out,
+                    n=n or 8,
+                    size=size,
+                    seed=seed,
+                    min_beads=min_beads,
+                    max_beads=max_beads,
+                    progress=advance,
+                )
         write_provenance(out, "synth", seed=seed)
     return SynthResult(out, "dilution_series" if dilution_series else "tiles", tuple(names))
 

@@ -175,6 +175,7 @@ def evaluate(
     calibrate: bool = False,
     all_labels: bool = False,
     overwrite: bool = False,
+    progress: bool = False,
 ):
     """Score predictions or a model against a labelled set (`beadseg evaluate`): pixel, object and
     count metrics per image, source frame, dilution and domain; report.html.
@@ -228,6 +229,7 @@ def evaluate(
             threshold,
             calibrate=calibrate,
             use_all_labels=all_labels,
+            progress=progress,
             **{k: v for k, v in given.items() if v is not None},
         )
 
