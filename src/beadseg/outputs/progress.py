@@ -20,3 +20,15 @@ def progress_bar(enabled: bool, total: int, description: str) -> Iterator[Callab
     task = bar.add_task(description, total=total)
     with bar:
         yield lambda: bar.update(task, advance=1)
+
+
+@contextmanager
+def status(enabled: bool, text: str) -> Iterator[None]:
+    """A spinner with ``text`` on stderr while a long single step runs (or nothing)."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield
