@@ -1,15 +1,19 @@
 # Two set-up commands: `make demo` (install + the demo) and `make test` (install + the tests).
 PYTHON ?= python3
 VENV ?= .venv
-# extras installed with beadseg; CI adds napari-test (napari + pytest-qt for the plugin's tests)
+# extras installed with beadseg: dev for the tests (it holds train: torch); the demo fine-tunes,
+# so `make demo` installs train; CI adds napari-test (napari + pytest-qt for the plugin's tests)
 EXTRAS ?= dev
 PY := $(VENV)/bin/python
 BEADSEG := $(VENV)/bin/beadseg
+comma := ,
+# one stamp per set of extras: `make demo` then `make test` adds dev's packages
+STAMP := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
 
 .PHONY: install demo test lint bench clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# the CPU wheel of torch first: a bare `pip install torch` pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
@@ -17,9 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	case ",$(EXTRAS)," in *,dev,*) $(PY) -m pip install -q --no-deps "bioimageio.core==0.11.0";; esac
 	touch $@
 
-install: $(VENV)/.installed
+install: $(STAMP)
 
-demo: install
+demo:
+	$(MAKE) install EXTRAS=train
 	$(BEADSEG) demo --out beadseg-demo
 
 test: install lint

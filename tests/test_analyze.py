@@ -291,7 +291,11 @@ def test_dilution_fit_over_source_frames_in_summary(tmp_path):
     synth_dilution_series(
         tmp_path, dilutions=(160, 640, 2560), frames_per_dilution=2, tiles_per_frame=2, size=512, seed=0
     )
-    fit = analyze_dataset(tmp_path, None, workers=2)["domains"]["real"]["dilution_fit"]
+    summary = analyze_dataset(tmp_path, None, workers=2)
+    assert list(summary["domains"]) == [
+        "synthetic"
+    ]  # synth recorded its tiles: not real, whatever their names
+    fit = summary["domains"]["synthetic"]["dilution_fit"]
     assert fit["n_frames"] == 6 and fit["n_points"] == 6 and fit["fitted_over"] == "source frame"
     assert fit["slope"] == pytest.approx(-1, abs=0.15)
 
@@ -303,7 +307,7 @@ def test_cli_analyze_prints_domains_and_where_outputs_went(tmp_path, synth_data,
         main(["analyze", str(synth_data), "--out", str(tmp_path / "an"), "--no-plots"])
     assert e.value.code in (0, None)
     out = capsys.readouterr().out
-    assert "real: " in out and "beads/image" in out
+    assert "synthetic: " in out and "beads/image" in out  # synth recorded its tiles as synthetic
     assert f"to {tmp_path / 'an'}" in out and "report.md" in out
     with pytest.raises(SystemExit):
         main(["analyze", str(synth_data), "--out", str(tmp_path / "an2"), "--quiet", "--no-plots"])

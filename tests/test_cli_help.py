@@ -13,8 +13,8 @@ from beadseg.cli.app import app
 from beadseg.data.synth import synth_dataset
 from beadseg.outputs.folder import MANIFEST, default_output
 
-#: commands that print progress while they run (bars or per-step lines)
-PROGRESS = {"analyze", "train", "cv", "sweep", "predict", "demo"}
+#: commands that print progress while they run (bars, spinners or per-step lines)
+PROGRESS = {"analyze", "train", "cv", "sweep", "predict", "demo", "synth", "evaluate", "export"}
 #: commands that run a model
 MODEL = {"train", "cv", "lr-find", "predict", "evaluate", "demo"}
 #: commands whose product is printed, not written (hpc's --out names the folder its job writes)
@@ -41,6 +41,13 @@ def _help(monkeypatch, *cmd):
     code, out, err = _run(*cmd, "--help")
     assert code == 0, err
     return out
+
+
+def test_demo_is_the_first_command_listed(monkeypatch):
+    """`beadseg --help` lists the newcomer's first command first."""
+    text = _help(monkeypatch)
+    listed = re.findall(r"^│ ([a-z][a-z-]+) ", text.split("Commands")[1], re.M)
+    assert listed[0] == "demo" and set(listed) == COMMANDS, listed
 
 
 def test_every_command_is_classified():

@@ -49,6 +49,8 @@ def test_cli_pipeline(tmp_path):
     )
     r = cli("compare", tmp_path / "run", tmp_path / "run2", "--out", tmp_path / "cmp")
     assert "attention_unet" in r.stdout and (tmp_path / "cmp" / "compare.csv").is_file()
+    # each run named by what it is, not only by its folder: model, loss, learning rate, data
+    assert "| loss | lr | data |" in r.stdout and f"| bce_dice | 0.02 | {data.name} |" in r.stdout
     cli("predict", tmp_path / "run", series / "images", "--out", tmp_path / "pred", "--quiet")
     assert (tmp_path / "pred" / "counts.csv").is_file()
     r = cli("evaluate", tmp_path / "pred", series, "--out", tmp_path / "ev")
@@ -90,3 +92,12 @@ def test_demo_quick(tmp_path):
         "dilution/dilution.png",
     ):
         assert f"({fig})" in md and f'title="{fig}"' in html and (tmp_path / "demo" / fig).is_file()
+    from report_checks import check_report
+
+    for page in (
+        "report.html",
+        "analysis/report.html",
+        "evaluate-default/report.html",
+        "dilution/report.html",
+    ):
+        check_report(tmp_path / "demo" / page)

@@ -1,5 +1,6 @@
 """The napari plugin's logic (beadseg.integrations.napari.layers): runs without napari or Qt."""
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
@@ -68,22 +69,39 @@ def prediction_folder(tmp_path_factory):
     return root / "out"
 
 
-def test_prediction_folder_opens_as_overlay_labels_and_centres(prediction_folder):
+def test_prediction_folder_opens_as_one_image_and_one_labels_layer_per_image(prediction_folder):
     assert is_prediction_folder(prediction_folder) and not is_prediction_folder(prediction_folder / "labels")
     layers = prediction_layers(prediction_folder)
+    n_images = len(list((prediction_folder / "labels").glob("*.tif")))
+    assert len(layers) <= 2 * n_images  # not three per image with the outlines drawn thrice
     assert [(kw["name"], t) for _, kw, t in layers] == [
-        ("a overlay", "image"), ("a beads", "labels"), ("a centres", "points"),
-        ("b overlay", "image"), ("b beads", "labels"), ("b centres", "points"),
+        ("a", "image"), ("a beads", "labels"), ("b", "image"), ("b beads", "labels"),
     ]  # fmt: skip
-    (img, img_kw, _), (lab, lab_kw, _), (pts, pts_kw, _) = layers[:3]
+    (img, img_kw, _), (lab, lab_kw, _) = layers[:2]
+    # the image as predicted (not the overlay with its outlines drawn in)
+    assert img.shape == (96, 96, 3) and img_kw["rgb"] and lab.shape == (96, 96)
+    assert np.array_equal(img, iio.imread(prediction_folder.parent / "images" / "a.png"))
     count = int(lab.max())
-    assert img.shape == (96, 96, 3) and lab.shape == (96, 96)
-    assert lab_kw["metadata"]["count"] == count == len(pts) == len(lab_kw["features"]["area_px"])
-    # each centre lies inside the bead whose row it is
-    ids = lab[np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)]
-    assert ids.tolist() == pts_kw["features"]["id"].tolist()
-    assert [kw["visible"] for _, kw, _ in layers] == [True] * 3 + [False] * 3
-    assert layers[4][1]["metadata"]["count"] == 0 and layers[5][0].shape == (0, 2)
+    table = lab_kw["features"]
+    assert lab_kw["metadata"]["count"] == count == len(table["area_px"]) == len(table["index"])
+    # each centroid of the table lies inside the bead whose row it is
+    ids = lab[np.round(table["centroid_y"]).astype(int), np.round(table["centroid_x"]).astype(int)]
+    assert ids.tolist() == table["id"].tolist()
+    assert [kw["visible"] for _, kw, _ in layers] == [True] * 2 + [False] * 2
+    assert layers[3][1]["metadata"]["count"] == 0
+
+
+def test_a_moved_image_is_replaced_by_the_overlay(prediction_folder, tmp_path):
+    import shutil
+
+    copy = tmp_path / "pred"
+    shutil.copytree(prediction_folder, copy)
+    for record in (copy / "records").glob("*.json"):
+        record.write_text(record.read_text().replace(str(prediction_folder.parent), str(tmp_path / "gone")))
+    layers = prediction_layers(copy)
+    assert [(kw["name"], t) for _, kw, t in layers][:2] == [("a overlay", "image"), ("a beads", "labels")]
+    assert layers[1][1]["opacity"] < 0.5  # the overlay has the outlines; the labels fainter
+    assert len(layers) == 4
 
 
 def test_reader_takes_prediction_folders_only(prediction_folder, tmp_path):

@@ -3,6 +3,7 @@ beads.csv, colour overlays and previews (issue 19 items 4 and 5)."""
 
 import csv
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
@@ -187,3 +188,25 @@ def test_cli_pixel_size_option(tmp_path):
     assert "pixel_size_um: 0.65" in (tmp_path / "o" / "config.yaml").read_text()
     assert _rows(tmp_path / "o" / "counts.csv")[0]["pixel_size_um"] == "0.65"
     assert run(*args, tmp_path / "o2", "--pixel-size-um", 0) == 2  # must be > 0
+
+
+def test_a_previewed_frame_gets_native_resolution_zoom_crops(tmp_path):
+    """A frame above 2 MP gets a shrunk whole-frame preview, and beside it crops at native
+    resolution (densest, sparsest, largest clump) where 6-px outlines can be checked."""
+    from beadseg.inference.frames import write_overlays
+    from beadseg.inference.overlay import ZOOM_FACTOR, ZOOM_SIDE, zoom_crops
+
+    labels = np.zeros((1500, 1500), np.int32)
+    yy, xx = np.mgrid[:1500, :1500]
+    beads = [(100 + 12 * i, 100 + 12 * j) for i in range(8) for j in range(8)]  # a dense corner
+    beads += [(1200, 300)]  # a lone bead
+    beads += [(800, 800 + 7 * k) for k in range(5)]  # five touching in a row: the clump
+    for n, (cy, cx) in enumerate(beads, 1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = n
+    image = np.full((1500, 1500), 0.6, np.float32)
+    write_overlays(tmp_path, "frame", image, labels, "model", mode="auto")
+    shown = iio.imread(tmp_path / "overlays" / "frame_zoom.png")
+    assert shown.shape == (ZOOM_SIDE * ZOOM_FACTOR, 3 * ZOOM_SIDE * ZOOM_FACTOR + 2 * 8, 3)
+    assert (tmp_path / "overlays" / "frame_preview.png").is_file()
+    assert not (tmp_path / "overlays" / "frame.png").exists()
+    assert zoom_crops(np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100), np.int32)) is None

@@ -133,3 +133,23 @@ def test_report_renders_in_a_headless_browser(tmp_path, evaluation):
     grey = shot.mean(-1)
     assert grey.std() > 0.05, "blank page"
     assert (grey < 0.5).mean() > 0.005  # text and table lines
+
+
+def test_every_report_reads_well_at_100_percent(tmp_path, synth_data, evaluation):
+    """analyze, evaluate and dilution reports: figures embedded and no wider than the page's
+    column, no literal Markdown, counts as whole numbers (the demo's: tests/test_end_to_end.py)."""
+    from report_checks import check_report
+
+    from beadseg.analysis import analyze_dataset
+    from beadseg.data.synth import synth_dilution_series
+    from beadseg.workflows import dilution, predict
+
+    analyze_dataset(synth_data, tmp_path / "an", workers=1)
+    text = check_report(tmp_path / "an" / "report.html", figures=3)
+    assert "synthetic tiles" in text  # synth recorded its tiles as generated: not real ones
+    check_report(evaluation[0] / "report.html", figures=1)
+    synth_dilution_series(tmp_path / "series", (160, 640, 2560), 2, 1, size=96, seed=0)
+    predict("default", tmp_path / "series" / "images", tmp_path / "pred")
+    dilution(tmp_path / "pred", tmp_path / "dil")
+    text = check_report(tmp_path / "dil" / "report.html", figures=1)
+    assert "Slope -" in text and "source frame" in text

@@ -220,3 +220,19 @@ def test_loaded_models_and_files_give_the_same_folder_rule(tmp_path):
         workflows.predict(
             oracle_model(threshold=0.4), frames, tmp_path / "out", config=PredictConfig(mode="full")
         )
+
+
+def test_a_folder_from_before_a_setting_existed_names_that_setting(tmp_path):
+    """A folder written before a setting existed is refused naming the setting and the way on,
+    not as "other settings"."""
+    from beadseg.outputs.folder import OutputFolder
+
+    with OutputFolder.claim(tmp_path / "out", "predict", {"model": "default", "predict": {"overlap": 128}}):
+        pass
+    new = {"model": "default", "predict": {"overlap": 128, "overlays": "preview"}}
+    with pytest.raises(InputError) as err:
+        with OutputFolder.claim(tmp_path / "out", "predict", new):
+            pass
+    msg = str(err.value)
+    assert 'did not record the setting predict.overlays (now "preview")' in msg
+    assert "--overwrite" in msg and "other settings" not in msg

@@ -1,9 +1,10 @@
 """Image domains: real tiles and synthetic tiles, told apart by name and confirmed by looks.
 
-A data set can mix real microscope tiles with synthetic ones (``synthetic_*`` names). Their bead
-density, colour and masks differ, so every headline of the dataset doctor is reported per domain,
-never pooled. The name decides the domain; image statistics confirm it, and a tile whose looks
-disagree with its name is reported.
+A data set can mix real microscope tiles with synthetic ones (``synthetic_*`` names, or tiles
+``beadseg synth`` recorded in the folder's ``synthetic.json``: :data:`beadseg.core.naming.SYNTHETIC_RECORD`).
+Their bead density, colour and masks differ, so every headline of the dataset doctor is reported
+per domain, never pooled. The record and the name decide the domain; image statistics confirm
+it, and a tile whose looks disagree with its name is reported.
 
 Looks: three features that separate the two domains of the public microbead data, each taken
 only when the two named domains differ clearly on it:
@@ -32,6 +33,17 @@ FEATURES = ("green_cast", "bead_blue_ratio", "soft_mask")
 def domain_by_name(name: str) -> str:
     """``"synthetic"`` for names starting with ``synthetic`` (any case), else ``"real"``."""
     return SYNTHETIC if str(name).lower().startswith("synthetic") else REAL
+
+
+def domain_of(name: str, folder=None) -> str:
+    """The domain of the tile ``name`` of the data folder ``folder``: synthetic when
+    ``beadseg synth`` recorded it there as generated (whatever it is called), else by its name
+    (:func:`domain_by_name`)."""
+    from ..core.naming import read_synthetic_names
+
+    if folder is not None and str(name) in read_synthetic_names(folder):
+        return SYNTHETIC
+    return domain_by_name(name)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from ..core.labels import label_components
 from ..core.masks import read_pair_meta
 from ..core.naming import parse_name
 from ..core.registration import Registration, bead_evidence, block_mean, register_mask, shift_mask
-from .domains import domain_by_name
+from .domains import domain_of
 
 SMALL_SIDE_PX = 128  # side of the reduced evidence/mask kept per image for the owner search
 
@@ -246,7 +246,7 @@ def measure_image(pair: Pair, settings: dict) -> ImageMeasurement:
         dilution=name.dilution,
         tile_row=name.row,
         tile_col=name.col,
-        domain=domain_by_name(pair.name),
+        domain=domain_of(pair.name, pair.image.parent.parent),
         height=mask.shape[0],
         width=mask.shape[1],
         channels=meta["channels"],

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..core.files import write_csv
 from ..outputs.provenance import write_json, write_provenance
-from .domains import REAL
 from .report import fmt
 
 OUTPUT_FILES = (
@@ -57,15 +56,16 @@ def console_lines(s: dict, out, plots: bool = True) -> list[str]:
     for d, h in s["domains"].items():
         g = h["grade_counts"]
         lines.append(
-            f"{d}: {fmt(h['mean_beads_per_image'], 1)} beads/image, foreground "
+            f"{d}: {fmt(h['mean_beads_per_image'], 0)} beads/image, foreground "
             f"{fmt(h['mean_foreground_fraction'], 3)}, median bead area "
             f"{fmt(h['median_object_area_px'], 0)} px; labels {g['good']} good, "
             f"{g['fixable']} fixable, {g['unusable']} unusable"
         )
-    fit = s["domains"].get(REAL, {}).get("dilution_fit")
+    train = s["training_domain"]
+    fit = s["domains"].get(train, {}).get("dilution_fit")
     if fit:
         lines.append(
-            f"real dilution slope {fmt(fit['slope'])} (95 % CI {fmt(fit['slope_ci95'][0])} "
+            f"{train} dilution slope {fmt(fit['slope'])} (95 % CI {fmt(fit['slope_ci95'][0])} "
             f"to {fmt(fit['slope_ci95'][1])}) over {fit['n_frames']} source frames"
         )
     for f in s["checks"]["mask_fit"]["not_fitting"]:

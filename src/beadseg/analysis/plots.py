@@ -23,6 +23,9 @@ from .domains import REAL, SYNTHETIC
 from .report import fmt, gain_text
 
 COLOURS = {REAL: "tab:blue", SYNTHETIC: "tab:orange"}
+#: the largest side of a sample image shown whole: two side by side (and the gap) fit a report
+#: page's column at native resolution
+SAMPLE_SIDE_PX = 512
 RGB = {REAL: (31, 119, 180), SYNTHETIC: (255, 127, 14)}
 
 
@@ -82,7 +85,7 @@ def _hist(ax, groups: dict, bins, title, xlabel, ylabel="images", log_x=False):
         ax.set_xscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
 
 
 def _panel_density(ax, p):
@@ -100,7 +103,7 @@ def _panel_density(ax, p):
     train = p["domains"][p["training_domain"]]
     for e in train["density_bins"]["edges"][1:-1]:
         ax.axvline(max(float(e), 1), color=COLOURS[p["training_domain"]], ls="--", lw=0.8)
-    ax.set_title(f"Beads per image (dashed: {p['training_domain']} density bins)")
+    ax.set_title(f"Beads per image\n(dashed: {p['training_domain']} density bins)")
 
 
 def _panel_areas(ax, p):
@@ -118,7 +121,7 @@ def _panel_areas(ax, p):
             )
     ax.set_yscale("log")
     ax.set(title="Object area", xlabel="area (px)", ylabel="objects")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
 
 
 def _panel_quality(ax, p):
@@ -134,19 +137,20 @@ def _panel_quality(ax, p):
                 label=d,
             )
     ax.set(title="Brightness vs contrast", xlabel="mean grey (0-255)", ylabel="grey SD (0-255)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
 
 
 def _panel_dilution(ax, p):
-    fit = p["domains"].get(REAL, {}).get("dilution_fit")
-    rows = [r for r in p["per_image"] if r["dilution"] and r["beads_split"] > 0]
+    d = p["training_domain"]
+    fit = p["domains"].get(d, {}).get("dilution_fit")
+    rows = [r for r in p["per_image"] if r["domain"] == d and r["dilution"] and r["beads_split"] > 0]
     if not rows:
         ax.text(0.5, 0.5, "no dilution in the file names", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
     dens = [r["beads_split"] / (r["height"] * r["width"] / 1e6) for r in rows]
     ax.loglog(
-        [r["dilution"] for r in rows], dens, "o", ms=3, alpha=0.4, color=COLOURS[REAL], label="real images"
+        [r["dilution"] for r in rows], dens, "o", ms=3, alpha=0.4, color=COLOURS[d], label=f"{d} images"
     )
     frames = {}
     for r, v in zip(rows, dens):
@@ -169,8 +173,8 @@ def _panel_dilution(ax, p):
             "k-",
             label=f"fit over {fit['n_points']} frames: {fmt(fit['slope'])} [{fmt(lo)}, {fmt(hi)}]",
         )
-    ax.set(title="Beads per MP vs dilution (real tiles)", xlabel="dilution", ylabel="beads / MP")
-    ax.legend(fontsize=7)
+    ax.set(title=f"Beads per MP vs dilution ({d} tiles)", xlabel="dilution", ylabel="beads / MP")
+    ax.legend(fontsize=9)
 
 
 def _panel_fit(ax, p):
@@ -179,13 +183,13 @@ def _panel_fit(ax, p):
         ax,
         {d: v[np.isfinite(v)] for d, v in groups.items()},
         np.linspace(0, 1, 26),
-        "Mask fit: correlation with bead evidence",
+        "Mask fit:\ncorrelation with bead evidence",
         "correlation (best shift)",
     )
     for r in p["per_image"]:
         if not r["mask_fits_image"] and r["mask_corr_best"] is not None:
             ax.annotate(
-                r["name"], (r["mask_corr_best"], 0.5), rotation=90, fontsize=6, color="tab:red", va="bottom"
+                r["name"], (r["mask_corr_best"], 0.5), rotation=90, fontsize=8, color="tab:red", va="bottom"
             )
 
 
@@ -202,7 +206,7 @@ def _panel_grades(ax, p):
         tick.set_color(COLOURS[d])
     ax.set(title="Label grades", ylabel="images")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
 
 
 def _panel_overlap(ax, p):
@@ -224,13 +228,16 @@ def _panel_overlap(ax, p):
 
 def plot_distributions(payload: dict, path: Path) -> None:
     """distribution_analysis.png: foreground, beads per image, object area, brightness vs
-    contrast, dilution, mask fit, label grades, overlap agreement; each domain its colour."""
-    from ..outputs.figures import pyplot, save_figure
+    contrast, dilution, mask fit, label grades, overlap agreement; each domain its colour.
+
+    Eight panels in two columns, 1000 px wide: a report page shows it at its own size, so its
+    text reads at 100 % zoom (:data:`beadseg.outputs.figures.REPORT_FIGURE_INCHES`)."""
+    from ..outputs.figures import REPORT_DPI, REPORT_FIGURE_INCHES, pyplot, save_figure
 
     plt = pyplot()
-    fig, ax = plt.subplots(2, 4, figsize=(20, 9))
+    fig, ax = plt.subplots(4, 2, figsize=(REPORT_FIGURE_INCHES, 17))
     # fixed margins: constrained/tight layout would measure every tick label (~0.8 s of ~1 s)
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.06, top=0.96, wspace=0.24, hspace=0.3)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.035, top=0.96, wspace=0.28, hspace=0.4)
     _hist(
         ax[0, 0],
         _by_domain(payload["per_image"], "foreground_fraction"),
@@ -239,13 +246,13 @@ def plot_distributions(payload: dict, path: Path) -> None:
         "mask pixels / pixels",
     )
     _panel_density(ax[0, 1], payload)
-    _panel_areas(ax[0, 2], payload)
-    _panel_quality(ax[0, 3], payload)
-    _panel_dilution(ax[1, 0], payload)
-    _panel_fit(ax[1, 1], payload)
-    _panel_grades(ax[1, 2], payload)
-    _panel_overlap(ax[1, 3], payload)
-    save_figure(fig, path, dpi=80)
+    _panel_areas(ax[1, 0], payload)
+    _panel_quality(ax[1, 1], payload)
+    _panel_dilution(ax[2, 0], payload)
+    _panel_fit(ax[2, 1], payload)
+    _panel_grades(ax[3, 0], payload)
+    _panel_overlap(ax[3, 1], payload)
+    save_figure(fig, path, dpi=REPORT_DPI)
 
 
 # ----------------------------------------------------------------------------- image panels
@@ -341,18 +348,25 @@ def draw_samples(summary: dict, ms, pairs, path: Path, n: int = 6) -> None:
         rgb[_outline(info.mask)] = (255, 230, 0)
         r, a = rows[name], by_m[name].arrays
         miss = (a.peak_values >= thr[name]) & a.peak_unlabelled
+        # two panels side by side fit a report page at native resolution: larger images show
+        # the SAMPLE_SIDE_PX square holding the most mask
+        sl = _crop_box(info.mask, SAMPLE_SIDE_PX)
+        cropped = rgb.shape[0] > SAMPLE_SIDE_PX or rgb.shape[1] > SAMPLE_SIDE_PX
+        rgb = rgb[sl] if cropped else rgb
+        where = f", {rgb.shape[1]}x{rgb.shape[0]} px at x={sl[1].start}, y={sl[0].start}" if cropped else ""
         lines = [
-            name,
-            f"{r['domain']}: {r['beads_split']} beads, fg {r['foreground_fraction']:.3f}, "
-            f"{int(miss.sum())} unlabelled candidates",
-            f"label: {r['grade']}",
+            name + where,
+            f"{r['domain']}: {r['beads_split']} beads, foreground {r['foreground_fraction']:.3f}",
+            f"{int(miss.sum())} unlabelled candidates; label {r['grade']}",
         ]
-        panel, draw, band = _panel(rgb, lines, r["domain"], max(rgb.shape[1], 420))
-        for y, x in a.peak_rc[miss]:
-            draw.ellipse([x - 7, y - 7 + band, x + 7, y + 7 + band], outline=(255, 0, 0), width=2)
+        panel, draw, band = _panel(rgb, lines, r["domain"], max(rgb.shape[1], 380))
+        rc = a.peak_rc[miss] - ([sl[0].start, sl[1].start] if cropped else 0)
+        for y, x in rc:
+            if 0 <= y < rgb.shape[0] and 0 <= x < rgb.shape[1]:
+                draw.ellipse([x - 7, y - 7 + band, x + 7, y + 7 + band], outline=(255, 0, 0), width=2)
         panels.append(panel)
     if panels:
-        _grid(panels, 3, path)
+        _grid(panels, 2, path)
     else:
         _empty(path, "no images")
 

@@ -17,26 +17,39 @@ def _rec(rid: str, domain: str, text: str, measurement: str) -> dict:
     return {"id": rid, "domain": domain, "text": text, "measurement": measurement}
 
 
+def _tiles(n: int) -> str:
+    return f"{n} tile" if n == 1 else f"{n} tiles"
+
+
+def _overlap_text(agree: dict) -> str:
+    """How many neighbouring tile pairs share a strip, and how wide, as a sentence part."""
+    n = agree["overlapping_pairs"]
+    if not n:
+        return "no neighbouring tiles share a strip"
+    widths = ", ".join(map(str, agree["overlap_px"]))
+    return f"{n} neighbouring tile pair{'s' * (n != 1)} share a strip of {widths} px"
+
+
 def _split(s: dict, d: str) -> list[dict]:
     leak = s["checks"]["leakage"]
     agree = s["checks"]["overlap_agreement"]
     frames = sum(h["n_source_frames"] for h in s["domains"].values())
     bins = s["domains"][d]["density_bins"]
+    largest = leak["groups"][0]["size"] if leak["groups"] else 0
     return [
         _rec(
             "grouped_split",
             "all",
             f"Split train/validation by source frame ({frames} frames, {leak['n_groups']} leakage "
             "groups), never by tile: use `beadseg train` (grouped by default) or `--folds K`.",
-            f"{agree['overlapping_pairs']} neighbouring tile pairs share a strip of "
-            f"{agree['overlap_px'] or 'no'} px; largest group "
-            f"{leak['groups'][0]['size'] if leak['groups'] else 0} tiles",
+            _overlap_text(agree) + f"; the largest group holds {_tiles(largest)}",
         ),
         _rec(
             "stratify",
             d,
             f"Stratify the split by beads per image with the {d} tiles' bins (every image falls in one).",
-            f"{d} edges {bins['edges']} hold {bins['counts']} images",
+            f"{d} tiles per bin of beads per image: "
+            + ", ".join(f"{label}: {n}" for label, n in zip(bins["labels"], bins["counts"])),
         ),
     ]
 
@@ -266,12 +279,13 @@ def _other(s: dict) -> list[dict]:
                 f"{lq['total_specks']} specks in {len(lq['images_with_specks'])} images",
             )
         )
-    fit = s["domains"].get(REAL, {}).get("dilution_fit")
+    train = s["training_domain"]
+    fit = s["domains"].get(train, {}).get("dilution_fit")
     if fit and not (np.isfinite(fit["slope_ci95"][0]) and np.isfinite(fit["slope_ci95"][1])):
         out.append(
             _rec(
                 "dilution",
-                REAL,
+                train,
                 "Too few source frames to test the dilution series: a slope over "
                 f"{fit['n_frames']} frames has no confidence interval; add frames of more dilutions.",
                 f"slope {fit['slope']:.2f} over {fit['n_frames']} source frames",
@@ -283,7 +297,7 @@ def _other(s: dict) -> list[dict]:
         out.append(
             _rec(
                 "dilution",
-                REAL,
+                train,
                 "Density follows the dilution series (slope -1 inside the interval)."
                 if ok
                 else "Density does not follow the dilution series as -1: check the counts "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-from .domains import REAL
-
 
 def fmt(v, nd=2) -> str:
     """A number of the summary as text: ``nd`` decimals for floats, "n/a" for None or NaN (the
@@ -16,6 +14,12 @@ def fmt(v, nd=2) -> str:
     if isinstance(v, float):
         return f"{v:.{nd}f}"
     return str(v)
+
+
+def _on_domains(values: dict, nd: int = 1, unit: str = "") -> str:
+    """A value per domain as text: "8.7 px (real tiles)", or "8.7 px (real tiles), 6.0 px
+    (synthetic tiles)"."""
+    return ", ".join(f"{fmt(v, nd)}{unit} ({d} tiles)" for d, v in values.items()) or "n/a"
 
 
 def gain_text(gain) -> str:
@@ -31,23 +35,31 @@ def _names(names: list[str], most: int = 5) -> str:
     return f"{len(names)} ({', '.join(names[:most])}{', ...' if len(names) > most else ''})"
 
 
-def _table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
+def _table(rows: list[dict], cols: list[tuple]) -> str:
+    """A Markdown table of ``rows``; each column is (key, title) or (key, title, decimals):
+    counts and means of counts take 0 decimals."""
     if not rows:
         return ""
     head = "| " + " | ".join(c[1] for c in cols) + " |\n"
-    sep = "|" + "|".join("---" for _ in cols) + "|\n"
-    body = "".join("| " + " | ".join(fmt(r.get(c[0])) for c in cols) + " |\n" for r in rows)
+    sep = "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(cols))) + "|\n"
+    body = "".join("| " + " | ".join(_md(fmt(r.get(c[0]), *c[2:])) for c in cols) + " |\n" for r in rows)
     return head + sep + body
+
+
+def _md(text: str) -> str:
+    from ..outputs.document import escape
+
+    return escape(text)
 
 
 _HEADLINES = [
     ("n_images", "images", 0),
     ("n_source_frames", "source frames", 0),
-    ("mean_beads_per_image", "beads per image (watershed split), mean", 1),
+    ("mean_beads_per_image", "beads per image (watershed split), mean", 0),
     ("min_beads_per_image", "beads per image, min", 0),
     ("max_beads_per_image", "beads per image, max", 0),
-    ("mean_objects_per_image", "connected objects per image (a clump counts once), mean", 1),
-    ("mean_beads_area_estimate", "beads per image by area / single-bead area, mean", 1),
+    ("mean_objects_per_image", "connected objects per image (a clump counts once), mean", 0),
+    ("mean_beads_area_estimate", "beads per image by area / single-bead area, mean", 0),
     ("median_beads_per_mp", "beads per MP, median", 0),
     ("mean_foreground_fraction", "foreground fraction, mean", 4),
     ("median_object_area_px", "object area (px), median", 1),
@@ -68,15 +80,11 @@ def _headlines(s: dict) -> list[str]:
     out = [
         "## Headlines per domain\n",
         "Every number is computed per domain (real tiles / synthetic tiles), never pooled.\n",
-        "| | " + " | ".join(doms) + " |",
-        "|---|" + "---|" * len(doms),
+        "| | " + " | ".join(f"{d} tiles" for d in doms) + " |",
+        "|:---|" + "---:|" * len(doms),
     ]
     for key, label, nd in _HEADLINES:
-        out.append(
-            f"| {label} | "
-            + " | ".join(fmt(s["domains"][d][key], nd) if nd else fmt(s["domains"][d][key]) for d in doms)
-            + " |"
-        )
+        out.append(f"| {label} | " + " | ".join(fmt(s["domains"][d][key], nd) for d in doms) + " |")
     out.append(
         "| label grades (good / fixable / unusable) | "
         + " | ".join(
@@ -105,15 +113,17 @@ def _density(s: dict) -> list[str]:
     out = ["## Density\n"]
     for d, h in s["domains"].items():
         b = h["density_bins"]
+        held = ", ".join(f"{label}: {n}" for label, n in zip(b["labels"], b["counts"]))
         out.append(
-            f"- {d} density bins (beads per image) {', '.join(b['labels'])} hold "
-            f"{b['counts']} of {h['n_images']} images, none dropped."
+            f"- Density bins of the {d} tiles (beads per image), images in each: {held} "
+            f"(all {h['n_images']} images)."
         )
-    real = s["domains"].get(REAL, {})
-    fit, per_image = real.get("dilution_fit"), real.get("dilution_fit_per_image")
+    train = s["domains"].get(s["training_domain"], {})
+    fit, per_image = train.get("dilution_fit"), train.get("dilution_fit_per_image")
     if fit:
         out.append(
-            f"- Real tiles, beads per MP vs dilution: log-log slope {fmt(fit['slope'])} "
+            f"- {s['training_domain'].capitalize()} tiles, beads per MP vs dilution: log-log slope "
+            f"{fmt(fit['slope'])} "
             f"(95 % CI {fmt(fit['slope_ci95'][0])} to {fmt(fit['slope_ci95'][1])}, R2 "
             f"{fmt(fit['r2'])}) fitted over {fit['n_frames']} source frames and "
             f"{fit['n_dilutions']} dilutions; ideal -1. Tiles of one frame overlap and are "
@@ -135,35 +145,36 @@ def _density(s: dict) -> list[str]:
                 ("domain", "domain"),
                 ("n_source_frames", "frames"),
                 ("n_images", "tiles"),
-                ("beads_split_mean", "beads/tile"),
-                ("objects_mean", "objects/tile"),
-                ("beads_per_mp", "beads/MP"),
-                ("foreground_fraction_mean", "fg fraction"),
+                ("beads_split_mean", "beads/tile", 0),
+                ("objects_mean", "objects/tile", 0),
+                ("beads_per_mp", "beads/MP", 0),
+                ("foreground_fraction_mean", "fg fraction", 3),
             ],
         )
     )
-    real_frames = [r for r in s["per_source_frame"] if r["domain"] == REAL]
+    d = s["training_domain"]
+    real_frames = [r for r in s["per_source_frame"] if r["domain"] == d]
     if real_frames:
-        out.append("### Real source frames\n")
+        out.append(f"### Source frames of the {d} tiles\n")
         out.append(
             _table(
                 real_frames,
                 [
                     ("source_frame", "source frame"),
                     ("n_images", "tiles"),
-                    ("beads_split_mean", "beads/tile"),
-                    ("foreground_fraction_mean", "fg fraction"),
-                    ("brightness_mean", "brightness"),
-                    ("contrast_mean", "contrast"),
+                    ("beads_split_mean", "beads/tile", 0),
+                    ("foreground_fraction_mean", "fg fraction", 3),
+                    ("brightness_mean", "brightness", 1),
+                    ("contrast_mean", "contrast", 1),
                     ("n_misregistered", "misregistered"),
                     ("n_missing_labels", "missing labels"),
                     ("n_unusable_labels", "unusable labels"),
                 ],
             )
         )
-    others = [r for r in s["per_source_frame"] if r["domain"] != REAL]
+    others = [r for r in s["per_source_frame"] if r["domain"] != d]
     if others:
-        out.append(f"{len(others)} synthetic source frames; see per_image.csv.\n")
+        out.append(f"{len(others)} source frames of other domains; see per_image.csv.\n")
     return out
 
 
@@ -176,9 +187,9 @@ def _grades(s: dict) -> list[str]:
     ]
     fits = s["checks"]["mask_fit"]
     out.append(
-        f"- Mask fit: {len(fits['not_fitting'])} masks fit their image's beads below "
-        f"{fmt(fits['fit_ratio'])} x the median of their source frame (correlation of mask "
-        "and bead evidence); each was searched against every image of the set."
+        f"- Mask fit: {len(fits['not_fitting'])} of {s['dataset_size']} masks fit their image's beads "
+        f"worse than {fmt(fits['fit_ratio'])} times the median of their source frame (correlation "
+        "of mask and bead evidence); each of those was searched against every image of the set."
     )
     for f in fits["not_fitting"]:
         where = (
@@ -206,18 +217,18 @@ def _grades(s: dict) -> list[str]:
 
 def _labels(s: dict) -> list[str]:
     ml, lq = s["checks"]["missing_labels"], s["checks"]["label_quality"]
-    thr = ", ".join(f"{d} {fmt(v, 1)}" for d, v in ml["detector_threshold"].items())
-    med = ", ".join(f"{d} {fmt(v, 3)}" for d, v in ml["median_unlabelled_fraction"].items())
+    thr = _on_domains(ml["detector_threshold"], 1)
+    med = _on_domains(ml["median_unlabelled_fraction"], 3)
     out = [
         "## Partial masks (missing labels)\n",
-        f"- Bead candidates: local maxima of background-subtracted darkness at least {thr} "
-        "noise SDs (half the median evidence of the domain's labelled beads, at least "
+        "- Bead candidates: local maxima of background-subtracted darkness of at least this "
+        f"many noise SDs: {thr} (half the median evidence of the domain's labelled beads, at least "
         f"{fmt(s['settings']['detector_floor'], 0)}; in an image with three or more labelled "
         "objects, at least half the median evidence of those) with no mask within "
         f"{s['settings']['label_tolerance_px']} px.",
-        f"- Median unlabelled fraction per image: {med}; {len(ml['flagged'])} images at or "
-        f"above {fmt(ml['max_fraction'])} (and >= {ml['min_count']} candidates): "
-        f"{', '.join(ml['flagged']) or 'none'}.",
+        f"- Median unlabelled fraction per image: {med}. Images at or above "
+        f"{fmt(ml['max_fraction'])} (and with >= {ml['min_count']} candidates): "
+        f"{_names(ml['flagged']) if ml['flagged'] else 'none'}.",
         f"- Not counted: {ml['faint_candidates_total']} faint unlabelled candidates in "
         f"{ml['images_with_faint_candidates']} images, above the domain threshold but below half "
         "the evidence of the beads labelled in the same image (out-of-focus beads or specks; "
@@ -226,10 +237,10 @@ def _labels(s: dict) -> list[str]:
     ]
     if s.get("_figures"):
         out.append("![samples](sample_images.png)\n")
-    specks = ", ".join(f"{d} {fmt(v, 1)}" for d, v in lq["speck_area_px"].items())
+    specks = _on_domains(lq["speck_area_px"], 1, " px")
     out += [
         "## Object sizes\n",
-        f"- Specks (below {specks} px): {lq['total_specks']} in "
+        f"- Specks (objects below {specks}): {lq['total_specks']} in "
         f"{len(lq['images_with_specks'])} images. Objects cut by the image border: "
         f"{lq['border_objects_total']} ({fmt(100 * lq['border_object_fraction'], 1)} % of "
         "objects).",
@@ -250,7 +261,8 @@ def _consistency(s: dict) -> list[str]:
         f"{st['registration_radius_px']} px): {rg['n_flagged']} masks fit their beads clearly "
         f"better shifted (>= {st['registration_min_shift_px']} px and >= "
         f"{fmt(100 * st['registration_min_gain'], 0)} % more bead evidence under the mask); the "
-        f"largest best shift is {fmt(rg['max_shift_px'], 1)} px. Real tiles first:",
+        f"largest best shift is {fmt(rg['max_shift_px'], 1)} px"
+        + ("; real tiles first:" if rg["flagged"] else "."),
     ]
     for f in rg["flagged"]:
         out.append(
@@ -267,16 +279,23 @@ def _consistency(s: dict) -> list[str]:
             f"{ag['n_empty_pairs']} strips where neither mask has a bead): pixel IoU of any "
             "model against these masks is capped near that level."
         )
+    elif ag["neighbour_pairs"]:
+        out.append(
+            f"- Overlapping tiles: none of the {ag['neighbour_pairs']} pairs of grid neighbours "
+            "share a strip."
+        )
     else:
         out.append(
-            f"- Overlapping tiles: none of {ag['neighbour_pairs']} grid neighbour pairs share a strip."
+            "- Overlapping tiles: no two tiles are grid neighbours (names ending _grid_r<row>_c<col> "
+            "of one source frame), so there is nothing to compare."
         )
     if s.get("_figures"):
         out.append("\n![registration](registration.png)\n")
     lk = s["checks"]["leakage"]
     out += [
         "## Leakage\n",
-        f"- {lk['n_groups']} groups of images must stay on one side of a split (source "
+        f"- {lk['n_groups']} group{'s' * (lk['n_groups'] != 1)} of images must each stay on one "
+        "side of a split (source "
         "frames, overlapping strips and duplicates joined); groups equal source frames: "
         f"{'yes' if lk['groups_equal_source_frames'] else 'no'}.",
     ]
@@ -295,14 +314,14 @@ def _closing(s: dict) -> list[str]:
     for d, h in s["domains"].items():
         g = h["grade_counts"]
         out.append(
-            f"- {d}: {h['n_images']} images from {h['n_source_frames']} source frames, "
-            f"{fmt(h['mean_beads_per_image'], 1)} beads per image, foreground "
+            f"- {d} tiles: {h['n_images']} images from {h['n_source_frames']} source frames, "
+            f"{fmt(h['mean_beads_per_image'], 0)} beads per image on average, foreground "
             f"{fmt(h['mean_foreground_fraction'], 3)}; labels {g['good']} good, "
             f"{g['fixable']} fixable, {g['unusable']} unusable."
         )
     out += ["", "## Recommendations\n"]
     out += [
-        f"- **{r['id']}** ({r['domain']}): {r['text']} *(measured: {r['measurement']})*"
+        f"- **{r['id']}** ({r['domain']}): {r['text']} *(measured: {_md(r['measurement'])})*"
         for r in s["recommendations"]
     ]
     out.append("")

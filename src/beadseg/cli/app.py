@@ -170,6 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     except BeadsegError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except ModuleNotFoundError as exc:  # an optional package a path was not guarded for
+        from ..core.extras import EXTRAS, missing_message
+
+        known = {m.split(".")[0]: m for m in EXTRAS}
+        module = known.get((exc.name or "").split(".")[0])
+        if module is None:
+            raise
+        print(f"error: {missing_message(module, 'this command')}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

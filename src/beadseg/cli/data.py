@@ -105,6 +105,7 @@ def synth(
     frames: str | None = _FRAMES,
     prefix: str = typer.Option("truth", metavar="PREFIX", help="With --from: names are PREFIX_<level>_NNN."),
     touch: str = _TOUCH,
+    quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Write synthetic bead images with exact masks and instance labels (--from: real appearances
@@ -131,6 +132,7 @@ def synth(
         prefix=prefix,
         touch=touch,
         overwrite=overwrite,
+        progress=not quiet,
     )
     if r.kind == "exact_truth":
         typer.echo(

@@ -156,6 +156,7 @@ def evaluate(
     all_labels: bool = typer.Option(
         False, "--all-labels", help="Score against every label, also those graded unusable."
     ),
+    quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Pixel, object and count metrics per image, source frame, dilution and overall.
@@ -179,6 +180,7 @@ def evaluate(
         calibrate=calibrate,
         all_labels=all_labels,
         overwrite=overwrite,
+        progress=not quiet,
     )
     for name, reasons in sorted(r.labels.left_out.items()):
         typer.echo(f"left out {name} (label unusable: {reasons[0]})")
@@ -210,12 +212,17 @@ def export(
         "./<checkpoint name>.bioimageio.zip).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the file --out names."),
+    quiet: bool = QUIET,
 ) -> None:
     """Export a model: ONNX (settings in its metadata; predict runs it without torch) or a
     bioimage.io package (deepImageJ, ilastik, BiaPy)."""
+    from ..outputs.progress import status
     from ..workflows import export as run
 
-    typer.echo(f"wrote {run(model, fmt, out, overwrite=overwrite).path}")
+    # a bioimage.io package traces the network twice and runs it: ~10-20 s on a CPU
+    with status(not quiet and fmt == "bioimageio", "tracing the network and writing the package"):
+        result = run(model, fmt, out, overwrite=overwrite)
+    typer.echo(f"wrote {result.path}")
 
 
 @command(

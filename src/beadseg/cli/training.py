@@ -398,6 +398,9 @@ def models(
 ) -> None:
     """Table of the model registry: parameters and GFLOPs per megapixel."""
     from ..core.config import ModelConfig, load_config
+    from ..core.extras import require
+
+    require("beadseg models (it builds each network)")
     from ..models import model_table
 
     m = load_config(

@@ -18,3 +18,7 @@ class ConfigError(BeadsegError):
 
 class BeadsegWarning(UserWarning):
     """Something the user should know that does not stop the command (e.g. a skipped file)."""
+
+
+class MissingExtraError(BeadsegError):
+    """A command needs an optional package (an extra of beadseg) that is not installed."""

@@ -77,3 +77,37 @@ def source_frame(name: str | Path) -> str:
 def dilution(name: str | Path) -> int | None:
     """Dilution factor from the leading ``<number>x`` / ``<number>X`` token, or None."""
     return parse_name(name).dilution
+
+
+#: the record ``beadseg synth`` writes beside the tiles it generates (``images/``, ``masks/``):
+#: their names, so the dataset doctor and ``evaluate`` know them as synthetic whatever they are
+#: called (a synthetic dilution series is named like real frames)
+SYNTHETIC_RECORD = "synthetic.json"
+
+
+def read_synthetic_names(folder: str | Path) -> frozenset[str]:
+    """The names ``beadseg synth`` recorded as generated in ``folder`` (empty: none, or no
+    readable record)."""
+    import json
+
+    path = Path(folder) / SYNTHETIC_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return frozenset(str(n) for n in record.get("synthetic", []))
+    except (OSError, ValueError, AttributeError):
+        return frozenset()
+
+
+def record_synthetic_names(folder: str | Path, names: list[str], generator: str) -> Path:
+    """Add ``names`` to ``folder``'s record of generated tiles (:data:`SYNTHETIC_RECORD`)."""
+    import json
+
+    from .files import write_text
+
+    names = sorted(read_synthetic_names(folder) | set(names))
+    record = {
+        "about": "tiles of this folder made by beadseg synth: the dataset doctor reports them as synthetic",
+        "generator": generator,
+        "synthetic": names,
+    }
+    return write_text(Path(folder) / SYNTHETIC_RECORD, json.dumps(record, indent=1) + "\n")

@@ -17,6 +17,7 @@ from ..core.errors import ConfigError
 from ..core.filters import gaussian_blur
 from ..core.images import write_image
 from ..core.masks import write_labels, write_mask
+from ..core.naming import record_synthetic_names
 
 
 @dataclass
@@ -200,8 +201,10 @@ def synth_dataset(
     seed: int = 0,
     min_beads: int = 3,
     max_beads: int = 750,
+    progress=None,
 ) -> list[str]:
-    """Write ``n`` synthetic pairs to ``out/images``, ``out/masks`` and ``out/labels``.
+    """Write ``n`` synthetic pairs to ``out/images``, ``out/masks`` and ``out/labels``;
+    ``progress()`` is called after each.
 
     Bead counts span ``min_beads`` to ``max_beads`` (per 512x512, scaled to ``size``) on a log
     scale, so the set covers sparse to dense images like a dilution series.
@@ -227,23 +230,32 @@ def synth_dataset(
         name = f"synth_{i:03d}"
         _write_one(out, name, synth_image(size, int(round(c)), seed=rng))
         names.append(name)
+        if progress is not None:
+            progress()
+    record_synthetic_names(out, names, "beadseg synth")
     return names
+
+
+SERIES_DILUTIONS = (160, 320, 640, 1280, 2560, 5120)
+#: images of the default series: 6 dilutions x 2 frames x 2 tiles
+SERIES_IMAGES = len(SERIES_DILUTIONS) * 2 * 2
 
 
 def synth_dilution_series(
     out: str | Path,
-    dilutions: tuple[int, ...] = (160, 320, 640, 1280, 2560, 5120),
+    dilutions: tuple[int, ...] = SERIES_DILUTIONS,
     frames_per_dilution: int = 2,
     tiles_per_frame: int = 2,
     size: int = 256,
     beads_at_160x_per_mp: float = 2200.0,
     seed: int = 0,
+    progress=None,
 ) -> list[str]:
     """Write a synthetic dilution series named like the real data.
 
     Bead density per megapixel is ``beads_at_160x_per_mp * 160 / dilution`` (Poisson), so the
     true log-log slope of density against dilution is -1. Names are
-    ``<dilution>x_synthframe<k>_grid_r0_c<j>``.
+    ``<dilution>x_synthframe<k>_grid_r0_c<j>``; ``progress()`` is called after each image.
     """
     _check_sizes(size, seed)
     out = Path(out)
@@ -257,6 +269,9 @@ def synth_dilution_series(
                 s = synth_image(size, int(rng.poisson(lam)), seed=rng, cluster_fraction=0.1)
                 _write_one(out, name, s)
                 names.append(name)
+                if progress is not None:
+                    progress()
+    record_synthetic_names(out, names, "beadseg synth --dilution-series")
     return names
 
 
@@ -287,4 +302,5 @@ def synth_tiled_frame(
             lab = frame.labels[sl]
             _write_one(out, name, SynthImage(frame.image[sl], lab))
             names.append(name)
+    record_synthetic_names(out, names, "beadseg synth (tiled frame)")
     return names

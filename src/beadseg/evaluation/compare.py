@@ -11,6 +11,9 @@ from ..core.files import read_csv_rows, write_csv, write_text
 COLUMNS = [
     "run",
     "model",
+    "loss",
+    "lr",
+    "data",
     "status",
     "best_val_iou",
     "best_epoch",
@@ -49,6 +52,31 @@ def _read_result(run: Path) -> dict:
     return res
 
 
+def _recipe(run: Path) -> dict:
+    """Loss, learning rate and data (folder names) of a run, from its config.yaml ("-" where
+    the run did not record them)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError, yaml.YAMLError):
+        cfg = {}
+    section = lambda name: cfg.get(name) if isinstance(cfg.get(name), dict) else {}  # noqa: E731
+    path = section("data").get("path")
+    folders = path if isinstance(path, list) else [path] if path else []
+    return {
+        "loss": section("loss").get("name", "-"),
+        "lr": section("optim").get("lr", "-"),
+        "data": "+".join(Path(str(p)).name for p in folders) or "-",
+    }
+
+
+def run_label(row: dict) -> str:
+    """A run as the legend of compare.png names it: folder, model, loss, learning rate, data."""
+    lr = row["lr"] if isinstance(row["lr"], str) else f"{row['lr']:.2g}"
+    return f"{row['run']}: {row['model']}, {row['loss']}, lr {lr}, {row['data']}"
+
+
 def run_row(run: str | Path) -> tuple[dict, list[dict]]:
     """One table row (and the history) of a run folder."""
     run = Path(run)
@@ -67,6 +95,7 @@ def run_row(run: str | Path) -> tuple[dict, list[dict]]:
     return {
         "run": run.name,
         "model": res["model"],
+        **_recipe(run),
         "status": res["status"],
         "best_val_iou": res.get("best_val_iou"),
         "best_epoch": res.get("best_epoch"),
@@ -79,16 +108,18 @@ def run_row(run: str | Path) -> tuple[dict, list[dict]]:
     }, hist
 
 
-def _fmt(v) -> str:
+def _fmt(v, column: str = "") -> str:
     if v is None:
         return "-"
+    if column == "lr" and isinstance(v, (int, float)):
+        return f"{v:.2g}"
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def markdown_table(rows: list[dict]) -> str:
     """Rows as a Markdown table."""
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "|".join("---" for _ in COLUMNS) + "|\n"
-    return head + "".join("| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+    return head + "".join("| " + " | ".join(_fmt(r[c], c) for c in COLUMNS) + " |\n" for r in rows)
 
 
 def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> list[dict]:
@@ -99,7 +130,7 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> list[
     for r in runs:
         row, hist = run_row(r)
         rows.append(row)
-        hists.append((row["run"], hist))
+        hists.append((run_label(row), hist))
     if out is not None:
         from ..outputs.figures import plot_compare
 

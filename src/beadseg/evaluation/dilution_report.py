@@ -119,6 +119,7 @@ def dilution_report(
         write_json(out / "dilution.json", result)
         write_csv(out / "dilution.csv", result["points"])
         plot_dilution(result, out / "dilution.png")
+        write_dilution_report(out, result, Path(counts_csv))
     return result
 
 
@@ -155,7 +156,7 @@ def _draw_fit(ax, result: dict) -> None:
             ax.annotate(
                 f"{f['source_frame']}\n{f['stock_ratio_to_median']:.2g}x the median stock",
                 (f["dilution"], f["density"]),
-                fontsize=7,
+                fontsize=9,
                 xytext=(4, -14),
                 textcoords="offset points",
                 color="tab:red",
@@ -172,45 +173,114 @@ def _draw_fit(ax, result: dict) -> None:
     st = result["stock"]
     if st:
         ax.loglog(xs, st["value"] / xs, "k--", lw=0.8, label="ideal slope -1 through the stock")
+    _dilution_ticks(ax, sorted({int(v) for v in d}))
     ax.set(xlabel="dilution factor", ylabel=unit, title="Density vs dilution")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
+
+
+def _dilution_ticks(ax, dilutions: list[int]) -> None:
+    """The dilutions of the series as the x ticks, written as numbers (160, 320, ...); no minor
+    tick labels (on a log axis they overlap: 3x10^2 4x10^2 ...). With many dilutions every
+    other one is labelled."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    shown = dilutions if len(dilutions) <= 8 else dilutions[:: -(-len(dilutions) // 8)]
+    ax.xaxis.set_major_locator(FixedLocator(shown))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _draw_stock(ax, result: dict) -> None:
+    """The stock each source frame implies, one row per frame (names on the y axis never overlap)."""
+    from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
+
     st = result["stock"]
     fr = [f for f in result["per_source_frame"] if f["density"] > 0]
-    x = np.arange(len(fr))
+    y = np.arange(len(fr))[::-1]
     colours = ["tab:red" if f["outlier"] else "k" for f in fr]
-    ax.scatter(x, [f["stock"] for f in fr], c=colours, zorder=3)
-    ax.axhline(
+    ax.scatter([f["stock"] for f in fr], y, c=colours, zorder=3)
+    ax.axvline(
         st["value"],
         color="tab:blue",
         label=f"stock {st['value']:.3g} (95 % CI {st['ci95'][0]:.3g}-{st['ci95'][1]:.3g})",
     )
-    ax.axhspan(st["ci95"][0], st["ci95"][1], color="tab:blue", alpha=0.15)
+    ax.axvspan(st["ci95"][0], st["ci95"][1], color="tab:blue", alpha=0.15)
     if st["without_outliers"]:
         v, lo, hi = st["without_outliers"]
-        ax.axhline(v, color="tab:green", ls="--", label=f"without outlier frames {v:.3g} ({lo:.3g}-{hi:.3g})")
-    ax.set_yscale("log")
-    ax.set_xticks(x, [f["source_frame"] for f in fr], fontsize=6, rotation=30, ha="right")
-    ax.set(ylabel=f"implied stock ({st['unit']})", title="Stock implied by each source frame")
-    ax.legend(fontsize=7)
+        ax.axvline(v, color="tab:green", ls="--", label=f"without outlier frames {v:.3g} ({lo:.3g}-{hi:.3g})")
+    stocks = [f["stock"] for f in fr]
+    if max(stocks) > 10 * min(stocks):  # a frame far off: log axis, labelled decades only
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(LogFormatterSciNotation())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    ax.set_yticks(y, [f["source_frame"] for f in fr], fontsize=9 if len(fr) <= 30 else 7)
+    ax.set(xlabel=f"implied stock ({st['unit']})", title="Stock implied by each source frame")
+    ax.legend(fontsize=9)
 
 
 def plot_dilution(result: dict, path: Path) -> None:
     """dilution.png: density vs dilution (log-log) with the fit over source frames and outlier
-    frames named; the stock implied by each frame with the estimate and its 95 % interval."""
-    from ..outputs.figures import pyplot, save_figure
+    frames named; below it the stock implied by each frame with the estimate and its 95 %
+    interval. 1000 px wide: a report shows it at its own size."""
+    from ..outputs.figures import REPORT_DPI, REPORT_FIGURE_INCHES, pyplot, save_figure
 
     plt = pyplot()
-    fig, ax = plt.subplots(1, 2, figsize=(14, 5.5))
-    _draw_fit(ax[0], result)
-    if result["stock"]:
-        _draw_stock(ax[1], result)
-    else:
-        ax[1].set_axis_off()
+    n = len(result["per_source_frame"]) if result["stock"] else 0
+    below = max(3.5, 0.28 * n + 1.5)  # the stock panel grows with its rows of frames
+    fig, ax = plt.subplots(
+        2 if n else 1, 1, figsize=(REPORT_FIGURE_INCHES, 6 + (below if n else 0)), squeeze=False,
+        gridspec_kw={"height_ratios": [6, below]} if n else None,
+    )  # fmt: skip
+    _draw_fit(ax[0, 0], result)
+    if n:
+        _draw_stock(ax[1, 0], result)
     fig.tight_layout()
-    save_figure(fig, path)
+    save_figure(fig, path, dpi=REPORT_DPI)
+
+
+def write_dilution_report(out: Path, r: dict, counts_csv: Path) -> None:
+    """report.md and the self-contained report.html of a dilution fit."""
+    from ..outputs.document import escape, markdown_table, write_report
+    from ..outputs.terms import GENERAL
+
+    f, st = r["fit"], r["stock"]
+    md = [
+        f"# Dilution series: {escape(counts_csv.parent.name or counts_csv.name)}\n",
+        f"{r['n_images']} images of {r['n_frames']} source frames, dilutions from "
+        f"{escape(r['dilution_source'])}; density in {r['units']}.\n",
+        "## Fit\n",
+        f"- Slope {f['slope']:.3f} (95 % CI {_ci(f['slope_ci95'])}; ideal -1), R2 {f['r2']:.3f}, "
+        f"fitted over {f['n_points']} source frames at {f['n_dilutions']} dilutions (tiles of one "
+        "frame are not independent, so the frame is the unit).",
+    ]
+    if st:
+        md.append(
+            f"- Stock concentration {st['value']:.4g} {st['unit']} (95 % CI {st['ci95'][0]:.4g} to "
+            f"{st['ci95'][1]:.4g}) over {st['n_frames']} frames."
+        )
+        md += [
+            f"- Outlier frame {escape(name)}: implied stock {st['ratio_to_median'][name]:.2g}x the median."
+            for name in st["outliers"]
+        ] or [f"- No outlier frame (none beyond {st['outlier_sigma']:g} robust SDs of the implied stock)."]
+    if r["images_without_dilution"]:
+        md.append(f"- {len(r['images_without_dilution'])} images without a dilution were left out.")
+    md += ["", "![dilution](dilution.png)\n", "## Source frames\n"]
+    rows = [
+        [x["source_frame"], x["dilution"], x["n_images"], round(x["count"]), f"{x['density']:.4g}",
+         f"{x['stock']:.4g}", "yes" if x["outlier"] else "no"]
+        for x in r["per_source_frame"]
+    ]  # fmt: skip
+    header = ["source frame", "dilution", "images", "beads", "density", "implied stock", "outlier"]
+    md += [markdown_table(header, rows), ""]
+    terms = {k: GENERAL[k] for k in ("source frame", "dilution", "beads per MP", "dilution slope")}
+    terms["implied stock"] = "density x dilution: the concentration of the undiluted sample a frame implies"
+    write_report(out, "\n".join(md), terms)
+
+
+def _ci(ci) -> str:
+    return "n/a" if ci is None or ci[0] is None else f"{ci[0]:.3f} to {ci[1]:.3f}"
 
 
 def console_lines(r: dict, out) -> list[str]:
@@ -238,5 +308,5 @@ def console_lines(r: dict, out) -> list[str]:
             lines.append(f"outlier frames: none (beyond {st['outlier_sigma']:g} robust SDs)")
     if r["images_without_dilution"]:
         lines.append(f"{len(r['images_without_dilution'])} images without a dilution left out")
-    lines.append(f"wrote dilution.json, dilution.csv, dilution.png to {out}")
+    lines.append(f"wrote dilution.json, dilution.csv, dilution.png, report.html to {out}")
     return lines

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.domains import domain_of
 from ..analysis.grades import LabelSelection
 from ..core.beads import check_threshold, instances_from_mask, segment_instances
 from ..core.config import Config, InstanceConfig, PredictConfig
@@ -29,6 +30,7 @@ from ..core.metrics import (
     match_centroids,
     pool_matchings,
 )
+from ..outputs.progress import progress_bar
 from ..outputs.provenance import write_json, write_provenance
 from .scores import (
     Calibration,
@@ -186,6 +188,37 @@ def _evaluation(source, data: Path, images, labels, no_prediction, shift_radius_
     )
 
 
+def _score_pair(pair, model, source, data, cfg, threshold, inst, shift_radius_px, centroid_px,
+                images, worst, no_prediction, scan, gallery) -> None:  # fmt: skip
+    """Score one labelled image (appended to ``images``; the worst kept in ``worst``)."""
+    found = _predict_pair(model, source, pair, cfg, threshold)
+    if found is None:
+        no_prediction.append(pair.name)
+        return
+    image, info, pred, prob, centres = found
+    truth = truth_labels(data, pair, info.mask, inst)
+    points = truth_centres(data, pair)
+    source_of_truth = truth_source(data, pair, info.soft)
+    images.append(
+        evaluate_image(
+            pred,
+            info.mask,
+            truth,
+            shift_radius_px,
+            centroid_px,
+            pair.name,
+            points,
+            source_of_truth,
+            domain_of(pair.name, data),
+        )
+    )
+    if scan is not None:
+        scan.add(prob, centres, truth)
+    if gallery:
+        worst.append((images[-1].centroids.f1, pair.name, image, info.mask, pred > 0))
+        worst[:] = sorted(worst, key=lambda w: w[0])[:4]  # keep only the 4 worst in memory
+
+
 def evaluate(
     source: str | Path,
     data: str | Path,
@@ -198,6 +231,7 @@ def evaluate(
     gallery: bool = True,
     only: set[str] | None = None,
     use_all_labels: bool = False,
+    progress: bool = False,
 ) -> Evaluation:
     """Evaluate predictions (a `beadseg predict` folder) or a model against a labelled set.
 
@@ -239,25 +273,11 @@ def evaluate(
     inst = model.instances if model else InstanceConfig()
     scan = _ThresholdScan(model, centroid_px) if calibrate else None
     images, worst, no_prediction = [], [], []
-    for pair in pairs:
-        found = _predict_pair(model, source, pair, cfg, threshold)
-        if found is None:
-            no_prediction.append(pair.name)
-            continue
-        image, info, pred, prob, centres = found
-        truth = truth_labels(data, pair, info.mask, inst)
-        points = truth_centres(data, pair)
-        source_of_truth = truth_source(data, pair, info.soft)
-        images.append(
-            evaluate_image(
-                pred, info.mask, truth, shift_radius_px, centroid_px, pair.name, points, source_of_truth
-            )
-        )
-        if scan is not None:
-            scan.add(prob, centres, truth)
-        if gallery and out is not None:
-            worst.append((images[-1].centroids.f1, pair.name, image, info.mask, pred > 0))
-            worst = sorted(worst, key=lambda w: w[0])[:4]  # keep only the 4 worst in memory
+    with progress_bar(progress, len(pairs), "evaluating") as advance:
+        for pair in pairs:
+            advance()
+            _score_pair(pair, model, source, data, cfg, threshold, inst, shift_radius_px, centroid_px,
+                        images, worst, no_prediction, scan, gallery and out is not None)  # fmt: skip
     result = _evaluation(source, data, images, labels, no_prediction, shift_radius_px, centroid_px)
     if scan is not None:
         result = replace(result, calibration=scan.result(out))

@@ -45,11 +45,14 @@ class ImageEvaluation:
     #: "mask" (a binary mask split into beads) or "soft mask" (a soft mask split into beads: its
     #: components are areas, so object and count scores measure them, not beads)
     truth_source: str = "mask"
+    #: ``real`` or ``synthetic`` as the dataset doctor tells them apart (the folder's record of
+    #: generated tiles, else the name); None: by the name
+    named_domain: str | None = None
 
     @property
     def domain(self) -> str:
-        """``real`` or ``synthetic`` (by name, as the dataset doctor tells them apart)."""
-        return domain_by_name(self.image)
+        """``real`` or ``synthetic`` (as the dataset doctor tells them apart)."""
+        return self.named_domain or domain_by_name(self.image)
 
     @property
     def true_count(self) -> int:
@@ -107,6 +110,7 @@ def evaluate_image(
     name: str | None = None,
     true_centres: np.ndarray | None = None,
     truth_source: str = "mask",
+    domain: str | None = None,
 ) -> ImageEvaluation:
     """All metrics of one image; its ``name`` gives its source frame and dilution.
 
@@ -131,6 +135,7 @@ def evaluate_image(
             else match_points(true_centres, centroids(pred_labels), centroid_px)
         ),
         truth_source="centres" if true_centres is not None else truth_source,
+        named_domain=domain,
     )
 
 

@@ -23,7 +23,7 @@ from ..core.images import (
 from ..core.masks import write_labels, write_mask
 from ..core.normalization import model_input
 from .counts import ImageResult
-from .overlay import colour_overlay, preview
+from .overlay import colour_overlay, preview, zoom_crops
 from .predictor import Predictor
 from .records import record_path
 from .segmentation import _domain, _instances, predict_maps
@@ -33,15 +33,19 @@ def write_overlays(
     out: Path, stem: str, image: np.ndarray, labels: np.ndarray, caption: str | None, mode: str = "auto"
 ) -> None:
     """``overlays/NAME.png`` (:func:`~beadseg.inference.overlay.colour_overlay`) and, for
-    frames above 2 MP, ``overlays/NAME_preview.png`` (the whole frame, long side <= 1600 px),
-    as ``mode`` (``PredictConfig.overlays``) says: ``auto`` writes the full-size overlay only for
-    frames without a preview."""
+    frames above 2 MP, ``overlays/NAME_preview.png`` (the whole frame, long side <= 1600 px)
+    with ``overlays/NAME_zoom.png`` (native-resolution crops: densest, sparsest, largest clump,
+    :func:`~beadseg.inference.overlay.zoom_crops`), as ``mode`` (``PredictConfig.overlays``)
+    says: ``auto`` writes the full-size overlay only for frames without a preview."""
     if mode == "none":
         return
     rgb = colour_overlay(image, labels, caption)
     small = preview(rgb)
     if small is not None:
         write_rgb_png(out / "overlays" / f"{stem}_preview.png", small)
+        zoom = zoom_crops(rgb, labels)
+        if zoom is not None:
+            write_rgb_png(out / "overlays" / f"{stem}_zoom.png", zoom)
     if mode == "full" or small is None:
         write_rgb_png(out / "overlays" / f"{stem}.png", rgb)
 

@@ -150,3 +150,54 @@ def preview(rgb: np.ndarray) -> np.ndarray | None:
         return None
     factor = -(-max(h, w) // PREVIEW_LONG_SIDE)  # ceil
     return np.asarray(Image.fromarray(rgb).reduce(factor))
+
+
+#: the zoom crops of a previewed frame: side (px of the frame) and enlargement (nearest)
+ZOOM_SIDE = 192
+ZOOM_FACTOR = 2
+
+
+def _window_sums(mask: np.ndarray, side: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mask pixels in every ``side`` x ``side`` window on a grid of ``step``: (sums, ys, xs)."""
+    h, w = mask.shape
+    s = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    ys = np.arange(0, h - side + 1, step)
+    xs = np.arange(0, w - side + 1, step)
+    y0, x0 = ys[:, None], xs[None, :]
+    return s[y0 + side, x0 + side] - s[y0, x0 + side] - s[y0 + side, x0] + s[y0, x0], ys, xs
+
+
+def zoom_crops(rgb: np.ndarray, labels: np.ndarray, side: int = ZOOM_SIDE) -> np.ndarray | None:
+    """Three crops of an overlay at native resolution (each pixel shown as
+    :data:`ZOOM_FACTOR` x :data:`ZOOM_FACTOR`), side by side, so the outlines of beads a few
+    pixels across can be checked where a whole-frame preview shrinks them: the densest window,
+    the sparsest window that holds a bead, and the largest clump (touching beads). None for a
+    frame smaller than a crop or without beads."""
+    from scipy import ndimage as ndi
+
+    h, w = labels.shape
+    fg = labels > 0
+    if min(h, w) < side or not fg.any():
+        return None
+    sums, ys, xs = _window_sums(fg, side, side // 2)
+    dense = np.unravel_index(np.argmax(sums), sums.shape)
+    sparse = np.unravel_index(np.argmin(np.where(sums > 0, sums, np.iinfo(np.int64).max)), sums.shape)
+    comps, n = ndi.label(fg)
+    big = int(np.argmax(np.bincount(comps.ravel())[1:])) + 1
+    sl = ndi.find_objects(comps)[big - 1]
+    cy, cx = (sl[0].start + sl[0].stop) // 2, (sl[1].start + sl[1].stop) // 2
+    clump = (int(np.clip(cy - side // 2, 0, h - side)), int(np.clip(cx - side // 2, 0, w - side)))
+    n_beads = len(np.unique(labels[comps == big]))
+    picks = [
+        ("densest", (int(ys[dense[0]]), int(xs[dense[1]]))),
+        ("sparsest", (int(ys[sparse[0]]), int(xs[sparse[1]]))),
+        (f"largest clump ({n_beads} bead{'s' * (n_beads != 1)})", clump),
+    ]
+    gap = np.full((side * ZOOM_FACTOR, 8, 3), 255, np.uint8)
+    tiles = []
+    for name, (y, x) in picks:
+        crop = rgb[y : y + side, x : x + side].repeat(ZOOM_FACTOR, 0).repeat(ZOOM_FACTOR, 1)
+        crop = np.ascontiguousarray(crop)
+        draw_caption(crop, f"{name}: x {x}-{x + side}, y {y}-{y + side}, {ZOOM_FACTOR}x")
+        tiles += [crop, gap]
+    return np.concatenate(tiles[:-1], axis=1)

@@ -49,6 +49,10 @@ def _wants_cpu(device: str) -> bool:
         return False
     if not accelerator_possible():
         return True
+    from ..core.extras import installed
+
+    if not installed("torch"):  # a GPU, but nothing here could use it
+        return True
     from ..models.devices import resolve_device  # a GPU may be there: ask torch, as auto always did
 
     return resolve_device("auto").type == "cpu"
@@ -82,6 +86,20 @@ def _onnx_beside(checkpoint: Path, threads: int | None, warn: bool = True):
             stacklevel=3,
         )
     return None
+
+
+def _require_torch(path: Path, model, device: str) -> None:
+    """One line when the torch engine is needed and torch is not installed."""
+    from ..core.extras import require
+
+    if device not in ("auto", "cpu"):
+        why = f"running a model on --device {device}"
+    else:
+        why = (
+            f"running {path}, which has no up-to-date ONNX file beside it (a plain install runs "
+            f"ONNX files; `beadseg export {model} --format onnx` writes one where torch is installed),"
+        )
+    require(why)
 
 
 def load_model(model: str | Path, device=None, runtime: str = "auto", threads: int | None = None):
@@ -139,6 +157,7 @@ def load_model(model: str | Path, device=None, runtime: str = "auto", threads: i
         m = _onnx_beside(path, threads)
         if m is not None:
             return m
+    _require_torch(path, model, dev)
     from .torch_model import load_torch_model
 
     return load_torch_model(path, device)

@@ -28,6 +28,10 @@ _MIME = {
     ".svg": "image/svg+xml",
 }
 
+#: the width of a report page's column in px (``main``: 1100 px less 2 x 2em of padding at 15 px,
+#: less an image's 1-px borders): a figure no wider is shown at its own size, at 100 % zoom
+COLUMN_PX = 1036
+
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
        background: #fff; margin: 0; }

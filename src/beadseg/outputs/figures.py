@@ -8,6 +8,12 @@ import numpy as np
 
 from ..core.files import atomic_path
 
+#: figures of a report page: 10 inches at 100 dpi, 1000 px: no wider than the page's column
+#: (:data:`beadseg.outputs.document.COLUMN_PX`), so a browser shows them at their own size and
+#: matplotlib's 10-point text reads at 100 % zoom
+REPORT_FIGURE_INCHES = 10.0
+REPORT_DPI = 100
+
 
 def pyplot():
     """matplotlib.pyplot on the non-interactive Agg backend (imported on first use)."""
@@ -28,13 +34,22 @@ def save_figure(fig, path: Path, dpi: int = 100) -> None:
     plt.close(fig)
 
 
+def integer_axis(ax, axis: str = "x") -> None:
+    """Ticks at whole numbers only (epochs, trials, counts)."""
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
-    """curves.png: losses, validation IoU/Dice, predicted vs true foreground, learning rate."""
+    """curves.png: losses, validation IoU/Dice, predicted vs true foreground, learning rate; two
+    by two, 1000 px wide (readable at 100 % in a report), epochs on whole-number ticks."""
     plt = pyplot()
     ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 4, figsize=(18, 4))
-    ax[0].plot(ep, [h["train_loss"] for h in history], label="train")
-    ax[0].plot(ep, [h["val_loss"] for h in history], label="validation")
+    fig, axes = plt.subplots(2, 2, figsize=(REPORT_FIGURE_INCHES, 7.5))
+    ax = axes.ravel()
+    ax[0].plot(ep, [h["train_loss"] for h in history], "o-", ms=3, label="train")
+    ax[0].plot(ep, [h["val_loss"] for h in history], "o-", ms=3, label="validation")
     ax[0].set(title="loss", xlabel="epoch")
     ax[0].legend()
     for key, label in (
@@ -42,18 +57,21 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
         ("val_iou_pooled", "IoU (pooled)"),
         ("val_dice", "Dice (mean)"),
     ):
-        ax[1].plot(ep, [h[key] for h in history], label=label)
+        ax[1].plot(ep, [h[key] for h in history], "o-", ms=3, label=label)
     ax[1].set(title="validation", xlabel="epoch", ylim=(0, 1))
     ax[1].legend()
-    ax[2].semilogy(ep, [max(h["val_pred_fg"], 1e-6) for h in history], label="predicted")
+    ax[2].semilogy(ep, [max(h["val_pred_fg"], 1e-6) for h in history], "o-", ms=3, label="predicted")
     ax[2].semilogy(ep, [max(h["val_true_fg"], 1e-6) for h in history], "k--", label="true")
     ax[2].set(title="validation foreground fraction", xlabel="epoch")
     ax[2].legend()
-    ax[3].plot(ep, [h["lr"] for h in history])
+    ax[3].plot(ep, [h["lr"] for h in history], "o-", ms=3)
     ax[3].set(title="learning rate (end of epoch)", xlabel="epoch")
-    fig.suptitle(title)
+    for a in ax:
+        integer_axis(a)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, path)
+    save_figure(fig, path, dpi=REPORT_DPI)
 
 
 def plot_compare(runs: list[tuple[str, list[dict]]], path: Path, key: str = "val_iou") -> None:
@@ -61,8 +79,9 @@ def plot_compare(runs: list[tuple[str, list[dict]]], path: Path, key: str = "val
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, history in runs:
-        ax.plot([h["epoch"] for h in history], [h[key] for h in history], label=name)
+        ax.plot([h["epoch"] for h in history], [h[key] for h in history], "o-", ms=3, label=name)
     ax.set(xlabel="epoch", ylabel=key, title=f"{key} per epoch", ylim=(0, 1))
+    integer_axis(ax)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
@@ -100,7 +119,7 @@ def plot_worst_cases(cases: list[tuple], path: Path, crop: int = 160) -> None:
             shown = np.clip(rgb[sl], 0, 1).copy()
             shown[find_boundaries(m[sl], mode="inner")] = colour
             ax.imshow(shown, interpolation="nearest")
-            ax.set_title(f"{name}\n{label} (centroid F1 {score:.2f})", fontsize=7)
+            ax.set_title(f"{name}\n{label} (centroid F1 {score:.2f})", fontsize=10)
             ax.set_axis_off()
     fig.tight_layout()
     save_figure(fig, path)
@@ -116,6 +135,7 @@ def plot_sweep(values: list[tuple[int, float]], importance: dict, out: Path, max
     ax.plot(nums, vals, "o", label="trial")
     ax.step(nums, best, where="post", label="best so far")
     ax.set(xlabel="trial", ylabel="objective", title="Sweep history")
+    integer_axis(ax)
     ax.legend()
     fig.tight_layout()
     save_figure(fig, out / "history.png")

@@ -38,6 +38,7 @@ from typing import Any
 from .. import __version__
 from ..core.errors import BeadsegError, InputError
 from .locks import LOCK, acquire_lock, release_lock
+from .settings import normalised, settings_difference, unrecorded  # noqa: F401  (settings_difference: re-exported)
 
 MANIFEST = ".beadseg-output.json"
 #: the temporary names of :func:`beadseg.core.files.atomic_path`: ``.NAME.<12 hex>.ext``
@@ -248,12 +249,6 @@ def _entries(out: Path) -> list[str]:
 # ----------------------------------------------------------------------------- manifest
 
 
-def _normalised(settings: Any) -> Any:
-    from .provenance import to_jsonable
-
-    return json.loads(json.dumps(to_jsonable(settings), sort_keys=True))
-
-
 def read_manifest(out: str | Path) -> dict | None:
     """The manifest of an output folder (None when it has none)."""
     path = Path(out) / MANIFEST
@@ -275,44 +270,12 @@ def write_manifest(out: Path, command: str, settings: Any, outputs: Iterable[str
 
     info = {
         "command": command,
-        "settings": _normalised(settings),
+        "settings": normalised(settings),
         "outputs": sorted(outputs),
         "beadseg_version": __version__,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_text(out / MANIFEST, json.dumps(info, indent=1) + "\n")
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix.rstrip("."): d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}."))
-    return out
-
-
-def settings_difference(old: Any, new: Any, limit: int = 3) -> str:
-    """The keys whose values differ, as ``key old -> new`` (at most ``limit`` of them); a key
-    the old folder did not record reads ``(not recorded)``."""
-
-    def short(v: Any) -> str:
-        if v is _UNSET:
-            return "(not recorded)"
-        text = json.dumps(v)
-        return text if len(text) <= 48 else text[:45] + "..."
-
-    a, b = _flat(_normalised(old)), _flat(_normalised(new))
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _UNSET) != b.get(k, _UNSET))
-    parts = [
-        f"{k or 'settings'} {short(a.get(k, _UNSET))} -> {short(b.get(k, _UNSET))}" for k in keys[:limit]
-    ]
-    if len(keys) > limit:
-        parts.append(f"and {len(keys) - limit} more")
-    return ", ".join(parts)
-
-
-_UNSET = object()
 
 
 def _legacy_command(out: Path) -> str | None:
@@ -346,7 +309,14 @@ def _conflict(out: Path, command: str, settings: Any, continue_hint: str) -> str
         return f"{out} holds the output of `beadseg {manifest['command']}`, not of `beadseg {command}`"
     if settings is None:
         return None
-    if manifest.get("settings") != _normalised(settings):
+    if manifest.get("settings") != normalised(settings):
+        missing = unrecorded(manifest.get("settings"), settings)
+        if missing:
+            named = ", ".join(f"{k} (now {v})" for k, v in missing.items())
+            return (
+                f"{out} holds `beadseg {command}` output from an earlier beadseg that did not record "
+                f"the setting{'s' * (len(missing) > 1)} {named}, so it cannot be resumed with them"
+            )
         diff = settings_difference(manifest.get("settings"), settings)
         return f"{out} holds `beadseg {command}` output made with other settings ({diff})"
     return continue_hint or None

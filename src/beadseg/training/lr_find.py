@@ -3,7 +3,9 @@
 The learning rate grows exponentially from ``start_lr`` to ``end_lr`` over ``steps`` training
 steps; the loss is smoothed with a bias-corrected exponential moving average and the sweep stops
 when it exceeds 4x its minimum. The suggestion is the learning rate at the steepest descent of
-the smoothed loss (most negative slope against log learning rate).
+the smoothed loss (most negative slope against log learning rate) before its minimum; a curve
+without a clear minimum (flat, or still falling where the sweep ends) gets no suggestion but a
+warning saying why (:func:`assess_curve`).
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ def lr_find(
         data = prepare_data(cfg)
         ds = CropDataset(data.train, cfg.data, cfg.augment, seed=cfg.train.seed)
         lrs, losses = _range_test(cfg, ds, device, steps, start_lr, end_lr, beta)
-    suggestion = suggest_lr(lrs, losses)
+    suggestion, warning = assess_curve(lrs, losses)
     result = {
         "suggested_lr": suggestion,
+        "warning": warning,
         "lrs": lrs.tolist(),
         "losses": losses.tolist(),
         "steps_run": len(lrs),
@@ -115,11 +118,47 @@ def _range_test(
     return np.array(lrs), np.array(losses)
 
 
+#: a clear minimum: the smoothed loss falls at least this fraction below where it started ...
+MIN_DROP = 0.1
+#: ... and rises again after it (the minimum is not within this fraction of the sweep's end)
+END_FRACTION = 0.05
+
+
 def suggest_lr(lrs: np.ndarray, losses: np.ndarray) -> float | None:
-    """The learning rate where the smoothed loss falls fastest against log10(lr), skipping the
-    noisy first tenth of the sweep; None for a sweep of 5 steps or fewer."""
+    """The suggested learning rate of :func:`assess_curve` (None without a clear minimum)."""
+    return assess_curve(lrs, losses)[0]
+
+
+def assess_curve(lrs: np.ndarray, losses: np.ndarray) -> tuple[float | None, str]:
+    """(suggested learning rate, warning) of a range test's smoothed loss curve.
+
+    The suggestion is where the loss falls fastest against log10(lr) before its minimum,
+    skipping the noisy first tenth of the sweep. There is none, and the warning says why, when
+    the sweep has 5 steps or fewer, when the loss never falls :data:`MIN_DROP` below its start
+    (flat: the range holds no useful rate, or the data teaches nothing yet), or when its minimum
+    lies at the end of the sweep (still falling: the best rate lies above the range).
+    """
+    lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
     if len(lrs) <= 5:
-        return None
+        return None, f"the sweep ran {len(lrs)} steps only, too few to read a curve; give more --steps"
+    lo = max(2, len(losses) // 10)
+    start, i_min = float(losses[lo]), int(np.argmin(losses))
+    if not np.isfinite(start) or float(losses[i_min]) > (1 - MIN_DROP) * start:
+        return None, (
+            f"the loss curve has no clear minimum: it never falls {MIN_DROP:.0%} below its start "
+            f"({start:.3g}) between lr {lrs[0]:.2g} and {lrs[-1]:.2g}; check the data and the "
+            "loss, or try another range (beadseg.lr_find start_lr / end_lr)"
+        )
+    if i_min >= len(losses) * (1 - END_FRACTION) - 1:
+        return None, (
+            f"the loss curve has no clear minimum: it still falls at the end of the sweep "
+            f"(lr {lrs[-1]:.2g}); give more --steps or a larger end_lr"
+        )
     grad = np.gradient(losses, np.log10(lrs))
-    lo = max(2, len(grad) // 10)
-    return float(lrs[lo + int(np.argmin(grad[lo:]))]) if len(grad) > lo else None
+    if i_min <= lo:
+        return (
+            None,
+            "the loss curve has no clear minimum: it is lowest at the start of the sweep "
+            f"(lr {lrs[i_min]:.2g}); try a lower start_lr",
+        )
+    return float(lrs[lo + int(np.argmin(grad[lo:i_min]))]), ""

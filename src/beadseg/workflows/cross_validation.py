@@ -233,10 +233,13 @@ def cv(
     (or ``fold`` only: one job of an array; jobs may share ``out``), then mean +/- SD of every
     metric over the finished folds. Folds left unfinished by a killed job are continued; a
     folder of folds trained with other settings is refused (or ``overwrite``)."""
+    from ..core.extras import require
     from ..outputs.folder import OutputFolder, default_output
     from ._common import quiet
     from .training import _data_paths, _first
 
+    if not report_only:
+        require("cross-validation (beadseg cv)")
     cfg = _data_paths(cfg)
     out = Path(out) if out is not None else default_output("cv", _first(cfg.data.path))
     settings = {"config": cfg.model_dump(mode="json"), "folds": folds}

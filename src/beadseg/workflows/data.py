@@ -25,6 +25,7 @@ SYNTH_OUTPUTS = (
     "composites.csv",
     "sprites.csv",
     "sources.csv",
+    "synthetic.json",
     "provenance.json",
 )
 ANALYZE_OUTPUTS = (*OUTPUT_FILES, "config.yaml")
@@ -66,6 +67,7 @@ def synth(
     prefix: str = "truth",
     touch: str = "0.9,1.0",
     overwrite: bool = False,
+    progress: bool = False,
 ) -> SynthResult:
     """Write synthetic bead images with exact masks and instance labels (`beadseg synth`).
 
@@ -112,17 +114,25 @@ def synth(
     ):
         if from_data is not None:
             return _exact_truth(out, Path(from_data), settings)
-        from ..data.synth import synth_dataset, synth_dilution_series
         from ..outputs.provenance import write_provenance
 
-        if dilution_series:
-            names = synth_dilution_series(out, size=size, seed=seed)
-        else:
-            names = synth_dataset(
-                out, n=n or 8, size=size, seed=seed, min_beads=min_beads, max_beads=max_beads
-            )
+        names = _generate(out, n, size, seed, min_beads, max_beads, dilution_series, progress)
         write_provenance(out, "synth", seed=seed)
     return SynthResult(out, "dilution_series" if dilution_series else "tiles", tuple(names))
+
+
+def _generate(out: Path, n, size, seed, min_beads, max_beads, dilution_series, progress) -> list[str]:
+    """Synthetic tiles or a dilution series into ``out``, with a progress bar."""
+    from ..data.synth import SERIES_IMAGES, synth_dataset, synth_dilution_series
+    from ..outputs.progress import progress_bar
+
+    total = SERIES_IMAGES if dilution_series else n or 8
+    with progress_bar(progress, total, "writing synthetic images") as advance:
+        if dilution_series:
+            return synth_dilution_series(out, size=size, seed=seed, progress=advance)
+        return synth_dataset(
+            out, n=n or 8, size=size, seed=seed, min_beads=min_beads, max_beads=max_beads, progress=advance
+        )
 
 
 def _exact_truth(out: Path, from_data: Path, o: dict) -> SynthResult:

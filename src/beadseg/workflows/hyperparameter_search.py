@@ -108,10 +108,11 @@ def _suggest(trial, key: str, p: Param):
 
 
 def _optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("beadseg sweep needs Optuna: pip install 'beadseg[hpc]'") from None
+    from ..core.extras import require
+
+    require("beadseg sweep", "optuna", install='pip install "beadseg[hpc]"')
+    import optuna
+
     return optuna
 
 
@@ -323,9 +324,11 @@ def sweep(
     trials; resumable (trials left running by a killed run are marked failed) and shareable
     across workers through ``storage``. Another search space into the same folder is refused
     (or ``overwrite``)."""
+    from ..core.extras import require
     from ..outputs.folder import OutputFolder, default_output
     from ._common import quiet
 
+    require("beadseg sweep", "torch", "optuna", install='pip install "beadseg[hpc]"')
     out = Path(out) if out is not None else default_output("sweep", space)
     settings = {"space": load_space(space).model_dump(), "storage": storage}
     with OutputFolder.claim(

@@ -175,6 +175,7 @@ def evaluate(
     calibrate: bool = False,
     all_labels: bool = False,
     overwrite: bool = False,
+    progress: bool = False,
 ):
     """Score predictions or a model against a labelled set (`beadseg evaluate`): pixel, object and
     count metrics per image, source frame, dilution and domain; report.html.
@@ -196,6 +197,10 @@ def evaluate(
     """
     from ..evaluation.evaluate import evaluate as score
 
+    if calibrate:
+        from ..core.extras import require
+
+        require("evaluate --calibrate (it writes calibrated.pt)")
     cfg = config or PredictConfig()
     out = (
         Path(out)
@@ -224,6 +229,7 @@ def evaluate(
             threshold,
             calibrate=calibrate,
             use_all_labels=all_labels,
+            progress=progress,
             **{k: v for k, v in given.items() if v is not None},
         )
 

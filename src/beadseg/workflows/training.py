@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.config import Config, load_config
 from ..core.errors import ConfigError, InputError
+from ..core.extras import require
 from ..outputs.folder import OutputFolder, default_output, settings_difference
 from ._common import absolute, plain, quiet
 
@@ -120,6 +121,7 @@ def train(
     InputError, ConfigError
         The folder rule, bad data, or a resume that would change the run.
     """
+    require("training (beadseg train)")
     from ..training import train as run
 
     log = quiet(log)
@@ -237,6 +239,8 @@ def lr_find(
 ) -> LrFindResult:
     """Learning-rate range test (`beadseg lr-find`): ``lr_find.png`` and ``lr_find.json``."""
     from ..core.config import save_config
+
+    require("the learning-rate range test (beadseg lr-find)")
     from ..training import lr_find as range_test
 
     cfg = _data_paths(cfg)

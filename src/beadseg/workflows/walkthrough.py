@@ -79,7 +79,6 @@ def run_demo(
     from ..evaluation.dilution_report import dilution_report
     from ..evaluation.evaluate import evaluate
     from ..inference import predict_images
-    from ..training import train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,11 +105,7 @@ def run_demo(
     pcfg = PredictConfig(mode="auto", tile_size=256, device=device or "auto")
     ev_default = evaluate("default", data, out / "evaluate-default", pcfg)
     lap("evaluate shipped model", _scores(ev_default.overall))
-    cfg = _finetune_config(data, p, seed)
-    res = train(cfg, out / "finetune", progress=False, log=lambda s: None, device=device)
-    lap("fine-tune", f"{res['epochs_run']} epochs, {res['status']}")
-    ev_tuned = evaluate(out / "finetune", data, out / "evaluate-finetuned", pcfg)
-    lap("evaluate fine-tuned model", _scores(ev_tuned.overall))
+    res, ev_tuned = _finetune(out, data, p, seed, device, pcfg, lap)
     series = out / "dilution-series"
     synth_dilution_series(
         series,
@@ -128,7 +123,7 @@ def run_demo(
         "analysis": a,
         "evaluate_default": ev_default.overall.as_dict(),
         "finetune": res,
-        "evaluate_finetuned": ev_tuned.overall.as_dict(),
+        "evaluate_finetuned": ev_tuned.overall.as_dict() if ev_tuned is not None else None,
         "dilution": dil["fit"],
         "seconds": times,
         "quick": quick,
@@ -136,6 +131,30 @@ def run_demo(
     _write_report(out, result, summary, ev_default.definitions)
     log(f"[demo] report: {out / 'report.html'}")
     return result
+
+
+#: why the demo skips fine-tuning where torch is missing (a plain ``pip install beadseg``)
+NO_TORCH = 'fine-tuning needs torch, which this installation lacks: pip install "beadseg[train]"'
+
+
+def _finetune(out: Path, data: Path, p: dict, seed: int, device, pcfg, lap):
+    """Fine-tune the shipped model briefly and evaluate it: (training result, evaluation), or
+    (None, None) without torch (the rest of the demo runs on ONNX Runtime)."""
+    from ..core.extras import installed
+    from ..evaluation.evaluate import evaluate
+
+    if not installed("torch"):
+        lap("fine-tune", f"skipped: {NO_TORCH}")
+        return None, None
+    from ..training import train
+
+    res = train(
+        _finetune_config(data, p, seed), out / "finetune", progress=False, log=lambda s: None, device=device
+    )
+    lap("fine-tune", f"{res['epochs_run']} epochs, {res['status']}")
+    ev_tuned = evaluate(out / "finetune", data, out / "evaluate-finetuned", pcfg)
+    lap("evaluate fine-tuned model", _scores(ev_tuned.overall))
+    return res, ev_tuned
 
 
 def _scores(s) -> str:
@@ -150,6 +169,17 @@ def _figures(result: dict, s: dict) -> list[tuple[str, str, str]]:
         result["finetune"],
         result["evaluate_default"],
         result["evaluate_finetuned"],
+    )
+    tuned = (
+        (
+            "Fine-tuning curves",
+            "finetune/curves.png",
+            f"{f['epochs_run']} epochs of fine-tuning on the synthetic set ({f['status']}), best "
+            f"validation IoU {f['best_val_iou'] or 0:.3f}; afterwards object F1 "
+            f"{e1['object']['f1']:.3f}, centroid F1 {e1['centroid']['f1']:.3f}.",
+        )
+        if f is not None
+        else ("Fine-tuning", None, f"Skipped: {NO_TORCH}.")
     )
     return [
         (
@@ -176,13 +206,7 @@ def _figures(result: dict, s: dict) -> list[tuple[str, str, str]]:
             f"|count error| {100 * e0['counts']['median_abs_error']:.1f} %; truth green, "
             "prediction magenta.",
         ),
-        (
-            "Fine-tuning curves",
-            "finetune/curves.png",
-            f"{f['epochs_run']} epochs of fine-tuning on the synthetic set ({f['status']}), best "
-            f"validation IoU {f['best_val_iou'] or 0:.3f}; afterwards object F1 "
-            f"{e1['object']['f1']:.3f}, centroid F1 {e1['centroid']['f1']:.3f}.",
-        ),
+        tuned,
         (
             "Dilution series",
             "dilution/dilution.png",
@@ -201,13 +225,11 @@ def _write_report(out: Path, result: dict, summary: dict, definitions: dict) -> 
 
     md = ["# beadseg demo\n", "Everything below was computed just now on generated data, offline.\n"]
     for title, path, text in _figures(result, summary):
-        md += [f"## {title}\n", f"{text}\n", f"![{title}]({path})\n"]
+        md += [f"## {title}\n", f"{text}\n"] + ([f"![{title}]({path})\n"] if path else [])
     rows = [[step, f"{sec:.1f} s"] for step, sec in result["seconds"].items()]
     md += ["## Time per step\n", markdown_table(["step", "time"], rows), ""]
     md += ["## Recommendations of the dataset doctor\n"]
-    md += [
-        f"- {escape(r['text'])} *(measured: {escape(r['measurement'])})*" for r in summary["recommendations"]
-    ]
+    md += [f"- {r['text']} *(measured: {escape(r['measurement'])})*" for r in summary["recommendations"]]
     general = ["pixel IoU", "precision, recall, F1", "beads per MP", "dilution", "dilution slope"]
     terms = named_terms(definitions, EVALUATION_NAMES, general)
     terms["validation IoU"] = "pixel IoU on the images held out from fine-tuning, after each epoch"

@@ -2,7 +2,10 @@
 and the format other tools read, and as a bioimage.io model package
 (:mod:`~beadseg.integrations.export.bioimageio`) for deepImageJ, ilastik, BiaPy and the bioimage.io tools.
 
-Both need torch (the network is traced); running an exported ONNX file does not (see
+A model that has its up-to-date ONNX file beside it (the shipped model, every run of
+``beadseg train``) exports to ONNX by copying that file, which needs no torch; a checkpoint
+without one is traced with torch (``pip install "beadseg[train]"``), and so is every bioimage.io
+package (TorchScript weights). Running an exported ONNX file needs only ONNX Runtime (see
 :mod:`beadseg.inference.onnx_model`).
 """
 
@@ -42,9 +45,45 @@ def export_model(model: str | Path, fmt: str, out: str | Path | None = None) -> 
     if out is None and fmt == "onnx" and is_shipped(src):
         out = Path.cwd() / f"{src.stem}.onnx"  # the installed folder is not the user's to write
     if fmt == "onnx":
-        from ...models.onnx import export_onnx
+        return _export_onnx(model, src, out)
+    from ...core.extras import require
 
-        return export_onnx(model, out)
+    require(
+        "a bioimage.io package (TorchScript and ONNX weights traced from the checkpoint)",
+        "torch",
+        "onnx",
+        "bioimageio.spec",
+        install='pip install "beadseg[bioimageio]"',
+    )
     from .bioimageio import export_bioimageio
 
     return export_bioimageio(model, out)
+
+
+def _export_onnx(model: str | Path, src: Path, out: str | Path | None) -> Path:
+    """The checkpoint's up-to-date ONNX file, copied to ``out`` (no torch); else a new export
+    (torch)."""
+    from ...core.extras import require
+    from ...inference.runtime import _onnx_beside
+    from ...models.checkpoint import onnx_path
+    from ...models.onnx import export_onnx
+
+    if src.suffix.lower() == ".onnx":
+        return export_onnx(model, out)  # refused: already an ONNX file
+    if _onnx_beside(src, threads=1, warn=False) is not None:
+        beside = onnx_path(src)
+        out = beside if out is None else Path(out)
+        if out.resolve() != beside.resolve():
+            import shutil
+
+            from ...core.files import atomic_path
+
+            with atomic_path(out) as tmp:
+                shutil.copyfile(beside, tmp)
+        return out
+    require(
+        f"exporting {src} to ONNX (it has no up-to-date ONNX file beside it to copy; torch traces one)",
+        "torch",
+        "onnx",
+    )
+    return export_onnx(model, out)

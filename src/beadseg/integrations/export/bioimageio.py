@@ -28,6 +28,7 @@ from ...core.errors import InputError
 from ...core.images import to_grey
 from ...core.portable import strip_machine_paths
 from ...models.onnx import OPSET, input_normalization, output_channels
+from .model_card import model_card
 
 TEST_SIDE = 256  # px of the test tile
 UNET_DOI = "10.1007/978-3-319-24574-4_28"  # Ronneberger et al. 2015, the architecture
@@ -141,84 +142,12 @@ def _cover(raw: np.ndarray, maps: np.ndarray, meta: dict, path: Path) -> None:
     write_image(path, np.concatenate([rgb, outlined], axis=1))
 
 
-def _card_metrics(src: Path, state: dict) -> list[str]:
-    """Model-card lines on how well the model did: validation (best epoch) and, where the
-    checkpoint has them beside it, held-out evaluation metrics."""
-    lines = []
-    best = state.get("best") or {}
-    if best:
-        vals = ", ".join(f"{k} {v:.3f}" for k, v in best.items() if k.startswith("val_") and v is not None)
-        lines.append(f"- Validation at the kept epoch ({best.get('epoch')}): {vals}.")
-    held = src.with_name(f"{src.stem}_heldout_metrics.json")
-    if held.is_file():
-        record = json.loads(held.read_text())
-        o = record["overall"]
-        lines.append(
-            f"- Held-out frames ({o['n_images']} tiles, `beadseg evaluate`"
-            + (f"; {record['model']}" if record.get("model") else "")
-            + "): pixel IoU mean "
-            f"{o['iou_mean']:.3f}, shift-tolerant IoU {o['iou_best_shift_mean']:.3f}, centroid F1 "
-            f"{o['centroid']['f1']:.3f}, object F1 (IoU 0.5) {o['object']['f1']:.3f}, median |count "
-            f"error| {o['counts']['median_abs_error']:.3f}."
-        )
-    return lines or ["- No validation record in this checkpoint."]
-
-
 def _where_normalised(norm: dict) -> str:
     from .graph_normalization import describe
 
     if norm.get("method") == "background":
         return describe(norm)
     return "written as this package's preprocessing (bioimage.io steps)"
-
-
-def _model_card(src: Path, state: dict, halo: int, align: int) -> str:
-    meta, cfg = strip_machine_paths(state["meta"]), strip_machine_paths(state.get("config") or {})
-    m = meta["model"]
-    norm = input_normalization(meta)
-    data = cfg.get("data", {})
-    fp = meta.get("fingerprint")
-    lines = [
-        f"# beadseg {m['name']} (base {m['base_channels']}, depth {m['depth']})",
-        "",
-        "Segments microbeads (dark discs ~6-8 px across) in brightfield microscopy images: a per-pixel "
-        "bead probability, from which beadseg derives bead instances, counts and densities.",
-        "",
-        "## Intended use",
-        "",
-        "Counting and measuring beads in brightfield frames of bead suspensions (dilution series, "
-        "concentration estimates). Not for other objects or modalities; images unlike the training "
-        "data (other magnification, fluorescence) need a new model (`beadseg train`).",
-        "",
-        "## Inputs and outputs",
-        "",
-        f"- Input `image`: {meta['in_channels']} channel(s), H and W multiples of {align}; beadseg's "
-        f"normalisation `{json.dumps(norm, sort_keys=True)}`: {_where_normalised(norm)}.",
-        f"- Output `probabilities`: sigmoid probabilities, channels {', '.join(output_channels(meta))}; "
-        f"crop a halo of {halo} px when tiling.",
-        f"- beadseg's bead mask: foreground > {float(meta.get('threshold', 0.5))}; instances: "
-        f"`{json.dumps(meta.get('instances', {}), sort_keys=True)}` (holes filled, touching beads "
-        "split by a distance-transform watershed; in beadseg, not in this package).",
-        "",
-        "## Training data",
-        "",
-        f"- Trained on: `{meta.get('trained_on', data.get('path'))}`; crops of {data.get('crop_size')} px "
-        "at native resolution; split by source frame.",
-        f"- Single-bead area (px): `{json.dumps(meta.get('bead_area_px'))}`.",
-    ]
-    if fp is not None:
-        lines.append(f"- Training-data fingerprint: `{json.dumps(fp, sort_keys=True)[:400]}`.")
-    lines += ["", "## Validation", "", *_card_metrics(src, state), ""]
-    lines += [
-        "## Limitations",
-        "",
-        "- Clumps of touching beads are undercounted (14-24 % low when 20-70 % of beads touch, "
-        "measured on exact-truth composites).",
-        "- The labels it was trained on outline clumps as blobs; pixel scores are capped by them.",
-        "",
-        f"Exported by beadseg {__version__} (`beadseg export MODEL --format bioimageio`).",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _tensors(v0_5, meta: dict, dtype: str, pre: list, halo: int, align: int, files: dict):
@@ -368,7 +297,7 @@ def export_bioimageio(model: str | Path, out: str | Path | None = None) -> Path:
         np.save(files["output"], prob)
         _sample_tiff(raw, files["sample"])
         _cover(raw, prob[0], meta, files["cover"])
-        files["card"].write_text(_model_card(src, state, halo, align))
+        files["card"].write_text(model_card(src, state, halo, align, _where_normalised))
         descr = _describe(v0_5, src, state, files, _tensors(v0_5, meta, dtype, pre, halo, align, files))
         from bioimageio.spec import save_bioimageio_package
 

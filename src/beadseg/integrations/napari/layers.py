@@ -210,11 +210,31 @@ def _bead_table(folder: Path, stem: str) -> dict[str, np.ndarray]:
     return table
 
 
+def _source_image(folder: Path, stem: str) -> tuple[np.ndarray, bool] | None:
+    """The image ``stem`` was predicted from (its record names it) as napari shows it: the
+    canonical array, colour last (``rgb`` True) or one plane; None when it is gone."""
+    import json
+
+    from ...core.images import read_raw_image
+
+    record = folder / "records" / f"{stem}.json"
+    try:
+        source = Path(json.loads(record.read_text())["source"])
+        raw = read_raw_image(source)
+    except (OSError, ValueError, KeyError, TypeError, InputError):
+        return None
+    return (raw, True) if raw.shape[-1] == 3 else (raw[..., 0], False)
+
+
 def prediction_layers(folder: str | Path) -> list[LayerData]:
-    """Layers of a `beadseg predict` output folder: for each image its overlay (the image in grey
-    with bead outlines, as predict wrote it), its instance labels and its bead centres, the
-    per-bead table as features and its counts.csv row as metadata. Only the first image's
-    layers start visible.
+    """Layers of a `beadseg predict` output folder: for each image one image layer and one
+    labels layer, the bead outlines drawn once.
+
+    The image layer is the image the run predicted (the path its ``records/NAME.json`` holds)
+    and the labels layer colours its beads (napari's layer controls draw them as outlines:
+    ``contour``), with the per-bead table (centroids, areas, ...) as features and the
+    counts.csv row as metadata. Where the image is gone, the run's overlay (its outlines drawn
+    in) stands in, under fainter labels. Only the first image's layers start visible.
 
     Raises
     ------
@@ -232,11 +252,19 @@ def prediction_layers(folder: str | Path) -> list[LayerData]:
     for i, stem in enumerate(stems):
         labels = read_labels(next((folder / "labels").glob(f"{stem}.tif*")))
         meta = {"source": str(folder), **_metadata(counts.get(stem), labels)}
+        shown = {"visible": i == 0, "metadata": meta}
+        image = _source_image(folder, stem)
         overlay = folder / "overlays" / f"{stem}.png"
-        if overlay.is_file():
-            layers.append((read_image(overlay), {"name": f"{stem} overlay", "rgb": True, "visible": i == 0,
-                                                 "metadata": meta}, "image"))  # fmt: skip
-        layers += bead_layers(labels, _bead_table(folder, stem), stem, meta, visible=i == 0)
+        opacity = 0.5
+        if image is not None and image[0].shape[:2] == labels.shape:
+            layers.append((image[0], {"name": stem, "rgb": image[1], **shown}, "image"))
+        elif overlay.is_file():
+            layers.append((read_image(overlay), {"name": f"{stem} overlay", "rgb": True, **shown}, "image"))
+            opacity = 0.25  # the overlay has the outlines drawn in
+        beads = _bead_table(folder, stem)
+        features = {"index": beads["id"], **beads}  # napari maps features to labels by "index"
+        kwargs = {"name": f"{stem} beads", "features": features, "opacity": opacity, **shown}
+        layers.append((labels, kwargs, "labels"))
     return layers
 
 

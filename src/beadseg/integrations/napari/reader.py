@@ -1,5 +1,6 @@
-"""npe2 reader: a `beadseg predict` output folder opens as, per image, its overlay, its instance
-labels and its bead centres, with the per-bead table as layer features."""
+"""npe2 reader: a `beadseg predict` output folder opens as, per image, the image it predicted and
+its instance labels drawn as outlines, with the per-bead table as layer features (two layers
+per image)."""
 
 from __future__ import annotations
 
