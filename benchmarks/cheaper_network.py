@@ -122,7 +122,7 @@ def compare(reference: dict, candidate: dict) -> tuple[list[dict], bool]:
             df1 = cand["f1"] - ref["f1"]
             derr = abs(cand["total_count_error"]) - abs(ref["total_count_error"])
             passed = df1 >= -MAX_F1_DROP - 1e-12 and derr <= MAX_COUNT_ERROR_RISE + 1e-12
-            ok &= passed
+            ok = ok and bool(passed)
             rows.append(
                 {
                     "set": name,
@@ -131,7 +131,7 @@ def compare(reference: dict, candidate: dict) -> tuple[list[dict], bool]:
                     "f1_candidate": cand["f1"],
                     "count_error_reference": ref["total_count_error"],
                     "count_error_candidate": cand["total_count_error"],
-                    "within_gate": passed,
+                    "within_gate": bool(passed),
                 }
             )
     return rows, ok
