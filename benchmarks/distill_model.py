@@ -97,7 +97,7 @@ def distill(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.train.grad_clip or 1.0)
             opt.step()
-            total, n, step = total + float(loss) * len(x), n + len(x), step + 1
+            total, n, step = total + loss.item() * len(x), n + len(x), step + 1
         history.append({"epoch": epoch + 1, "loss": total / n, "minutes": (time.time() - t0) / 60})
         print(json.dumps(history[-1]), flush=True)
     student.eval()
