@@ -21,7 +21,10 @@ prints a Markdown table. Only a model that never trained on the split's ``val`` 
 out here: the shipped model trained on every dev frame (say so when you report it).
 
     python benchmarks/bench_counting.py [MODEL] [--tag TAG] [--split SPLIT_JSON] [--seed 0]
-        [--n 3] [--touch 0.9,1.0] [--save-probabilities] [--compare-methods]
+        [--n 3] [--touch 0.9,1.0] [--save-probabilities] [--compare-methods] [--precision P]
+
+``--precision`` is the predict setting (auto, float32, int8); :func:`run_counting` is what
+``benchmarks/cheaper_network.py`` calls to score a cheaper network against its float32 self.
 """
 
 from __future__ import annotations
@@ -169,6 +172,82 @@ def markdown(model: str, levels: dict) -> str:
     return "\n".join(lines)
 
 
+def run_counting(
+    model: str,
+    tag: str,
+    seed: int = 0,
+    touch: str = DEFAULT_TOUCH,
+    n: int = 3,
+    max_dist: float = 3.0,
+    split: Path = DEFAULT_SPLIT,
+    precision: str | None = None,
+    save_probabilities: bool = False,
+) -> dict:
+    """Make the truth set (seed, touch), predict it with ``model`` (at ``precision``: the
+    predict setting, default its own) and score it; returns the result written to JSON."""
+    val = json.loads(split.read_text())["val"]
+    run = run_name(seed, touch)
+    truth = OUT / "counting" / f"truth_{run}"
+    pred = OUT / "counting" / f"pred_{tag}_{run}"
+    t0 = time.perf_counter()
+    beadseg(
+        "synth",
+        truth,
+        "--from",
+        DATA,
+        "--frames",
+        ",".join(val),
+        "--levels",
+        ",".join(LEVELS),
+        "--n",
+        n,
+        "--seed",
+        seed,
+        "--touch",
+        touch,
+        "--overwrite",  # regenerated from the seed every time (an older version's folder too)
+    )
+    t_synth = time.perf_counter() - t0
+    if pred.exists():  # predict resumes finished frames: never score another model's outputs
+        shutil.rmtree(pred)
+    t0 = time.perf_counter()
+    beadseg(
+        "predict",
+        model,
+        truth / "images",
+        "--out",
+        pred,
+        "--quiet",
+        *(["--save-probabilities"] if save_probabilities else []),
+        *(["--precision", precision] if precision else []),
+    )
+    t_predict = time.perf_counter() - t0
+    with open(truth / "composites.csv") as f:
+        level_of = {r["name"]: r["level"] for r in csv.DictReader(f)}
+    images = [score_image(truth, pred, name, max_dist) | {"level": lv} for name, lv in level_of.items()]
+    prov = json.loads((truth / "provenance.json").read_text())
+    ran = json.loads((pred / "settings.json").read_text())
+    return {
+        "model": model,
+        "precision": ran.get("precision", "float32"),
+        "touch_diameters": touch,
+        "split": str(split),
+        "seed": seed,
+        "max_dist_px": max_dist,
+        "sprite_tiles": prov["sprite_tiles"],
+        "background_tiles": prov["background_tiles"],
+        "n_sprites": prov["n_sprites"],
+        "radius_px": prov["radius_px"],
+        "synth_s": t_synth,
+        "predict_s": t_predict,
+        "machine": machine(),
+        "levels": {lv: summarise([r for r in images if r["level"] == lv]) for lv in LEVELS},
+        "images": images,
+        "level_of": level_of,
+        "truth": str(truth),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default="default", help="run folder, checkpoint or default")
@@ -183,79 +262,28 @@ def main() -> None:
     ap.add_argument("--max-dist", type=float, default=3.0, help="centroid match distance (px)")
     ap.add_argument("--touch", default=DEFAULT_TOUCH, help="touching distance LOW,HIGH diameters")
     ap.add_argument("--save-probabilities", action="store_true")
+    ap.add_argument("--precision", default=None, help="predict.precision: auto, float32 or int8")
     ap.add_argument("--compare-methods", action="store_true", help="score every instance method too")
     ap.add_argument("--tag", default=None, help="name of the result (default: the model's)")
     a = ap.parse_args()
     tag = a.tag or ("default" if a.model == "default" else Path(a.model).stem)
-    val = json.loads(a.split.read_text())["val"]
     run = run_name(a.seed, a.touch)
-    truth = OUT / "counting" / f"truth_{run}"
-    pred = OUT / "counting" / f"pred_{tag}_{run}"
-    t0 = time.perf_counter()
-    beadseg(
-        "synth",
-        truth,
-        "--from",
-        DATA,
-        "--frames",
-        ",".join(val),
-        "--levels",
-        ",".join(LEVELS),
-        "--n",
-        a.n,
-        "--seed",
-        a.seed,
-        "--touch",
-        a.touch,
-        "--overwrite",  # regenerated from the seed every time (an older version's folder too)
+    result = run_counting(
+        a.model, tag, a.seed, a.touch, a.n, a.max_dist, a.split, a.precision, a.save_probabilities
     )
-    t_synth = time.perf_counter() - t0
-    if pred.exists():  # predict resumes finished frames: never score another model's outputs
-        shutil.rmtree(pred)
-    t0 = time.perf_counter()
-    beadseg(
-        "predict",
-        a.model,
-        truth / "images",
-        "--out",
-        pred,
-        "--quiet",
-        *(["--save-probabilities"] if a.save_probabilities else []),
-    )
-    t_predict = time.perf_counter() - t0
-    with open(truth / "composites.csv") as f:
-        level_of = {r["name"]: r["level"] for r in csv.DictReader(f)}
-    images = [score_image(truth, pred, n, a.max_dist) | {"level": lv} for n, lv in level_of.items()]
-    levels = {lv: summarise([r for r in images if r["level"] == lv]) for lv in LEVELS}
-    prov = json.loads((truth / "provenance.json").read_text())
-    result = {
-        "model": a.model,
-        "touch_diameters": a.touch,
-        "split": str(a.split),
-        "seed": a.seed,
-        "max_dist_px": a.max_dist,
-        "sprite_tiles": prov["sprite_tiles"],
-        "background_tiles": prov["background_tiles"],
-        "n_sprites": prov["n_sprites"],
-        "radius_px": prov["radius_px"],
-        "synth_s": t_synth,
-        "predict_s": t_predict,
-        "machine": machine(),
-        "levels": levels,
-        "images": images,
-    }
+    level_of, truth = result.pop("level_of"), Path(result.pop("truth"))
     if a.compare_methods:
         result["methods"] = compare_methods(a.model, truth, level_of, a.max_dist)
     out = OUT / (f"counting_{tag}.json" if run == "seed0" else f"counting_{tag}_{run}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(markdown(tag, levels))
+    print(markdown(tag, result["levels"]))
     for method, by_level in result.get("methods", {}).items():
         print("\n" + markdown(f"{tag}, {method}", by_level))
     print(
-        f"\n{prov['n_sprites']} sprites from {len(prov['sprite_tiles'])} tiles, "
-        f"{len(prov['background_tiles'])} backgrounds; synth {t_synth:.1f} s, predict "
-        f"{t_predict:.1f} s; {out}"
+        f"\n{result['n_sprites']} sprites from {len(result['sprite_tiles'])} tiles, "
+        f"{len(result['background_tiles'])} backgrounds; synth {result['synth_s']:.1f} s, predict "
+        f"{result['predict_s']:.1f} s; {out}"
     )
 
 

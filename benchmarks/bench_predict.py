@@ -1,30 +1,38 @@
-"""Predict speed on a 3840x2160 frame, all in one run (so every ratio sees the same machine load):
+"""Predict speed on a 3840x2160 frame against a yardstick measured in the same run.
 
-* the reference: a plain U-Net (base 16, depth 4, random weights) forward over the whole frame
-  with torch - the yardstick of issue 16 (``beadseg predict`` as a whole process must take at
-  most 0.15x of it);
-* probabilities of the shipped model: ONNX Runtime tiled (the default path), ONNX Runtime whole
-  frame, torch tiled (512 px, the torch default), MONAI ``sliding_window_inference`` at the SAME
-  roi and overlap as ours (with the same ONNX Runtime session, so only the tiling differs; and
-  with torch), and the users' old one-256-px-tile-at-a-time loop; agreement with whole-frame
-  inference;
-* the ONNX tile-size sweep and 1 vs 2 threads, which chose the defaults;
-* predict_file stage by stage (read, probabilities, instances, writes);
-* the floor: a process that only imports numpy, Pillow and onnxruntime, reads the frame and runs
-  the shipped network over the whole frame in one call - no ``beadseg predict`` with this network
-  can be faster;
-* ``beadseg predict default frame.png`` as a whole process (wall and CPU), 20 frames in one
-  call (per-frame time) and ``--frames`` frames streamed (peak RSS of that process).
+The yardstick (issue 16): a plain U-Net (base 16, depth 4, random weights) forward over the whole
+frame with torch at the same thread count (``benchmarks/reference_unet.py``, its own process; the
+forward call alone is timed). ``beadseg predict`` is timed as a whole process (start, imports,
+model, read, network, beads, every file written), alternated with the reference, A B A B,
+``--pairs`` pairs; the ratio is taken pair by pair and the median reported (this machine is
+shared: absolute times move with its load, ratios of neighbouring runs much less). Measured at
+``--threads`` (default: 2 and all cores, ONNX Runtime and torch alike):
 
-    python benchmarks/bench_predict.py [--model default] [--frames 100] [--quick]
+* one frame, whole process (and its CPU seconds and peak RSS);
+* the floor: a process that only imports numpy, Pillow and onnxruntime, decodes the frame and runs
+  the network predict runs (the int8 file when predict would take it) over the whole frame in
+  one call - no ``beadseg predict`` with this network can be faster;
+* ``--frames`` frames streamed in one call: seconds per frame over the reference, peak RSS.
 
-Writes ``bench-out/predict/bench_predict.json``. CPU seconds are reported beside wall times: this
-machine is shared, and CPU time is less sensitive to other load.
+``--detail`` adds the in-process tables that chose the defaults: probabilities by every way
+(ONNX Runtime tiled and whole frame, torch tiled, MONAI ``sliding_window_inference`` when MONAI is
+installed, the users' old 256-px loop), the ONNX tile-size sweep at 1 and 2 threads, and
+``predict_file`` stage by stage.
+
+    python benchmarks/bench_predict.py [--model default] [--pairs 3] [--threads 2,all]
+        [--frames 100] [--detail]
+
+The same by hand, with public tools: ``/usr/bin/time -v python -m beadseg predict default
+frame.png --out o --set predict.num_threads=2`` (wall clock, maximum resident set size) and
+``python benchmarks/reference_unet.py frame.png --threads 2``, run in turn.
+
+Writes ``bench-out/predict/bench_predict.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -42,7 +50,7 @@ from beadseg.core.config import PredictConfig  # noqa: E402
 from beadseg.core.images import write_image  # noqa: E402
 from beadseg.data.synth import synth_image  # noqa: E402
 from beadseg.inference import load_model, predict_file, predict_probabilities  # noqa: E402
-from beadseg.models.checkpoint import onnx_path, resolve_model_path  # noqa: E402
+from beadseg.models.checkpoint import int8_path, onnx_path, resolve_model_path  # noqa: E402
 
 MP = 3840 * 2160 / 1e6
 
@@ -133,6 +141,9 @@ def probabilities(onnx_m, torch_m, image, quick: bool) -> dict:
     for name, fn in runs.items():
         if quick and name.startswith(("monai_torch", "naive")):
             continue
+        if name.startswith("monai") and importlib.util.find_spec("monai") is None:
+            print(f"{name}: MONAI is not installed, skipped", flush=True)
+            continue
         wall, cpu, maps[name] = best_of(fn, 2 if quick else 3)
         res[name] = {"seconds": wall, "cpu_s": cpu, "mp_per_s": MP / wall}
         print(f"{name}: {wall:.2f} s ({cpu:.2f} s CPU)", flush=True)
@@ -189,26 +200,20 @@ print(json.dumps({"code": os.waitstatus_to_exitcode(status), "seconds": time.per
 """
 
 
-#: the least a process running the shipped network on a frame does: start, import numpy, Pillow and
-#: onnxruntime, decode the PNG, open the session and run the whole frame in one call (the fastest
-#: way this network runs here, memory aside); no normalisation, instances or writes
+#: the least a process running the network does: start, import numpy, Pillow and onnxruntime,
+#: decode the PNG, open the session (argv[3] threads) and run the whole frame in one call (the
+#: fastest way this network runs here, memory aside); no normalisation, beads or writes
 _FLOOR = """
 import sys
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 x = np.asarray(Image.open(sys.argv[2]), np.float32).transpose(2, 0, 1)[None] / 255
-s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+o = ort.SessionOptions()
+o.intra_op_num_threads = int(sys.argv[3])
+s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
 s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x)})
 """
-
-
-def floor(onnx_path: str, frame_path: Path, reference_s: float) -> dict:
-    """Best of 3 processes running :data:`_FLOOR`: no ``beadseg predict`` with this network can
-    be faster, so it shows whether the 0.15x goal is reachable with it on this machine."""
-    runs = [_process(["-c", _FLOOR, onnx_path, str(frame_path)]) for _ in range(3)]
-    best = min(runs, key=lambda r: r["seconds"])
-    return {**best, "ratio_to_reference": best["seconds"] / reference_s}
 
 
 def _process(argv: list[str]) -> dict:
@@ -219,13 +224,8 @@ def _process(argv: list[str]) -> dict:
     )
     res = json.loads(out.stdout.strip().splitlines()[-1])
     if res.pop("code") != 0:
-        raise SystemExit(f"python {' '.join(argv[:2])} ... failed")
+        raise SystemExit(f"python {' '.join(argv[:4])} ... failed")
     return res
-
-
-def _child(args: list[str]) -> dict:
-    """``python -m beadseg ARGS`` as its own process (see :func:`_process`)."""
-    return _process(["-m", "beadseg", *args])
 
 
 def _frames(folder: Path, frame_path: Path, n: int) -> Path:
@@ -237,64 +237,145 @@ def _frames(folder: Path, frame_path: Path, n: int) -> Path:
     return folder
 
 
-def whole_process(model: str, frame_path: Path, out: Path, reference_s: float, n_stream: int) -> dict:
-    """`beadseg predict` as a user runs it: one frame (best of 3), 20 frames, n_stream frames."""
-    res = {}
-    single = []
-    for i in range(3):
-        shutil.rmtree(out / f"one{i}", ignore_errors=True)
-        single.append(_child(["predict", model, str(frame_path), "--out", str(out / f"one{i}"), "--quiet"]))
-    res["one_frame"] = min(single, key=lambda r: r["seconds"])
-    res["one_frame"]["ratio_to_reference"] = res["one_frame"]["seconds"] / reference_s
-    print(f"one frame, whole process: {res['one_frame']}", flush=True)
-    for n, key in ((20, "twenty_frames"), (n_stream, "streamed")):
-        if n <= 0 or (key == "streamed" and n == 20):
-            continue
-        frames = _frames(out / f"frames{n}", frame_path, n)
-        shutil.rmtree(out / f"run{n}", ignore_errors=True)
-        r = _child(["predict", model, str(frames), "--out", str(out / f"run{n}"), "--quiet"])
-        summary = json.loads((out / f"run{n}" / "summary.json").read_text())
-        res[key] = {
-            **r,
-            "frames": n,
-            "seconds_per_frame": r["seconds"] / n,
-            "stage_s_per_frame": {k: v / n for k, v in summary["timings_s"].items()},
-        }
-        print(f"{n} frames: {res[key]}", flush=True)
+def _reference(frame_path: Path, threads: int, out: Path) -> float:
+    """Seconds of the reference forward (its own process) at ``threads``."""
+    j = out / "reference.json"
+    _process(
+        [
+            str(ROOT / "benchmarks" / "reference_unet.py"),
+            str(frame_path),
+            "--threads",
+            str(threads),
+            "--json",
+            str(j),
+        ]
+    )
+    res = json.loads(j.read_text())
+    assert res["threads"] == threads, res
+    return res["forward_s"]
+
+
+def paired(argv_of, frame_path: Path, threads: int, pairs: int, out: Path, per: int = 1) -> dict:
+    """``python argv_of(i)`` (whole process, ``per`` frames) and the reference forward at
+    ``threads``, in turn, ``pairs`` times: the ratio (seconds per frame / reference seconds)
+    pair by pair, and medians."""
+    rows = []
+    for i in range(pairs):
+        a = _process(argv_of(i))
+        ref = _reference(frame_path, threads, out)
+        rows.append({**a, "reference_s": ref, "ratio": a["seconds"] / per / ref, "load": os.getloadavg()[0]})
+        print(f"  pair {i + 1}: {a['seconds']:.2f} s ({per} frames) vs reference {ref:.2f} s", flush=True)
+
+    def med(k):
+        return float(np.median([r[k] for r in rows]))
+
+    return {
+        "pairs": rows,
+        "frames": per,
+        "median_ratio": med("ratio"),
+        "median_s": med("seconds"),
+        "median_s_per_frame": med("seconds") / per,
+        "median_cpu_s": med("cpu_s"),
+        "median_reference_s": med("reference_s"),
+        "max_peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
+    }
+
+
+def network_file(model: str) -> str:
+    """The ONNX file ``beadseg predict MODEL`` runs on a CPU (its int8 file when it would take it)."""
+    m = load_model(model, "cpu", runtime="onnx")
+    path = resolve_model_path(model)
+    return str(int8_path(path) if m.precision == "int8" else onnx_path(path))
+
+
+def whole_process(model: str, frame_path: Path, out: Path, threads: int, pairs: int, n_stream: int) -> dict:
+    """One frame, the floor and ``n_stream`` frames streamed, each against the reference."""
+    setting = ["--set", f"predict.num_threads={threads}"]
+    res = {"threads": threads, "cores": os.cpu_count(), "load_before": os.getloadavg()}
+
+    def one(i):
+        folder = out / f"one_{threads}t_{i}"
+        shutil.rmtree(folder, ignore_errors=True)
+        return ["-m", "beadseg", "predict", model, str(frame_path), "--out", str(folder), "--quiet", *setting]
+
+    print(f"{threads} threads: one frame, whole process", flush=True)
+    res["one_frame"] = paired(one, frame_path, threads, pairs, out)
+    print(f"{threads} threads: floor", flush=True)
+    floor_argv = ["-c", _FLOOR, network_file(model), str(frame_path), str(threads)]
+    res["floor"] = paired(lambda i: floor_argv, frame_path, threads, pairs, out)
+    if n_stream:
+        frames = _frames(out / f"frames{n_stream}", frame_path, n_stream)
+
+        def stream(i):
+            folder = out / f"stream_{threads}t_{i}"
+            shutil.rmtree(folder, ignore_errors=True)
+            return ["-m", "beadseg", "predict", model, str(frames), "--out", str(folder), "--quiet", *setting]
+
+        print(f"{threads} threads: {n_stream} frames streamed", flush=True)
+        res["streamed"] = paired(stream, frame_path, threads, max(1, pairs), out, per=n_stream)
+    res["load_after"] = os.getloadavg()
     return res
+
+
+def detail(model: str, image: np.ndarray, frame_path: Path, out: Path, quick: bool) -> dict:
+    """The in-process tables that chose the defaults (see the module docstring)."""
+    onnx_m = load_model(model, "cpu", runtime="onnx", precision="float32")
+    torch_m = load_model(model, "cpu", runtime="torch")
+    res = {"reference_in_process": reference_forward(image, 1 if quick else 2)}
+    res["probabilities"] = probabilities(onnx_m, torch_m, image, quick)
+    res["tile_sweep_onnx"] = tile_sweep(image, model, quick)
+    res["predict_file"] = stages(load_model(model, "cpu", runtime="onnx"), frame_path, out / "stages")
+    return res
+
+
+def thread_counts(text: str) -> list[int]:
+    out = []
+    for t in text.split(","):
+        n = os.cpu_count() if t.strip() == "all" else int(t)
+        if n not in out:
+            out.append(n)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
-    ap.add_argument("--frames", type=int, default=100, help="frames streamed for the RSS check")
-    ap.add_argument("--quick", action="store_true", help="fewer variants and repeats")
+    ap.add_argument("--pairs", type=int, default=3, help="A B pairs per comparison")
+    ap.add_argument("--threads", default="2,all", help="thread counts (ONNX Runtime and the reference)")
+    ap.add_argument("--frames", type=int, default=100, help="frames streamed (0: none)")
+    ap.add_argument("--detail", action="store_true", help="also the in-process tables")
+    ap.add_argument("--quick", action="store_true", help="fewer variants and repeats in --detail")
     args = ap.parse_args()
     out = OUT / "predict"
     out.mkdir(parents=True, exist_ok=True)
     frame = synth_image((2160, 3840), 12000, seed=0)
-    image = frame.image.astype(np.float32) / 255
     frame_path = write_image(out / "frames" / "640x_bench_frame.png", frame.image)
-    onnx_m = load_model(args.model, "cpu", runtime="onnx")
-    torch_m = load_model(args.model, "cpu", runtime="torch")
-    res = {"machine": machine(), "cpu_threads": os.cpu_count(), "frame": "3840x2160"}
-    res.update(model=onnx_m.source, load_before=os.getloadavg(), true_count=int(frame.labels.max()))
-    res["reference_unet16_depth4_forward"] = reference_forward(image, 1 if args.quick else 2)
-    print(f"reference: {res['reference_unet16_depth4_forward']}", flush=True)
-    res["probabilities"] = probabilities(onnx_m, torch_m, image, args.quick)
-    res["tile_sweep_onnx"] = tile_sweep(image, args.model, args.quick)
-    res["predict_file"] = stages(onnx_m, frame_path, out / "stages")
-    ref_s = res["reference_unet16_depth4_forward"]["seconds"]
-    res["floor"] = floor(str(onnx_path(resolve_model_path(args.model))), frame_path, ref_s)
-    print(f"floor (imports, read, one whole-frame network call): {res['floor']}", flush=True)
-    res["process"] = whole_process(args.model, frame_path, out, ref_s, args.frames)
-    res["load_after"] = os.getloadavg()
+    m = load_model(args.model, "cpu")
+    res = {"machine": machine(), "cores": os.cpu_count(), "frame": "3840x2160", "pairs": args.pairs}
+    res.update(model=m.source, precision=m.precision, true_count=int(frame.labels.max()))
+    res["runs"] = [
+        whole_process(args.model, frame_path, out, t, args.pairs, args.frames)
+        for t in thread_counts(args.threads)
+    ]
+    if args.detail:
+        res["detail"] = detail(args.model, frame.image.astype(np.float32) / 255, frame_path, out, args.quick)
     (out / "bench_predict.json").write_text(json.dumps(res, indent=2))
-    one = res["process"]["one_frame"]
-    print(
-        f"one 4K frame, whole process {one['seconds']:.2f} s = {one['ratio_to_reference']:.3f}x the "
-        f"reference forward ({ref_s:.2f} s); wrote {out / 'bench_predict.json'}"
-    )
+    for r in res["runs"]:
+        one, fl = r["one_frame"], r["floor"]
+        line = (
+            f"{r['threads']} threads of {r['cores']} cores (load {r['load_before'][0]:.1f} -> "
+            f"{r['load_after'][0]:.1f}): one 4K frame {one['median_s']:.2f} s = "
+            f"{one['median_ratio']:.3f}x the reference ({one['median_reference_s']:.2f} s); floor "
+            f"{fl['median_ratio']:.3f}x"
+        )
+        if "streamed" in r:
+            st = r["streamed"]
+            line += (
+                f"; {st['frames']} frames {st['median_s_per_frame']:.2f} s per frame = "
+                f"{st['median_ratio']:.3f}x, peak RSS {st['max_peak_rss_gb']:.2f} GB"
+            )
+        print(line)
+    print(f"wrote {out / 'bench_predict.json'}")
 
 
 if __name__ == "__main__":

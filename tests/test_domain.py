@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from beadseg.core.domain import domain_check, image_features, summarise_features
+from beadseg.core.domain import domain_check, domain_sample, image_features, summarise_features
 
 
 def _tile(seed, n=12, radius=3.0, bead_rgb=(0.30, 0.33, 0.38), size=64):
@@ -16,6 +16,20 @@ def _tile(seed, n=12, radius=3.0, bead_rgb=(0.30, 0.33, 0.38), size=64):
         img[disc] = bead_rgb
         labels[disc] = k + 1
     return img.astype(np.float32), labels
+
+
+@pytest.mark.parametrize("size", [64, (600, 1100), (1100, 2000)])
+def test_the_domain_sample_gives_the_features_of_the_image(size):
+    """What predict keeps of a frame for the check (a subsample and the central window, in
+    float16) gives exactly the features of the whole frame in float16."""
+    h, w = (size, size) if isinstance(size, int) else size
+    img, labels = _tile(1, n=40, size=max(h, w))
+    img, labels = img[:h, :w], labels[:h, :w]
+    sample = domain_sample(img, np.float16)
+    if h * w > 4 * 512 * 512:  # a large frame: a fraction of it is kept
+        assert sample.sampled.nbytes + sample.window.nbytes < img.astype(np.float16).nbytes / 2
+    assert image_features(sample, labels) == image_features(img.astype(np.float16), labels)
+    assert image_features(domain_sample(img), labels) == image_features(img, labels)
 
 
 def test_features_of_a_known_tile():

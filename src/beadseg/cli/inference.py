@@ -55,6 +55,11 @@ def predict(
     ),
     threshold: float | None = THRESHOLD,
     device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)."),
+    precision: str | None = typer.Option(
+        None,
+        metavar="P",
+        help="auto, float32 or int8 (auto: the model's int8 file on CPUs when it has an up-to-date one).",
+    ),
     save_probabilities: bool | None = typer.Option(
         None, "--save-probabilities/--no-save-probabilities", help="Also write probability TIFFs."
     ),
@@ -82,6 +87,7 @@ def predict(
         "overlap": overlap,
         "batch_size": batch_size,
         "device": device,
+        "precision": precision,
         "save_probabilities": save_probabilities,
         "pixel_size_um": pixel_size_um,
     }
@@ -198,10 +204,22 @@ def evaluate(
         )
 
 
-@command(examples=("beadseg export runs/unet", "beadseg export runs/unet --format bioimageio --out unet.zip"))
+@command(
+    examples=(
+        "beadseg export runs/unet",
+        "beadseg export runs/unet --format int8 --calibration data/images",
+        "beadseg export runs/unet --format bioimageio --out unet.zip",
+    )
+)
 def export(
     model: str = typer.Argument(..., metavar="MODEL", help="Run folder, checkpoint, or 'default'."),
-    fmt: str = typer.Option("onnx", "--format", metavar="FORMAT", help="onnx or bioimageio."),
+    fmt: str = typer.Option("onnx", "--format", metavar="FORMAT", help="onnx, int8 or bioimageio."),
+    calibration: list[Path] | None = typer.Option(
+        None,
+        "--calibration",
+        metavar="IMAGES",
+        help="int8: real images of the model's domain (files, folders or globs) to calibrate on.",
+    ),
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -214,15 +232,25 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the file --out names."),
     quiet: bool = QUIET,
 ) -> None:
-    """Export a model: ONNX (settings in its metadata; predict runs it without torch) or a
-    bioimage.io package (deepImageJ, ilastik, BiaPy)."""
+    """Export a model: ONNX (settings in its metadata; predict runs it without torch), its int8
+    ONNX file (predict runs it on CPUs; check its counts first: benchmarks/cheaper_network.py) or
+    a bioimage.io package (deepImageJ, ilastik, BiaPy)."""
     from ..outputs.progress import status
     from ..workflows import export as run
 
-    # a bioimage.io package traces the network twice and runs it: ~10-20 s on a CPU
-    with status(not quiet and fmt == "bioimageio", "tracing the network and writing the package"):
-        result = run(model, fmt, out, overwrite=overwrite)
-    typer.echo(f"wrote {result.path}")
+    # a bioimage.io package traces the network twice and runs it: ~10-20 s on a CPU; int8
+    # calibrates on up to 64 crops
+    with status(not quiet and fmt in ("bioimageio", "int8"), f"writing the {fmt} model"):
+        r = run(model, fmt, out, overwrite=overwrite, calibration=calibration)
+    if r.int8 is None:
+        typer.echo(f"wrote {r.path}")
+        return
+    q = r.int8
+    typer.echo(
+        f"wrote {r.path} (calibrated on {q['crops']} crops of {q['images']} images; on them the "
+        f"foreground mask agrees with float32 on {100 * q['mask_agreement']:.2f} % of pixels, "
+        f"probabilities within {q['max_abs_diff']:.3f}); check its counts before relying on it"
+    )
 
 
 @command(

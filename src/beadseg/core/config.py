@@ -302,6 +302,11 @@ class PredictConfig(_Strict):
         le=4096,
         description="CPU threads of the network (default: the cores this process may use)",
     )
+    precision: Literal["auto", "float32", "int8"] = Field(
+        "auto",
+        description="auto: the model's int8 file with ONNX Runtime when it has an up-to-date one "
+        "(beadseg export --format int8), float32 otherwise (GPUs, torch); float32 or int8: force one",
+    )
     save_probabilities: bool = False
     overlays: Literal["auto", "full", "preview", "none"] = Field(
         "auto",

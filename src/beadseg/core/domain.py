@@ -35,6 +35,8 @@ real dev frames is flagged against a fingerprint of the other 7 frames, and all 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .filters import gaussian_blur
@@ -83,13 +85,37 @@ def _sampled(arr: np.ndarray) -> np.ndarray:
     return arr[::step, ::step]
 
 
-def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class DomainSample:
+    """The pixels of a normalised image that :func:`image_features` reads: a regular subsample
+    and the central :data:`NOISE_WINDOW_PX` window at full resolution. What predict keeps of a
+    frame for the check while its beads are found (a 4K frame: 0.3 MB instead of 100 MB)."""
+
+    sampled: np.ndarray  #: ``image[::step, ::step]`` (``H' x W' x C``)
+    window: np.ndarray  #: the central window (``h x w x C``)
+    shape: tuple[int, int]  #: H and W of the image
+
+
+def domain_sample(image: np.ndarray, dtype=None) -> DomainSample:
+    """What :func:`image_features` reads of ``image`` (``H x W`` or ``H x W x C``), copied, in
+    ``dtype`` (default: the image's); the features of the sample equal those of the image in
+    that dtype."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    dtype = dtype or image.dtype
+    win = _central(image.shape, NOISE_WINDOW_PX)
+    sampled, window = _sampled(image).astype(dtype), image[win].astype(dtype)
+    return DomainSample(sampled, window, image.shape[:2])
+
+
+def image_features(image: np.ndarray | DomainSample, labels: np.ndarray) -> dict[str, float | None]:
     """The fingerprint features of one image.
 
     Parameters
     ----------
-    image : ndarray, H x W x C
-        The image as the model saw it (normalised).
+    image : ndarray, H x W x C, or DomainSample
+        The image as the model saw it (normalised), or its :func:`domain_sample`.
     labels : ndarray of int, H x W
         The beads found in it (0 = background).
 
@@ -98,13 +124,14 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     dict
         One value per name of :data:`FEATURES` (None where undefined).
     """
-    image = np.asarray(image)  # float32 only where read: no full-size copy of a 4K frame
-    if image.ndim == 2:
-        image = image[..., None]
+    if not isinstance(image, DomainSample):  # views: no full-size copy of a 4K frame
+        image = np.asarray(image)
+        image = image[..., None] if image.ndim == 2 else image
+        image = DomainSample(_sampled(image), image[_central(image.shape, NOISE_WINDOW_PX)], image.shape[:2])
     labels = np.asarray(labels)
     beads = labels > 0
     # statistics from a subsample: a 4K frame in ms
-    img, b = _sampled(image).astype(np.float32), _sampled(beads)
+    img, b = image.sampled.astype(np.float32), _sampled(beads)
     g = to_grey(img)
     p01, p50, p99 = np.percentile(g, [1, 50, 99])
     out: dict[str, float | None] = dict.fromkeys(FEATURES)
@@ -116,7 +143,7 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     bg = float(np.median(g[~b]))
     # texture at full resolution (a subsample would change its scale): the central window
     win = _central(beads.shape, NOISE_WINDOW_PX)
-    grey = to_grey(image[win])
+    grey = to_grey(image.window)
     fine = grey - gaussian_blur(grey, 2.0)
     resid = fine[~beads[win]]
     if bg > 0 and resid.size:
@@ -126,7 +153,7 @@ def image_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     out["contrast"] = float(1 - np.median(g[b]) / bg)
     areas = np.bincount(labels[beads])[1:]  # object pixels only: a few % of a frame
     out["bead_area_px"] = float(np.median(areas[areas > 0]))
-    if image.shape[-1] >= 3:
+    if img.shape[-1] >= 3:
         rb = img[..., 0] - img[..., 2]
         out["bead_colour"] = float((np.median(rb[b]) - np.median(rb[~b])) / bg)
     return out
@@ -169,7 +196,9 @@ def out_of_range(fingerprint: dict, features: dict) -> list[str]:
     return [text for _, text in sorted(found, reverse=True)]
 
 
-def domain_check(fingerprint: dict | None, image: np.ndarray, labels: np.ndarray) -> tuple[bool, str]:
+def domain_check(
+    fingerprint: dict | None, image: np.ndarray | DomainSample, labels: np.ndarray
+) -> tuple[bool, str]:
     """Whether an image looks like the model's training data.
 
     Parameters
@@ -177,8 +206,8 @@ def domain_check(fingerprint: dict | None, image: np.ndarray, labels: np.ndarray
     fingerprint : dict or None
         A checkpoint's ``meta["fingerprint"]`` (:func:`summarise_features`); None: nothing to
         compare with, the image counts as in domain.
-    image : ndarray, H x W x C
-        The normalised image the model saw.
+    image : ndarray, H x W x C, or DomainSample
+        The normalised image the model saw, or its :func:`domain_sample`.
     labels : ndarray of int
         The beads the model found in it.
 

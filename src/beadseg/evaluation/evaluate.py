@@ -68,7 +68,7 @@ def _load_source_model(source, cfg: PredictConfig):
         return None
     from ..inference import load_model
 
-    return load_model(source, cfg.device, cfg.runtime, cfg.num_threads)
+    return load_model(source, cfg.device, cfg.runtime, cfg.num_threads, cfg.precision)
 
 
 def _usable_pairs(data: Path, only: set[str] | None, use_all: bool) -> tuple[list[Pair], LabelSelection]:

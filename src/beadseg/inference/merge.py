@@ -42,6 +42,7 @@ def _comparable_settings(settings: dict) -> dict:
         key["predict"] = PredictConfig(**key["predict"]).model_dump(exclude=NOT_COMPARED)
     if isinstance(key.get("instances"), dict):
         key["instances"] = InstanceConfig(**key["instances"]).model_dump()
+    key.setdefault("precision", "float32")  # runs before int8 networks ran float32
     return key
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..models.checkpoint import ONNX_FORMAT
+from ..models.checkpoint import FLOAT32, INT8, ONNX_FORMAT
 from .tiling import pad_to_multiple
 
 
@@ -86,6 +86,9 @@ class OnnxModel:
     source_sha256: str | None = None
     device_type: str = "cpu"
     runtime: str = "onnxruntime"
+    #: ``float32`` or ``int8`` (the file's ``beadseg.precision``; see
+    #: :mod:`beadseg.integrations.export.int8`)
+    precision: str = FLOAT32
 
     #: tile side when the config gives none. Measured on a 3840x2160 frame with the shipped
     #: model (2 threads, overlap 128): 512: 1.90 s, 768: 1.53, 1024: 1.40, 1152: 1.37, 1536: 1.21;
@@ -167,6 +170,9 @@ def load_onnx_model(path: str | Path, threads: int | None = None, source: str | 
             "MODEL --format onnx`"
         )
     meta, outputs = _checked_metadata(session, props, path)
+    precision = props.get("beadseg.precision", FLOAT32)
+    if precision not in (FLOAT32, INT8):
+        raise InputError(f"{path}: beadseg.precision {precision!r} is not {FLOAT32} or {INT8}; {REEXPORT}")
     return OnnxModel(
         session,
         int(meta["in_channels"]),
@@ -177,6 +183,7 @@ def load_onnx_model(path: str | Path, threads: int | None = None, source: str | 
         meta,
         outputs,
         props.get("beadseg.source_sha256"),
+        precision=precision,
     )
 
 

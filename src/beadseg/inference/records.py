@@ -19,8 +19,10 @@ from ..core.config import InstanceConfig, PredictConfig
 from .counts import COUNT_FIELDS, CountRow
 
 #: settings that may differ between runs whose results are merged (same model, same numbers):
-#: where and how fast the network runs, not what it computes
-NOT_COMPARED = {"device", "runtime", "num_threads", "batch_size"}
+#: where and how fast the network runs, not what it computes. The precision asked (auto) is one
+#: of them; the precision that ran is compared instead (``precision`` in settings.json and in
+#: every frame's record)
+NOT_COMPARED = {"device", "runtime", "num_threads", "batch_size", "precision"}
 
 
 def model_identity(source) -> str:
@@ -82,12 +84,15 @@ def record_path(out: Path, stem: str) -> Path:
 
 
 def frame_digest(m, cfg: PredictConfig, threshold: float | None, instances: InstanceConfig | None) -> str:
-    """The :func:`record_hash` every frame record of this run carries (``m``: the loaded model)."""
+    """The :func:`record_hash` every frame record of this run carries (``m``: the loaded model;
+    an int8 network's records are not a float one's)."""
+    precision = getattr(m, "precision", "float32")
+    predict = cfg.model_dump(exclude=NOT_COMPARED)
     return record_hash(
         {
             "model_sha256": model_identity(m),
             "threshold": threshold,
-            "predict": cfg.model_dump(exclude=NOT_COMPARED),
+            "predict": predict if precision == "float32" else {**predict, "precision": precision},
             # instance settings other than the model's are part of what a record holds
             **({"instances": instances.model_dump()} if instances else {}),
         }

@@ -82,6 +82,7 @@ def _run_settings(
         "threshold": m.threshold if threshold is None else threshold,
         "instances": inst.model_dump(),
         "instance_method": resolve_method(inst, m.centre_head),
+        "precision": getattr(m, "precision", "float32"),  # what ran: int8 counts are not float32's
         "predict": cfg.model_dump(exclude=NOT_COMPARED),
         "shard": list(shard) if shard else None,
     }
@@ -135,7 +136,7 @@ def predict_images(
         files = files[shard[0] :: shard[1]]
     first_read = FirstRead.of(files, Path(out))  # decoded while the model loads
     m = (
-        load_model(model, cfg.device, cfg.runtime, cfg.num_threads)
+        load_model(model, cfg.device, cfg.runtime, cfg.num_threads, cfg.precision)
         if isinstance(model, (str, Path))
         else model
     )

@@ -37,6 +37,7 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)
     normalization: dict = field(default_factory=lambda: dict(LEGACY))
     runtime: str = "torch"
+    precision: str = "float32"  #: the checkpoint's weights as trained
 
     @property
     def centre_head(self) -> bool:

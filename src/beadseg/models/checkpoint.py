@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 CHECKPOINT_FORMAT = "beadseg-checkpoint-1"
 #: the ``beadseg.format`` metadata of ONNX exports (see :mod:`beadseg.models.onnx`)
 ONNX_FORMAT = "beadseg-onnx-1"
+#: ``beadseg.precision`` of ONNX files: float32 (every export; files without the entry) or int8
+#: (:mod:`beadseg.integrations.export.int8`)
+FLOAT32, INT8 = "float32", "int8"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "default.pt"
 REQUIRED_KEYS = ("model_state", "meta")
@@ -69,6 +72,12 @@ def onnx_path(checkpoint: str | Path) -> Path:
     """Where the ONNX export of a checkpoint lives: ``best.pt`` -> ``best.onnx`` beside it
     (written by ``beadseg train`` and ``beadseg export``, see :mod:`beadseg.models.onnx`)."""
     return Path(checkpoint).with_suffix(".onnx")
+
+
+def int8_path(checkpoint: str | Path) -> Path:
+    """Where the int8 ONNX file of a checkpoint lives: ``best.pt`` -> ``best.int8.onnx`` beside
+    it (written by ``beadseg export --format int8``, see :mod:`beadseg.integrations.export.int8`)."""
+    return Path(checkpoint).with_suffix(".int8.onnx")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -294,30 +294,41 @@ def dilution(
 
 @dataclass(frozen=True)
 class ExportResult:
-    """The file :func:`export` wrote."""
+    """The file :func:`export` wrote (``int8``: with how it was calibrated and how close it
+    stays to the float network on the calibration crops, ``QuantizeResult.to_dict()``)."""
 
     path: Path
     format: str
+    int8: dict | None = None
 
     def to_dict(self) -> dict:
         return plain(asdict(self))
 
 
 def export(
-    model: str | Path, fmt: str = "onnx", out: str | Path | None = None, *, overwrite: bool = False
+    model: str | Path,
+    fmt: str = "onnx",
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    calibration: list[str | Path] | None = None,
 ) -> ExportResult:
-    """Export a model (`beadseg export`): ONNX (settings in its metadata) or a bioimage.io
+    """Export a model (`beadseg export`): ONNX (settings in its metadata), its int8 ONNX file
+    (calibrated on the images, files, folders or globs, of ``calibration``) or a bioimage.io
     package. ``out`` is the file to write; an existing file is replaced only with
     ``overwrite``; a folder is refused."""
-    from ..integrations.export import export_model
+    from ..integrations.export import export_int8, export_model
 
     if out is not None:
         out = Path(out)
         if out.is_dir():
+            name = {"onnx": "model.onnx", "int8": "model.int8.onnx"}.get(fmt, "model.bioimageio.zip")
             raise InputError(
-                f"--out {out} is a folder; export writes one file: give a file name such as "
-                f"{out / ('model.onnx' if fmt == 'onnx' else 'model.bioimageio.zip')}"
+                f"--out {out} is a folder; export writes one file: give a file name such as {out / name}"
             )
         if out.exists() and not overwrite:
             raise InputError(f"{out} exists; give another --out, or overwrite (--overwrite) to replace it")
+    if fmt == "int8":
+        r = export_int8(model, calibration or [], out)
+        return ExportResult(r.path, fmt, r.to_dict())
     return ExportResult(Path(export_model(model, fmt, out)), fmt)
