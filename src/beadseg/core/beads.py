@@ -360,6 +360,34 @@ def segment_instances(
     return instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
 
 
+#: A bead cut by the image border is a sliver - its centre lies outside the image - when less
+#: than this share of a single bead shows: exact for a disc cut by a straight edge.
+SLIVER_RATIO = 0.5
+
+
+def centre_inside(centres: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which centres (``N x 2``, row/col px) lie in the area of an ``H x W`` image: pixel ``i``
+    covers ``[i - 0.5, i + 0.5)``. A bead belongs to the one image (or tile) its centre is in,
+    so a bead cut by a seam is counted once."""
+    c = np.asarray(centres, np.float64).reshape(-1, 2) + 0.5
+    return (c[:, 0] >= 0) & (c[:, 0] < shape[0]) & (c[:, 1] >= 0) & (c[:, 1] < shape[1])
+
+
+def slivers(labels: np.ndarray, single_area_px: float, areas: np.ndarray | None = None) -> np.ndarray:
+    """Which objects of a label image are slivers of beads cut by its border: touching the
+    border with less than ``SLIVER_RATIO`` of a single bead's area, so their centre lies
+    outside (bool per id, index 0 False). ``areas``: ``np.bincount(labels.ravel())`` when the
+    caller has it."""
+    labels = np.asarray(labels)
+    n = int(labels.max(initial=0))
+    areas = np.bincount(labels.ravel(), minlength=n + 1) if areas is None else np.asarray(areas)
+    edge = np.zeros(n + 1, bool)
+    edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    out = edge & (areas[: n + 1] < SLIVER_RATIO * max(float(single_area_px), 1.0))
+    out[0] = False
+    return out
+
+
 def single_area_of_objects(areas: np.ndarray) -> float:
     """The single-bead area (px) from the areas of a set's objects: the median area of the
     objects no larger than twice the median object (see the module docstring). 0 without
