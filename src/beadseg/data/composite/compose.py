@@ -111,7 +111,7 @@ def make_family_composite(
     for k, centre in enumerate(layout.centers):
         contrast, blur = rng.uniform(*fam.contrast), rng.uniform(*fam.bead_blur_px)
         sprite = sources.sprites[int(sprite_index[k])]
-        multiply_in(image, *bead_patch(sprite, centre, scale[k], contrast, blur))
+        multiply_in(image, *bead_patch(sprite, centre, scale[k], contrast, blur, fam.min_darkness))
     for _ in range(int(rng.poisson(rng.uniform(*fam.smudges) * size * size / 512**2))):
         half, patch = smudge_patch(rng, sources.radius_px)
         multiply_in(image, int(rng.integers(size)) - half, int(rng.integers(size)) - half, patch)

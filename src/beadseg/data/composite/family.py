@@ -52,7 +52,12 @@ class Family:
     gradient : float
         Largest relative change of illumination across the image.
     smudges : (float, float)
-        Faint out-of-focus smudges per 512 x 512 px (no beads: not in the truth).
+        Faint out-of-focus smudges per 512 x 512 px (no beads: not in the truth; at most 8 %
+        dark at their centre).
+    min_darkness : float
+        Every bead stays at least this dark at its darkest (its contrast is raised when its
+        draw would make it fainter): a bead a person can see, and darker than any smudge. The
+        faintest 5 % of the real sprites are 25 % dark.
     layout : str
         ``grown`` or ``ballistic`` (:mod:`.packing`).
     pack_probability : float
@@ -72,6 +77,7 @@ class Family:
     smudges: tuple[float, float]
     layout: str
     pack_probability: float = 0.5
+    min_darkness: float = 0.15
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,10 +124,11 @@ def family(name: str) -> Family:
     return FAMILIES[name]
 
 
-def bead_patch(sprite, centre, scale: float, contrast: float, blur_px: float):
+def bead_patch(sprite, centre, scale: float, contrast: float, blur_px: float, min_darkness: float = 0.0):
     """A sprite resampled so that its centre lands on ``centre`` (row, col; any sub-pixel
-    position), its size times ``scale``, its darkness times ``contrast``, blurred by
-    ``blur_px``: ``(top, left, transmission h x w x C)``."""
+    position), its size times ``scale``, its darkness times ``contrast`` (raised so that its
+    darkest pixel, mean over channels, is at least ``min_darkness``), blurred by ``blur_px``:
+    ``(top, left, transmission h x w x C)``."""
     from scipy.ndimage import map_coordinates
 
     dark = 1.0 - sprite.transmission
@@ -134,6 +141,9 @@ def bead_patch(sprite, centre, scale: float, contrast: float, blur_px: float):
     out = np.stack(planes, -1)
     if blur_px > 0.05:
         out = gaussian_blur(out.astype(np.float32), blur_px)
+    peak = float(out.mean(-1).max())
+    if peak > 0 and contrast * peak < min_darkness:
+        contrast = min_darkness / peak
     return iy - half, ix - half, (1.0 - contrast * out).astype(np.float32)
 
 
@@ -147,12 +157,12 @@ def multiply_in(image: np.ndarray, top: int, left: int, patch: np.ndarray) -> No
 
 
 def smudge_patch(rng, radius_px: float):
-    """A faint out-of-focus smudge: a broad Gaussian darkening (SD 1.2-2.5 bead radii, 4-10 %
+    """A faint out-of-focus smudge: a broad Gaussian darkening (SD 1.2-2.5 bead radii, 3-8 %
     at its centre), grey."""
     sd = rng.uniform(1.2, 2.5) * radius_px
     half = int(np.ceil(3 * sd))
     yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
-    g = rng.uniform(0.04, 0.10) * np.exp(-(yy**2 + xx**2) / (2 * sd**2))
+    g = rng.uniform(0.03, 0.08) * np.exp(-(yy**2 + xx**2) / (2 * sd**2))
     return half, (1.0 - g)[..., None].astype(np.float32)
 
 
