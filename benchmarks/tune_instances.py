@@ -36,25 +36,28 @@ from beadseg.inference import load_model, segment  # noqa: E402
 
 def settings(has_centre: bool, grid: str = "small") -> dict[str, InstanceConfig]:
     out = {}
-    for border, p in itertools.product(("keep", "by_centre"), (0.0, 0.6, 0.7, 0.8)):
-        for method in ("distance", "probability_peaks"):
-            key = f"{method} border={border} p={p}"
-            out[key] = InstanceConfig(method=method, border=border, min_probability=p)
+    for method in ("distance", "probability_peaks"):
+        for border, p in (("keep", 0.0), ("by_centre", 0.0), ("by_centre", 0.7)):
+            out[f"{method} border={border} p={p}"] = InstanceConfig(
+                method=method, border=border, min_probability=p
+            )
     if not has_centre:
         return out
-    windows = ((1, 0.0), (2, 0.0), (1, 0.5)) if grid == "full" else ((1, 0.0),)
-    floors = (0.2, 0.3, 0.4, 0.5) if grid == "full" else (0.2, 0.3, 0.4)
-    for t, (d, s), border, p, c in itertools.product(
-        floors, windows, ("keep", "by_centre"), (0.0, 0.6, 0.7, 0.8), (0.0, 0.4, 0.5, 0.6)
+    out["centre t=0.3 d=1 s=0.0 m=0.0 border=keep p=0.0 c=0.0"] = InstanceConfig(
+        method="centre_peaks", border="keep"
+    )
+    windows = ((1, 0.0), (2, 0.0), (1, 0.5)) if grid == "full" else ((1, 0.0), (1, 0.5))
+    for t, (d, s), m, p, c in itertools.product(
+        (0.2, 0.3, 0.4), windows, (0.0, 2.5), (0.0, 0.6, 0.7), (0.0, 0.4, 0.5)
     ):
-        if c and c <= t:
+        if (c and c <= t) or (s and m):
             continue
-        out[f"centre t={t} d={d} s={s} border={border} p={p} c={c}"] = InstanceConfig(
+        out[f"centre t={t} d={d} s={s} m={m} border=by_centre p={p} c={c}"] = InstanceConfig(
             method="centre_peaks",
             centre_threshold=t,
             peak_distance_px=d,
             peak_sigma_px=s,
-            border=border,
+            peak_merge_px=m,
             min_probability=p,
             min_centre=c,
         )

@@ -112,3 +112,19 @@ def test_area_count_is_foreground_over_single_bead_area():
     labels = segment_instances(prob, None, InstanceConfig(method="distance"))
     assert area_count(labels) == pytest.approx(4.0)
     assert area_count(np.zeros((5, 5), int)) == 0.0
+
+
+def test_peaks_closer_than_any_two_bead_centres_are_one_bead():
+    """A bead whose centre map has two maxima 2 px apart (an elongated top) is one bead when
+    peaks closer than peak_merge_px join; two beads 6 px apart stay two."""
+    from beadseg.core.labels import merge_close
+
+    prob, centre = _field((20, 40), [(10.0, 10.0), (10.0, 26.0), (10.0, 32.0)], 3.5)
+    centre[10, 9], centre[10, 11] = 1.0, 1.0  # two tops 2 px apart in the first bead
+    centre[10, 10] = 0.9
+    split = segment_instances(prob, centre)
+    merged = segment_instances(prob, centre, InstanceConfig(peak_merge_px=2.5))
+    assert split.max() == 4 and merged.max() == 3
+    m = np.zeros((9, 9), np.int32)
+    m[1, 1], m[1, 3], m[7, 7] = 1, 2, 3
+    assert merge_close(m, 2.5).max() == 2 and merge_close(m, 0).max() == 3

@@ -229,13 +229,14 @@ def instances_from_peaks(
     output), with the hole filling, splitting and size limits of an ``InstanceConfig``.
 
     ``peak_map`` is smoothed with ``sigma_px``; its :func:`local_maxima` within
-    ``distance_px`` (and >= ``floor``) inside the mask are the bead centres, and
-    :func:`split_by_markers` splits the components that hold several.
+    ``distance_px`` (and >= ``floor``) inside the mask, peaks closer than
+    ``cfg.peak_merge_px`` joined, are the bead centres, and :func:`split_by_markers` splits
+    the components that hold several.
     """
     from scipy import ndimage as ndi
 
     from .config import InstanceConfig
-    from .labels import EIGHT, fill_holes, filter_sizes, label_components
+    from .labels import EIGHT, fill_holes, filter_sizes, label_components, merge_close
 
     cfg = cfg or InstanceConfig()
     mask = np.asarray(mask, bool)
@@ -246,7 +247,7 @@ def instances_from_peaks(
         surface = ndi.gaussian_filter(surface, sigma_px, truncate=3.0)
     if cfg.split_touching:
         markers = ndi.label(local_maxima(surface, distance_px, floor, mask), structure=EIGHT)[0]
-        labels = split_by_markers(mask, surface, markers)
+        labels = split_by_markers(mask, surface, merge_close(markers, cfg.peak_merge_px))
     else:
         labels = label_components(mask)[0]
     return filter_sizes(labels, cfg.min_area_px, cfg.max_area_px)

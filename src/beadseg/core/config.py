@@ -248,6 +248,13 @@ class InstanceConfig(_Strict):
     centre_threshold: float = Field(
         0.3, gt=0, lt=1, description="centre_peaks: lowest centre-head value of a bead centre"
     )
+    peak_merge_px: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        description="peak methods: peaks closer than this (px) are one bead's (no two bead centres "
+        "are that close); 0: off",
+    )
     min_probability: float = Field(
         0.0,
         ge=0,

@@ -152,6 +152,24 @@ def object_maxima(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def merge_close(markers: np.ndarray, radius_px: float) -> np.ndarray:
+    """Markers (a label image of peaks) whose centroids lie within ``radius_px`` of each other
+    joined into one (transitively), renumbered 1..n."""
+    n = int(markers.max(initial=0))
+    if n < 2 or radius_px <= 0:
+        return markers
+    from scipy.cluster.hierarchy import DisjointSet
+    from scipy.spatial import cKDTree
+
+    ids, _, means = object_means(markers)
+    groups = DisjointSet(range(len(ids)))
+    for i, j in cKDTree(means[:, :2]).query_pairs(radius_px):
+        groups.merge(i, j)
+    lut = np.zeros(n + 1, np.int32)
+    lut[ids] = [groups[i] + 1 for i in range(len(ids))]
+    return relabel(lut[markers])[0]
+
+
 def centroids(labels: np.ndarray) -> np.ndarray:
     """``n x 2`` (row, col) centres of mass of the objects of a label image, in id order."""
     return object_means(labels)[2]
