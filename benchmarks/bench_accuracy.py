@@ -9,9 +9,12 @@ against re-registered masks ("fixed", `beadseg fix-masks`). Recipes:
 - ``v1all``: v1 with ``data.use_all_labels=true`` (the doctor's label grades off: unusable
   labels trained on, shifted masks not re-registered), for the grades-on-vs-off comparison;
 - ``v2``: configs/default_model.yaml (centre head), trained on the fold's real tiles plus
-  exact-truth composites made only from the fold's training frames and the synthetic 80x tiles
-  of the other folds (each synthetic tile is its own frame, dealt to the folds round-robin);
-  its pixel IoU on the synthetic tiles it left out is reported too.
+  exact-truth composites of the first generator made only from the fold's training frames and
+  the synthetic 80x tiles of the other folds (each synthetic tile is its own frame, dealt to
+  the folds round-robin); its pixel IoU on the synthetic tiles it left out is reported too;
+- ``v3``: the same with the ``train``-family composites of benchmarks/train_default.py (sparse
+  to monolayer, 12 per level) made only from the fold's training frames: the recipe of the
+  model shipped now.
 
 The classical baseline (beadseg.evaluation.classical, threshold calibrated on the training folds) runs on
 the same folds. Out-of-fold counts give the dilution slope. Writes
@@ -30,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine, real_subset, subset, synthetic_subset  # noqa: E402
-from train_default import COMPOSITES, composites  # noqa: E402
+from train_default import COMPOSITES, COMPOSITES_V2, composites  # noqa: E402
 
 from beadseg.core.config import InstanceConfig, PredictConfig, load_config  # noqa: E402
 from beadseg.core.dilution import fit_dilution  # noqa: E402
@@ -49,6 +52,7 @@ from beadseg.training import train  # noqa: E402
 RECIPES = {
     "v1": ROOT / "configs" / "recipe_v1.yaml",
     "v2": ROOT / "configs" / "default_model.yaml",
+    "v3": ROOT / "configs" / "default_model.yaml",
     "v1all": ROOT / "configs" / "recipe_v1.yaml",  # v1 trained on every label, grades off
 }
 #: settings a recipe adds to its config file
@@ -118,11 +122,12 @@ def train_fold(recipe: str, split: dict, k: int, args, set_name: str, out: Path)
     train_dir = subset(f"{set_name}_fold{k}_train", lambda s, t=set(split["train"]): s in t)
     val_dir = subset(f"{set_name}_fold{k}_val", lambda s, v=set(split["val"]): s in v)
     paths = [train_dir]
-    if recipe == "v2":
+    if recipe in ("v2", "v3"):
         frames = sorted(set(split["train_groups"]))
+        recipe_sets, tag = (COMPOSITES_V2, "") if recipe == "v2" else (COMPOSITES, "v3_")
         paths += [
             composites(
-                OUT / "train_data" / f"composites_{set_name}_fold{k}_{c}",
+                OUT / "train_data" / f"composites_{tag}{set_name}_fold{k}_{c}",
                 frames,
                 lv,
                 n,
@@ -130,7 +135,7 @@ def train_fold(recipe: str, split: dict, k: int, args, set_name: str, out: Path)
                 touch,
                 f"comp_{c}",
             )
-            for c, lv, n, seed, touch in COMPOSITES
+            for c, lv, n, seed, touch in recipe_sets
         ]
         if set_name == "real":  # the synthetic 80x tiles of the other folds (see synthetic_fold)
             paths.append(
@@ -154,7 +159,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=["real", "synthetic"], default="real")
     ap.add_argument("--folds", type=int, default=4)
-    ap.add_argument("--recipes", default="v1,v2", help="comma-separated: v1, v2, v1all")
+    ap.add_argument("--recipes", default="v1,v2", help="comma-separated: v1, v2, v3, v1all")
     ap.add_argument("--epochs", type=int, default=10, help="fixed epochs per fold")
     ap.add_argument("--only-fold", type=int, default=None, help="train just this fold (parallel jobs)")
     ap.add_argument("--threads", type=int, default=None)

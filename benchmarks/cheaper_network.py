@@ -106,7 +106,9 @@ def scores(model: str, tag: str, precision: str | None) -> dict:
     """{set name: {level: summary}} of MODEL at ``precision`` over every truth set."""
     out = {}
     for seed, touch in TRUTH_SETS:
-        r = run_counting(model, f"{tag}_{precision or 'own'}", seed, touch, precision=precision)
+        r = run_counting(
+            model, f"{tag}_{precision or 'own'}", seed, touch, n=3, precision=precision, family="none"
+        )
         out[f"seed {seed}, touch {touch}"] = r["levels"]
         print(f"{tag} {precision}: seed {seed} touch {touch} done", flush=True)
     out["real held-out tiles"] = {"all": holdout_scores(model, f"{tag}_{precision or 'own'}", precision)}

@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--touch", default=DEFAULT_TOUCH, help="the --touch of bench_counting")
     ap.add_argument("--model", default="default", help="the model tag of bench_counting")
     a = ap.parse_args()
-    run = run_name(a.seed, a.touch)
+    run = run_name(a.seed, a.touch, "none")
     a.truth = OUT / "counting" / f"truth_{run}"
     a.pred = OUT / "counting" / f"pred_{a.model}_{run}"
     with open(a.truth / "composites.csv") as f:

@@ -1,5 +1,5 @@
 """Reproduce the shipped default model: the recipe of configs/default_model.yaml on the real
-tiles of the dev set, exact-truth composites made from them and the synthetic 80x tiles.
+tiles of the dev set, exact-truth family composites and the synthetic 80x tiles.
 
     python benchmarks/train_default.py [--install]    # --install copies it into the package
     python benchmarks/train_default.py --holdout      # the same recipe without the held-out
@@ -7,20 +7,25 @@ tiles of the dev set, exact-truth composites made from them and the synthetic 80
 
 Training data (all under bench-out/train_data/):
 - the real tiles: all 8 source frames (``--holdout``: the training frames of the split only);
-- two exact-truth composite sets (`beadseg synth --from`) made only from those frames:
-  sparse..crowded, 4 per level, beads touching at 0.9-1.0 diameters (seed 101), and medium..
-  crowded, 4 per level, at 0.75-0.9 (seed 102);
+- one exact-truth set of the ``train`` family (`beadseg synth --from DATA --family train`:
+  spacing 0.75-1.1 diameters, pairs, chains, clumps and lattice packs, bead size +-25 %,
+  contrast, focus, gradients, noise, JPEG, smudges, beads cut by the border; sprites from every
+  frame), sparse, medium, dense, clumped, packed and monolayer (2,000 beads per 512 px), 12
+  tiles per level (seed 301), made ONLY from the frames the benchmark does not hold out - for
+  both models, so the counting benchmark's ``heldout`` family (other frames, other ranges,
+  another way of building groups) is never trained on;
 - the 20 synthetic_80x tiles.
-Validation: ``--holdout``: the real tiles of the held-out frames; the shipped model:
-composites from all frames with another seed (seed 201; in-domain, not held out).
+Validation: ``--holdout``: the real tiles of the held-out frames; the shipped model: 2
+``train``-family composites per level (seed 401; in-domain, not held out).
 Fixed epochs, so the model does not depend on the machine's load. The model kept is the LAST
-epoch (the end of the cosine schedule), not the epoch of best validation IoU: on the shipped
-model's validation composites the last epoch counted touching beads better (clumped: count
-error -8.3 % vs -11.3 % at the best-IoU epoch 25). Its fingerprint is measured on the training
-images with the last weights, and it carries this version's instance settings.
+epoch (the end of the cosine schedule), as for the model before (which counted touching beads
+better at its last epoch than at its best-IoU epoch). Its fingerprint is measured on the
+training images with the last weights, and it carries this version's instance settings.
+Then `python benchmarks/calibrate_counts.py --install` measures its count interval
+(weights/default_calibration.json) and `beadseg export` is rerun by it.
 
-Writes bench-out/default_export/ (default.pt and its record) and, with --holdout,
-bench-out/default_heldout_export/heldout.pt (the model the counting benchmark holds out).
+Writes bench-out/default_v3_export/ (default.pt and its record) and, with --holdout,
+bench-out/default_v3_heldout_export/heldout.pt (the model the counting benchmark holds out).
 """
 
 from __future__ import annotations
@@ -45,15 +50,26 @@ from beadseg.training.data import prepare_data  # noqa: E402
 from beadseg.training.validation import fingerprint_samples  # noqa: E402
 
 SPLIT = ROOT / "src" / "beadseg" / "models" / "weights" / "default_split.json"
-COMPOSITES = (  # (name, levels, per level, seed, touch)
+FAMILY_LEVELS = "sparse,medium,dense,clumped,packed,monolayer"
+COMPOSITES = (  # (name, levels, per level, seed, touch or family): the v3 recipe
+    ("f", FAMILY_LEVELS, 12, 301, "family:train"),
+)
+COMPOSITES_V2 = (  # the v2 recipe (the model shipped before): the first generator
     ("a", "sparse,medium,dense,clumped,crowded", 4, 101, "0.9,1.0"),
     ("b", "medium,dense,clumped,crowded", 4, 102, "0.75,0.9"),
 )
 
 
+def heldout_frames() -> list[str]:
+    """The source frames the counting benchmark holds out (weights/default_split.json)."""
+    return list(json.loads(SPLIT.read_text())["val_groups"])
+
+
 def composites(out: Path, frames: list[str], levels: str, n: int, seed: int, touch: str, prefix: str) -> Path:
-    """An exact-truth set from the given frames of the dev set (made once)."""
+    """An exact-truth set from the given frames of the dev set (made once); ``touch`` is a
+    touching range ``LOW,HIGH`` of the first generator or ``family:NAME``."""
     if not (out / "provenance.json").exists():
+        shape = ["--family", touch.split(":", 1)[1]] if touch.startswith("family:") else ["--touch", touch]
         cmd = [
             sys.executable,
             "-m",
@@ -72,8 +88,7 @@ def composites(out: Path, frames: list[str], levels: str, n: int, seed: int, tou
             str(seed),
             "--prefix",
             prefix,
-            "--touch",
-            touch,
+            *shape,
         ]
         subprocess.run(cmd, check=True)
     return out
@@ -89,9 +104,11 @@ def training_folders(holdout: bool) -> tuple[list[Path], list[Path]]:
 
     tag = "heldout" if holdout else "all"
     real_dir = subset(f"real_{tag}", real)
-    frames = sorted({source_frame(p.stem) for p in (real_dir / "images").iterdir()})
+    # composites only from the frames the benchmark does not hold out, for both models
+    held_out = set(split["val_groups"])
+    frames = sorted({source_frame(p.stem) for p in (real_dir / "images").iterdir()} - held_out)
     comps = [
-        composites(OUT / "train_data" / f"composites_{tag}_{k}", frames, lv, n, seed, touch, f"comp_{k}")
+        composites(OUT / "train_data" / f"composites_v3_{k}", frames, lv, n, seed, touch, f"comp_{k}")
         for k, lv, n, seed, touch in COMPOSITES
     ]
     if holdout:
@@ -99,13 +116,7 @@ def training_folders(holdout: bool) -> tuple[list[Path], list[Path]]:
     else:
         val = [
             composites(
-                OUT / "train_data" / "composites_all_val",
-                frames,
-                "sparse,medium,dense,clumped,crowded",
-                2,
-                201,
-                "0.75,1.0",
-                "val",
+                OUT / "train_data" / "composites_v3_val", frames, FAMILY_LEVELS, 2, 401, "family:train", "val"
             )
         ]
     return [real_dir, *comps, synthetic_subset()], val
@@ -118,14 +129,14 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args()
     paths, val = training_folders(args.holdout)
-    run = OUT / ("default_heldout_run" if args.holdout else "default_run")
+    run = OUT / ("default_v3_heldout_run" if args.holdout else "default_v3_run")
     if not (run / "result.json").exists():
         sets = [f"data.path=[{','.join(map(str, paths))}]", f"data.val_path=[{','.join(map(str, val))}]"]
         if args.threads:
             sets.append(f"train.num_threads={args.threads}")
         cfg = load_config(ROOT / "configs" / "default_model.yaml", sets)
         train(cfg, run, progress=False, log=lambda s: print(s, flush=True))
-    dest = OUT / ("default_heldout_export" if args.holdout else "default_export")
+    dest = OUT / ("default_v3_heldout_export" if args.holdout else "default_v3_export")
     kept = export_last(run, dest / ("heldout.pt" if args.holdout else "default.pt"))
     export_onnx(kept, kept.with_suffix(".onnx"))  # predict runs this one, without torch
     if args.holdout:

@@ -21,7 +21,7 @@ MODEL = {"train", "cv", "lr-find", "predict", "evaluate", "demo"}
 PRINT_ONLY = {"models"}
 COMMANDS = {
     "synth", "analyze", "train", "cv", "sweep", "hpc", "compare", "lr-find", "models", "predict",
-    "merge", "evaluate", "export", "dilution", "fix-masks", "demo",
+    "merge", "evaluate", "export", "dilution", "fix-masks", "demo", "audit",
 }  # fmt: skip
 TYPE_PLACEHOLDER = re.compile(r"\b(TEXT|INTEGER|FLOAT|PATH|BOOLEAN)\b|<(str|int|float|path|bool)\b")
 
@@ -67,7 +67,7 @@ def test_help_follows_the_convention(name, monkeypatch):
     assert ("--overwrite" in text) == (name not in PRINT_ONLY | {"hpc"})
 
 
-@pytest.mark.parametrize("name", ["analyze", "predict", "evaluate", "dilution", "fix-masks", "demo"])
+@pytest.mark.parametrize("name", ["analyze", "predict", "evaluate", "dilution", "fix-masks", "demo", "audit"])
 def test_help_shows_the_default_folder(name, monkeypatch):
     flat = " ".join(_help(monkeypatch, name).split())
     assert re.search(rf"\[default: \(?\./(<\w+ folder>|beadseg)-{name}\)?\]", flat)

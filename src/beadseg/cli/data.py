@@ -51,7 +51,7 @@ _LEVELS = typer.Option(
     None,
     metavar="LEVELS",
     help="With --from: density levels, comma-separated, of sparse, medium, dense, "
-    "clumped, crowded (default: the first four).",
+    "clumped, crowded, packed, monolayer (default: the first four).",
 )
 _COUNTS = typer.Option(
     None,
@@ -64,6 +64,14 @@ _CLUMP_FRACTION = typer.Option(
 _FRAMES = typer.Option(
     None, metavar="NAMES", help="With --from: only these tiles or source frames, comma-separated."
 )
+_FAMILY = typer.Option(
+    None,
+    metavar="NAME",
+    help="With --from: randomise spacing, group shapes (pairs, chains, packs), bead size, "
+    "contrast, focus, gradients, noise, JPEG and smudges, beads cut by the border, up to a "
+    "monolayer: train (what the shipped model trains on) or heldout (the counting benchmark's). "
+    "Default levels then: sparse,medium,dense,clumped,packed,monolayer.",
+)
 _TOUCH = typer.Option(
     "0.9,1.0", metavar="LOW,HIGH", help="With --from: centre distance of touching beads, LOW,HIGH diameters."
 )
@@ -74,6 +82,7 @@ _TOUCH = typer.Option(
         "beadseg synth --out toy --n 8 --size 256",
         "beadseg synth --dilution-series --out series",
         "beadseg synth --from ../data/microbeads --levels sparse,dense --out truth",
+        "beadseg synth --from ../data/microbeads --family heldout --n 5 --out truth",
     )
 )
 def synth(
@@ -105,6 +114,7 @@ def synth(
     frames: str | None = _FRAMES,
     prefix: str = typer.Option("truth", metavar="PREFIX", help="With --from: names are PREFIX_<level>_NNN."),
     touch: str = _TOUCH,
+    family: str | None = _FAMILY,
     quiet: bool = QUIET,
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -131,6 +141,7 @@ def synth(
         frames=frames,
         prefix=prefix,
         touch=touch,
+        family=family,
         overwrite=overwrite,
         progress=not quiet,
     )

@@ -290,3 +290,39 @@ def dilution(
         counts_csv, out, samples=samples, pixel_size_um=pixel_size_um, depth_um=depth_um, overwrite=overwrite
     )
     echo_lines(r.lines())
+
+
+@command(
+    examples=(
+        "beadseg audit predictions",
+        "beadseg audit predictions --points clicks.csv",
+        "beadseg audit predictions --size 48 --per-bin 8 --out my-audit",
+    ),
+    help=(
+        "Check the model's counts on your own frames. Without --points: crops of a predict run "
+        "across its densities to click beads in (crops.tif for napari, crops.csv, an empty napari "
+        "points.csv, instructions.txt). With --points (napari's saved Points layer, or a CSV of "
+        "crop, x, y): the model's bias and a count interval per density from your clicks, the "
+        "run's counts corrected by them (counts_corrected.csv) and, for a dilution series, the "
+        "slope before and after the correction. Give the same --size/--per-bin/--bins/--seed both "
+        "times."
+    ),
+)
+def audit(
+    run_folder: Path = typer.Argument(..., metavar="RUN", help="The output folder of beadseg predict."),
+    out: Path | None = out_option("audit", "RUN"),
+    points: Path | None = typer.Option(
+        None, "--points", metavar="FILE", help="Your clicks: napari Points CSV, or crop,x,y."
+    ),
+    size: int = typer.Option(64, "--size", min=16, max=2048, metavar="PX", help="Crop side in px."),
+    per_bin: int = typer.Option(6, "--per-bin", min=1, max=1000, metavar="N", help="Crops per density bin."),
+    bins: int = typer.Option(4, "--bins", min=1, max=20, metavar="N", help="Density bins."),
+    seed: int = typer.Option(0, "--seed", min=0, metavar="N", help="Random seed of the crops."),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    from ..workflows import audit as run
+
+    r = run(
+        run_folder, out, points=points, size=size, per_bin=per_bin, bins=bins, seed=seed, overwrite=overwrite
+    )
+    echo_lines(r.lines())

@@ -36,7 +36,7 @@ import numpy as np
 
 from .config import CLUMP_AREA_RATIO, MIN_DISTANCE_PX
 from .errors import InputError
-from .filters import window_max
+from .filters import local_maxima
 
 # scipy.ndimage (~0.3 s) and core.labels, which imports it, are imported by the functions that
 # need them: `beadseg predict` checks its threshold here before the model loads, and imports
@@ -45,48 +45,6 @@ from .filters import window_max
 #: Markers of :func:`count_beads_in_mask` are at least this far apart (px): measured on the
 #: masks of exact-truth composites, see its docstring.
 MASK_COUNT_DISTANCE_PX = 2
-
-
-def local_maxima(
-    values: np.ndarray, min_distance_px: int, floor: float | None = None, mask: np.ndarray | None = None
-) -> np.ndarray:
-    """Pixels that equal the maximum of their ``(2 * min_distance_px + 1)``-px square window.
-
-    Parameters
-    ----------
-    values : ndarray of float, ``H x W``
-        The map to search (a distance map, bead evidence, ...).
-    min_distance_px : int
-        Half-width of the window: two peaks closer than this (chessboard distance) cannot both
-        be maxima unless they are equal.
-    floor : float, optional
-        Keep only maxima with ``values >= floor``.
-    mask : ndarray of bool, optional
-        Keep only maxima inside the mask.
-
-    Returns
-    -------
-    ndarray of bool, ``H x W``
-        Every pixel of a flat maximum (plateau) is True; label the result to merge plateaus.
-
-    Examples
-    --------
-    >>> v = np.array([[0, 1, 0, 0, 0, 2, 0]], float)
-    >>> np.flatnonzero(local_maxima(v, 1))  # the flat 0 at index 3 is a (plateau) maximum too
-    array([1, 3, 5])
-    >>> np.flatnonzero(local_maxima(v, 1, floor=0.5))
-    array([1, 5])
-    """
-    if min_distance_px < 0:
-        raise ValueError(f"min_distance_px must be >= 0, got {min_distance_px}")
-    values = np.asarray(values)
-    # window_max: scipy's maximum_filter, 3-10x faster on these arrays (fastfilters)
-    peaks = values == window_max(values, int(min_distance_px))
-    if floor is not None:
-        peaks &= values >= floor
-    if mask is not None:
-        peaks &= np.asarray(mask, bool)
-    return peaks
 
 
 def _markers(mask: np.ndarray, prob: np.ndarray | None, min_distance_px: int, components=None):
@@ -271,13 +229,14 @@ def instances_from_peaks(
     output), with the hole filling, splitting and size limits of an ``InstanceConfig``.
 
     ``peak_map`` is smoothed with ``sigma_px``; its :func:`local_maxima` within
-    ``distance_px`` (and >= ``floor``) inside the mask are the bead centres, and
-    :func:`split_by_markers` splits the components that hold several.
+    ``distance_px`` (and >= ``floor``) inside the mask, peaks closer than
+    ``cfg.peak_merge_px`` joined, are the bead centres, and :func:`split_by_markers` splits
+    the components that hold several.
     """
     from scipy import ndimage as ndi
 
     from .config import InstanceConfig
-    from .labels import EIGHT, fill_holes, filter_sizes, label_components
+    from .labels import EIGHT, fill_holes, filter_sizes, label_components, merge_close
 
     cfg = cfg or InstanceConfig()
     mask = np.asarray(mask, bool)
@@ -288,7 +247,7 @@ def instances_from_peaks(
         surface = ndi.gaussian_filter(surface, sigma_px, truncate=3.0)
     if cfg.split_touching:
         markers = ndi.label(local_maxima(surface, distance_px, floor, mask), structure=EIGHT)[0]
-        labels = split_by_markers(mask, surface, markers)
+        labels = split_by_markers(mask, surface, merge_close(markers, cfg.peak_merge_px))
     else:
         labels = label_components(mask)[0]
     return filter_sizes(labels, cfg.min_area_px, cfg.max_area_px)
@@ -352,12 +311,97 @@ def segment_instances(
     method = resolve_method(cfg, centre is not None)
     mask = np.asarray(prob) > threshold
     if method == "distance":
-        return instances_from_mask(mask, prob, cfg)
-    sigma = PEAK_SIGMA_PX[method] if cfg.peak_sigma_px is None else cfg.peak_sigma_px
-    dist = PEAK_DISTANCE_PX[method] if cfg.peak_distance_px is None else cfg.peak_distance_px
-    if method == "probability_peaks":
-        return instances_from_peaks(mask, prob, cfg, sigma_px=sigma, distance_px=dist)
-    return instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
+        labels = instances_from_mask(mask, prob, cfg)
+    else:
+        sigma = PEAK_SIGMA_PX[method] if cfg.peak_sigma_px is None else cfg.peak_sigma_px
+        dist = PEAK_DISTANCE_PX[method] if cfg.peak_distance_px is None else cfg.peak_distance_px
+        if method == "probability_peaks":
+            labels = instances_from_peaks(mask, prob, cfg, sigma_px=sigma, distance_px=dist)
+        else:
+            labels = instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
+    return keep_beads(labels, prob, centre if method == "centre_peaks" else None, cfg)
+
+
+def keep_beads(labels: np.ndarray, prob: np.ndarray, centre: np.ndarray | None = None, cfg=None):
+    """The objects of a frame that are beads of this frame, renumbered 1..n.
+
+    * **minimum evidence**: an object whose highest probability stays below
+      ``cfg.min_probability`` - or, with a centre map, whose highest centre value stays below
+      ``cfg.min_centre`` - is a faint smudge, not a bead;
+    * **owned by its centre** (``cfg.border = "by_centre"``): a bead cut by the frame's border
+      is this frame's when its centre lies inside, i.e. when at least half a bead shows
+      (:func:`slivers`, with the :func:`single_area_of_objects` of the frame's objects clear of
+      its border); the slivers of
+      beads centred outside belong to the neighbouring frame or tile and are dropped, so a bead
+      on the seam between two tiled images is counted once.
+    """
+    from .config import InstanceConfig
+    from .labels import object_maxima, relabel
+
+    cfg = cfg or InstanceConfig()
+    labels = np.asarray(labels)
+    n = int(labels.max(initial=0))
+    if n == 0:
+        return labels.astype(np.int32, copy=False)
+    keep = np.ones(n + 1, bool)
+    if cfg.min_probability > 0:
+        keep &= object_maxima(labels, prob) >= cfg.min_probability
+    if centre is not None and cfg.min_centre > 0:
+        keep &= object_maxima(labels, centre) >= cfg.min_centre
+    if cfg.border == "by_centre":
+        areas = np.bincount(labels.ravel(), minlength=n + 1)
+        keep &= ~slivers(labels, _whole_bead_area(labels, areas, keep), areas)
+    return relabel(labels, keep)[0]
+
+
+def _whole_bead_area(labels: np.ndarray, areas: np.ndarray, keep: np.ndarray) -> float:
+    """The single-bead area of a frame's kept objects that do not touch its border (all kept
+    objects when every one does): cut beads do not pull it down."""
+    edge = np.zeros(len(areas), bool)
+    edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    use = keep & (areas > 0)
+    use[0] = False
+    whole = use & ~edge
+    return single_area_of_objects(areas[whole if whole.any() else use])
+
+
+def area_count(labels: np.ndarray) -> float:
+    """Beads by area: the foreground's area over the single-bead area of the frame's own
+    objects (:func:`single_area_of_objects`); 0 without objects. Beside a count of split beads
+    it shows what the foreground would hold if every bead were a single bead's size (beads
+    that overlap make it low, debris high)."""
+    areas = np.bincount(np.asarray(labels).ravel())[1:]
+    areas = areas[areas > 0]
+    single = single_area_of_objects(areas)
+    return float(areas.sum() / single) if single > 0 else 0.0
+
+
+#: A bead cut by the image border is a sliver - its centre lies outside the image - when less
+#: than this share of a single bead shows: exact for a disc cut by a straight edge.
+SLIVER_RATIO = 0.5
+
+
+def centre_inside(centres: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which centres (``N x 2``, row/col px) lie in the area of an ``H x W`` image: pixel ``i``
+    covers ``[i - 0.5, i + 0.5)``. A bead belongs to the one image (or tile) its centre is in,
+    so a bead cut by a seam is counted once."""
+    c = np.asarray(centres, np.float64).reshape(-1, 2) + 0.5
+    return (c[:, 0] >= 0) & (c[:, 0] < shape[0]) & (c[:, 1] >= 0) & (c[:, 1] < shape[1])
+
+
+def slivers(labels: np.ndarray, single_area_px: float, areas: np.ndarray | None = None) -> np.ndarray:
+    """Which objects of a label image are slivers of beads cut by its border: touching the
+    border with less than ``SLIVER_RATIO`` of a single bead's area, so their centre lies
+    outside (bool per id, index 0 False). ``areas``: ``np.bincount(labels.ravel())`` when the
+    caller has it."""
+    labels = np.asarray(labels)
+    n = int(labels.max(initial=0))
+    areas = np.bincount(labels.ravel(), minlength=n + 1) if areas is None else np.asarray(areas)
+    edge = np.zeros(n + 1, bool)
+    edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    out = edge & (areas[: n + 1] < SLIVER_RATIO * max(float(single_area_px), 1.0))
+    out[0] = False
+    return out
 
 
 def single_area_of_objects(areas: np.ndarray) -> float:

@@ -248,6 +248,33 @@ class InstanceConfig(_Strict):
     centre_threshold: float = Field(
         0.3, gt=0, lt=1, description="centre_peaks: lowest centre-head value of a bead centre"
     )
+    peak_merge_px: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        description="peak methods: peaks closer than this (px) are one bead's (no two bead centres "
+        "are that close); 0: off",
+    )
+    min_probability: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="an object whose highest bead probability stays below this is no bead (a faint "
+        "smudge); 0: off",
+    )
+    min_centre: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="centre_peaks: an object whose highest centre-head value stays below this is no "
+        "bead; 0: off",
+    )
+    border: Literal["by_centre", "keep"] = Field(
+        "by_centre",
+        description="beads cut by the image border: by_centre counts a bead in the image that holds "
+        "its centre (slivers under half a bead are dropped; a bead on a seam between two tiles is "
+        "counted once); keep: every piece",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -139,6 +139,37 @@ def object_means(labels: np.ndarray, *images: np.ndarray) -> tuple[np.ndarray, n
     return present, area[present], means
 
 
+def object_maxima(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The highest value of ``values`` over each object of a label image (float32, indexed by
+    id; 0 for the background and for absent ids). Only object pixels are visited (a few % of a
+    frame)."""
+    flat = np.asarray(labels).ravel()
+    idx = np.flatnonzero(flat)
+    ids, vals = flat[idx], np.asarray(values, np.float32).ravel()[idx]
+    out = np.zeros(int(flat.max(initial=0)) + 1, np.float32)
+    order = np.argsort(vals, kind="stable")
+    out[ids[order]] = vals[order]  # ascending: the last write of an id is its maximum
+    return out
+
+
+def merge_close(markers: np.ndarray, radius_px: float) -> np.ndarray:
+    """Markers (a label image of peaks) whose centroids lie within ``radius_px`` of each other
+    joined into one (transitively), renumbered 1..n."""
+    n = int(markers.max(initial=0))
+    if n < 2 or radius_px <= 0:
+        return markers
+    from scipy.cluster.hierarchy import DisjointSet
+    from scipy.spatial import cKDTree
+
+    ids, _, means = object_means(markers)
+    groups = DisjointSet(range(len(ids)))
+    for i, j in cKDTree(means[:, :2]).query_pairs(radius_px):
+        groups.merge(i, j)
+    lut = np.zeros(n + 1, np.int32)
+    lut[ids] = [groups[i] + 1 for i in range(len(ids))]
+    return relabel(lut[markers])[0]
+
+
 def centroids(labels: np.ndarray) -> np.ndarray:
     """``n x 2`` (row, col) centres of mass of the objects of a label image, in id order."""
     return object_means(labels)[2]

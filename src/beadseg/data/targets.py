@@ -15,6 +15,10 @@ target is built per training image:
 Two target kinds (``data.centre_target``): ``heatmap``, a Gaussian of SD ``sigma_px`` at each
 centre (the maximum where two overlap), and ``distance``, each bead's distance to its edge
 divided by its largest value (1 at the centre, about 0 at the rim).
+
+A bead cut by the image border whose centre lies outside the image is a sliver: it belongs to
+the neighbouring image (:func:`beadseg.core.beads.centre_inside`, :func:`~beadseg.core.beads.slivers`),
+so its centre target is 0 (still valid: "no bead centre here") while the foreground keeps it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..core.beads import clumps
+from ..core.beads import centre_inside, clumps, slivers
 from ..core.config import CLUMP_AREA_RATIO
 from ..core.labels import EIGHT, label_components
 
@@ -111,16 +115,20 @@ def centre_targets(
     mask = np.asarray(mask, bool)
     if centres is not None:
         valid = np.ones(mask.shape, bool)
+        owned = centre_inside(centres, mask.shape)
         if kind == "heatmap":
-            return gaussian_heatmap(mask.shape, centres, sigma_px), valid
+            return gaussian_heatmap(mask.shape, np.asarray(centres)[owned], sigma_px), valid
         if labels is None:
             raise ValueError("a distance target from exact centres needs the exact labels")
-        return distance_map(labels), valid
+        labels = np.asarray(labels)
+        keep = np.ones(int(labels.max(initial=0)) + 1, bool)
+        keep[1 : len(owned) + 1] = owned[: len(keep) - 1]  # bead k (id k) is centre row k - 1
+        return distance_map(np.where(keep[labels], labels, 0)), valid
     comps, n = label_components(mask)
     areas = np.bincount(comps.ravel(), minlength=n + 1)
     clump = clumps(areas, single_area_px, clump_area_ratio)
     clump[0] = False
-    single = ~clump
+    single = ~clump & ~slivers(comps, single_area_px, areas)
     single[0] = False
     valid = ~ndi.binary_dilation(clump[comps], EIGHT)
     if kind == "distance":

@@ -23,8 +23,10 @@ from .samples import _no_dilution_error, read_counts, read_sample_sheet
 def dilution_analysis(points: list[dict], ul_per_mp: float | None = None, outlier_sigma: float = 3.0) -> dict:
     """Fit over source frames, the per-image fit for comparison, and the stock concentration.
 
-    ``points``: mappings with ``image``, ``source_frame``, ``dilution``, ``count``, ``area_mp``.
-    Returns the content of dilution.json; its ``fit`` is None with fewer than two dilutions.
+    ``points``: mappings with ``image``, ``source_frame``, ``dilution``, ``count``, ``area_mp``
+    (and ``count_low``, ``count_high``: the fit over frames and the stock are then weighted,
+    :mod:`beadseg.core.dilution`). Returns the content of dilution.json; its ``fit`` is None
+    with fewer than two dilutions.
     """
     with_d = [p for p in points if p["dilution"] is not None]
     frames = frame_densities(with_d)
@@ -37,6 +39,7 @@ def dilution_analysis(points: list[dict], ul_per_mp: float | None = None, outlie
     scale = 1 / ul_per_mp if ul_per_mp else 1.0
     return {
         "fit": fit.as_dict() if fit else None,
+        "weighted": bool(fit and fit.weighted),
         "slope": fit.slope if fit else None,
         "slope_ci95": list(fit.slope_ci95) if fit else None,
         "n_frames": len(frames),
@@ -53,6 +56,9 @@ def dilution_analysis(points: list[dict], ul_per_mp: float | None = None, outlie
                 "dilution": f.dilution,
                 "n_images": f.n_images,
                 "count": f.count,
+                "count_low": f.count_low,
+                "count_high": f.count_high,
+                "log10_sd": f.log_sd,
                 "area_mp": f.area_mp,
                 "density": f.beads_per_mp * scale,
                 "stock": f.stock_beads_per_mp * scale,
@@ -141,8 +147,12 @@ def _draw_fit(ax, result: dict) -> None:
         ms=8,
         mfc="none",
         color="k",
-        label="source frames",
+        label="source frames" + (" (95 % count interval)" if result.get("weighted") else ""),
     )
+    for f in fr:  # the frame's count interval as a bar
+        if f.get("count_low") is not None and f["count"] > 0:
+            scale_f = f["density"] / f["count"]
+            ax.plot([f["dilution"]] * 2, [f["count_low"] * scale_f, f["count_high"] * scale_f], "k-", lw=1)
     if odd:
         ax.loglog(
             [f["dilution"] for f in odd],
@@ -286,9 +296,10 @@ def _ci(ci) -> str:
 def console_lines(r: dict, out) -> list[str]:
     """What `beadseg dilution` prints."""
     f = r["fit"]
+    weighted = " weighted by their count intervals" if r.get("weighted") else ""
     lines = [
         f"slope {f['slope']:.3f} (95 % CI {f['slope_ci95'][0]:.3f} to {f['slope_ci95'][1]:.3f}, "
-        f"ideal -1), R2 {f['r2']:.3f}, fitted over {r['n_frames']} source frames "
+        f"ideal -1), R2 {f['r2']:.3f}, fitted over {r['n_frames']} source frames{weighted} "
         f"({r['n_images']} images; dilutions from {r['dilution_source']})"
     ]
     st = r["stock"]

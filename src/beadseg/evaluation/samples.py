@@ -172,6 +172,7 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
         else:
             dil = None
         count, area = _count_and_area(r, f"{path} line {i}")
+        low, high = _interval(r, count, f"{path} line {i}")
         out.append(
             {
                 "image": r["image"],
@@ -180,9 +181,29 @@ def read_counts(path: str | Path, samples: SampleSheet | None = None) -> list[di
                 "count": count,
                 "area_mp": area,
                 "beads_per_mp": count / area if area > 0 else float("nan"),
+                "count_low": low,
+                "count_high": high,
             }
         )
     return out
+
+
+def _interval(row: dict, count: float, where: str) -> tuple[float | None, float | None]:
+    """The ``count_low`` / ``count_high`` of a counts.csv row (None, None when absent or empty:
+    a model without a count calibration, or an older run), checked."""
+    text = (row.get("count_low") or "", row.get("count_high") or "")
+    if "" in text or "None" in text:
+        return None, None
+    try:
+        low, high = float(text[0]), float(text[1])
+    except ValueError:
+        low = high = float("nan")
+    if not (0 <= low <= high <= _MAX_COUNT):
+        raise InputError(
+            f"{where}: count_low {text[0]!r} / count_high {text[1]!r} must be numbers with "
+            f"0 <= low <= high (as `beadseg predict` writes them), or both empty"
+        )
+    return low, high
 
 
 #: the largest count of one image and the range of its area (MP) that a counts table may hold:

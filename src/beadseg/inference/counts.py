@@ -25,6 +25,10 @@ class ImageResult:
     out_of_domain: bool = False
     domain_reason: str = ""
     pixel_size_um: float | None = None
+    count_low: int | None = None  # the 95 % interval of the true count (model calibrated)
+    count_high: int | None = None
+    beyond_calibration: bool | None = None  # denser than every calibration image
+    count_by_area: float | None = None  # foreground area / single-bead area
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,12 @@ class CountRow:
     domain_reason: str = ""
     pixel_size_um: float | None = None  # None (an empty cell): not known
     beads_per_mm2: float | None = None
+    # the 95 % interval of the true count from the model's calibration on exact truth
+    # (beadseg.core.intervals); empty for a model without one
+    count_low: int | None = None
+    count_high: int | None = None
+    beyond_calibration: bool | None = None  # denser than the densest calibration image: wider
+    count_by_area: float | None = None  # foreground area / single-bead area (core.beads.area_count)
 
     @classmethod
     def of(cls, r: ImageResult) -> CountRow:
@@ -65,6 +75,10 @@ class CountRow:
             r.domain_reason,
             px,
             round(r.count / area_mm2, 3) if area_mm2 else None,
+            r.count_low,
+            r.count_high,
+            r.beyond_calibration,
+            None if r.count_by_area is None else round(r.count_by_area, 1),
         )
 
     def as_dict(self) -> dict:
@@ -75,7 +89,14 @@ COUNT_FIELDS = [f.name for f in fields(CountRow)]
 
 
 #: counts.csv columns older runs did not write (read as empty)
-_NEWER_COUNT_FIELDS = ("pixel_size_um", "beads_per_mm2")
+_NEWER_COUNT_FIELDS = (
+    "pixel_size_um",
+    "beads_per_mm2",
+    "count_low",
+    "count_high",
+    "beyond_calibration",
+    "count_by_area",
+)
 
 
 ERROR_FIELDS = ["image", "error"]

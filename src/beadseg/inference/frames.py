@@ -161,10 +161,12 @@ def finish_file(
         )
         timings["write_s"] = time.perf_counter() - t1
     h, w = labels.shape
+    count, fraction = int(labels.max()), float((labels > 0).mean())
+    by_area, interval = count_interval(model, labels, count, fraction)
     return ImageResult(
         stem,
-        int(labels.max()),
-        float((labels > 0).mean()),
+        count,
+        fraction,
         h,
         w,
         timings,
@@ -173,7 +175,25 @@ def finish_file(
         not in_domain,
         domain_reason,
         inferred.pixel_size_um,
+        interval.low if interval else None,
+        interval.high if interval else None,
+        interval.beyond if interval else None,
+        by_area,
     )
+
+
+def count_interval(model: Predictor, labels: np.ndarray, count: int, fraction: float):
+    """(area-based count, the count's 95 % interval or None) of one frame: the interval from the
+    model's count calibration (``meta["count_calibration"]``, :mod:`beadseg.core.intervals`),
+    None for a model without one."""
+    from ..core.beads import area_count
+    from ..core.intervals import CountCalibration
+
+    by_area = area_count(labels)
+    cal = CountCalibration.from_dict(model.meta.get("count_calibration"))
+    if cal is None:
+        return by_area, None
+    return by_area, cal.interval(count, fraction, labels.size, by_area)
 
 
 def model_label(source: str | Path) -> str:

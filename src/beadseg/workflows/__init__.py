@@ -21,6 +21,7 @@ command                   function                        result
 ``beadseg evaluate``      :func:`evaluate`                ``evaluation.scores.Evaluation``
 ``beadseg dilution``      :func:`dilution`                :class:`.inference.DilutionResult`
 ``beadseg export``        :func:`export`                  :class:`.inference.ExportResult`
+``beadseg audit``         :func:`audit`                   :class:`.count_audit.AuditResult`
 ``beadseg demo``          :func:`demo`                    :class:`.walkthrough.DemoResult`
 ========================  ==============================  =================================
 
@@ -45,6 +46,7 @@ _WHERE = {
     "evaluate": "inference",
     "dilution": "inference",
     "export": "inference",
+    "audit": "count_audit",
     "demo": "walkthrough",
 }
 

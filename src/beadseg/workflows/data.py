@@ -66,6 +66,7 @@ def synth(
     frames: str | None = None,
     prefix: str = "truth",
     touch: str = "0.9,1.0",
+    family: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> SynthResult:
@@ -75,6 +76,10 @@ def synth(
     dilution series named like real data (``dilution_series``); or exact truth made of real bead
     appearances pasted at known centres (``from_data``: a folder of labelled tiles; ``levels``,
     ``counts``, ``clump_fraction``, ``max_group``, ``frames``, ``prefix``, ``touch`` apply).
+    ``family`` (``train`` or ``heldout``, :mod:`beadseg.data.composite.family`) randomises
+    spacing, group shapes, bead size, contrast and focus, sprites of every frame, gradients,
+    noise, JPEG and smudges, beads cut by the border, up to a monolayer (``touch`` then does not
+    apply; default levels sparse to monolayer).
 
     Raises
     ------
@@ -83,8 +88,14 @@ def synth(
     InputError
         The output folder holds other output (see :class:`~beadseg.outputs.folder.OutputFolder`).
     """
-    if from_data is None and (levels or counts or frames):
-        raise ConfigError("levels, counts and frames need from_data (--from DATA: real sparse tiles)")
+    if from_data is None and (levels or counts or frames or family):
+        raise ConfigError(
+            "levels, counts, frames and family need from_data (--from DATA: real labelled tiles)"
+        )
+    if family is not None:
+        from ..data.composite.family import family as known_family
+
+        known_family(family)  # an unknown name fails before the folder is touched
     if from_data is not None and dilution_series:
         raise ConfigError("dilution_series and from_data (--from) do not go together; give one")
     if min_beads > max_beads:
@@ -108,6 +119,7 @@ def synth(
         "frames": frames,
         "prefix": prefix,
         "touch": touch,
+        **({"family": family} if family is not None else {}),
     }
     with OutputFolder.claim(
         out, "synth", settings, outputs=SYNTH_OUTPUTS, overwrite=overwrite, inputs=[from_data]
@@ -137,20 +149,16 @@ def _generate(out: Path, n, size, seed, min_beads, max_beads, dilution_series, p
 
 def _exact_truth(out: Path, from_data: Path, o: dict) -> SynthResult:
     from ..data.composite.compose import write_composites
-    from ..data.composite.layout import parse_levels, parse_touch
+    from ..data.composite.family import family
+    from ..data.composite.layout import FAMILY_LEVELS, parse_levels, parse_touch
 
-    lv = parse_levels(o["levels"], o["counts"], o["clump_fraction"], o["max_group"])
+    fam = family(o["family"]) if o.get("family") else None
+    levels = o["levels"] if o["levels"] or o["counts"] or fam is None else ",".join(FAMILY_LEVELS)
+    lv = parse_levels(levels, o["counts"], o["clump_fraction"], o["max_group"])
     names = o["frames"].split(",") if o["frames"] else None
+    layout = {} if fam is not None else {"touch": parse_touch(o["touch"])}
     r = write_composites(
-        out,
-        from_data,
-        lv,
-        o["n"] or 3,
-        o["size"],
-        o["seed"],
-        names,
-        o["prefix"],
-        touch=parse_touch(o["touch"]),
+        out, from_data, lv, o["n"] or 3, o["size"], o["seed"], names, o["prefix"], family=fam, **layout
     )
     return SynthResult(
         out, "exact_truth", tuple(r.names), r.n_sprites, r.n_backgrounds, tuple(r.sprite_tiles), r.seconds

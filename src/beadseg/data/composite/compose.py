@@ -10,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.beads import centre_inside
 from ...core.errors import InputError
+from .family import Family, bead_patch, degrade, multiply_in, smudge_patch, sprite_choices
 from .layout import BeadLayout, TruthLevel, draw_labels, group_sizes, layout_beads, parse_levels
+from .packing import layout_family
 from .sources import Background, Sources, Sprite, collect_sources
 
 
@@ -85,6 +88,38 @@ def make_composite(
     return Composite(image8, labels, layout, sprite_index, bg.source)
 
 
+def make_family_composite(
+    rng: np.random.Generator, sources: Sources, level: TruthLevel, fam: Family, size: int = 512
+) -> Composite:
+    """One composite of ``level`` drawn from a :class:`~.family.Family`: every bead with its own
+    sprite (frame first), size, contrast and blur, placed by the family's layout (beads may be
+    cut by the border), smudges that are no beads, then the image's gradient, blur, noise and
+    JPEG (:func:`~.family.degrade`). Labels are discs of each bead's radius (its sprite's
+    annotated area, scaled)."""
+    bg = sources.backgrounds[int(rng.integers(len(sources.backgrounds)))]
+    background = _background_crop(rng, bg, size).astype(np.float32)
+    n = int(round(level.n_beads * size * size / 512**2))
+    sizes = group_sizes(rng, n, level.clump_fraction, level.max_group)
+    sprite_index = sprite_choices(rng, sources.sprites, n)
+    scale = rng.uniform(1 - fam.scale, 1 + fam.scale, n)
+    radii = np.sqrt(np.array([sources.sprites[i].area_px for i in sprite_index], float) / np.pi) * scale
+    layout, kept = layout_family(
+        rng, (size, size), sizes, radii, fam.spacing, fam.layout, pack_probability=fam.pack_probability
+    )
+    sprite_index, scale = sprite_index[kept], scale[kept]
+    image = np.array(background, np.float32)
+    for k, centre in enumerate(layout.centers):
+        contrast, blur = rng.uniform(*fam.contrast), rng.uniform(*fam.bead_blur_px)
+        sprite = sources.sprites[int(sprite_index[k])]
+        multiply_in(image, *bead_patch(sprite, centre, scale[k], contrast, blur, fam.min_darkness))
+    for _ in range(int(rng.poisson(rng.uniform(*fam.smudges) * size * size / 512**2))):
+        half, patch = smudge_patch(rng, sources.radius_px)
+        multiply_in(image, int(rng.integers(size)) - half, int(rng.integers(size)) - half, patch)
+    image8 = degrade(rng, np.clip(image, 0, 1), fam)
+    labels = draw_labels((size, size), layout.centers, layout.radius)
+    return Composite(image8, labels, layout, sprite_index, bg.source)
+
+
 @dataclass(frozen=True)
 class CompositeSet:
     """What :func:`write_composites` wrote."""
@@ -116,6 +151,7 @@ def _write_composite(out: Path, name: str, c: Composite) -> dict:
     write_mask(out / "masks" / f"{name}.png", c.mask)
     write_labels(out / "labels" / f"{name}.tif", c.labels)
     lay = c.layout
+    columns = ["id", "x", "y", "group_id", "group_size", "sprite"]
     rows = [
         {
             "id": k + 1,
@@ -127,11 +163,17 @@ def _write_composite(out: Path, name: str, c: Composite) -> dict:
         }
         for k, (y, x) in enumerate(lay.centers)
     ]
-    write_csv(out / "centres" / f"{name}.csv", rows, ["id", "x", "y", "group_id", "group_size", "sprite"])
+    counted = centre_inside(lay.centers, c.labels.shape)
+    if lay.radius is not None:  # a family composite: sizes differ, beads cut by the border
+        columns += ["radius_px", "inside"]
+        for row, r, ins in zip(rows, lay.radius, counted):
+            row |= {"radius_px": round(float(r), 3), "inside": int(ins)}
+    write_csv(out / "centres" / f"{name}.csv", rows, columns)
     grouped = int((lay.group_size > 1).sum())
     return {
         "name": name,
-        "n_beads": len(lay),
+        "n_beads": int(counted.sum()),
+        "n_cut_outside": int((~counted).sum()),
         "n_in_groups": grouped,
         "n_groups": int(len(np.unique(lay.group_id[lay.group_size > 1]))),
         "background": c.background,
@@ -183,16 +225,20 @@ def write_composites(
     frames: list[str] | None = None,
     prefix: str = "truth",
     max_bead_fraction: float = 0.02,
+    family: Family | None = None,
     **layout_options,
 ) -> CompositeSet:
-    """Write an exact-truth data set made from the sparse labelled tiles of ``data``.
+    """Write an exact-truth data set made from the sparse labelled tiles of ``data`` (with
+    ``family``, sprites from every tile: :func:`make_family_composite`).
 
     Parameters
     ----------
     out : path
         Output folder: ``images/NAME.png``, ``masks/NAME.png`` (0/255), ``labels/NAME.tif``
         (bead k of the centres table has id k), ``centres/NAME.csv`` (id, x, y, group_id,
-        group_size, sprite), ``composites.csv`` (one row per image), ``sprites.csv`` and
+        group_size, sprite; with ``family`` also radius_px, and inside: 0 for a bead cut by the
+        border whose centre lies outside the image, not counted), ``composites.csv`` (one row
+        per image, ``n_beads`` the count: centres inside), ``sprites.csv`` and
         ``sources.csv`` (what each real tile gave), ``provenance.json``.
     data : path
         Folder with ``images/`` and ``masks/`` of real tiles (see :func:`collect_sources`).
@@ -206,6 +252,9 @@ def write_composites(
         Names are ``<prefix>_<level>_<NNN>``; the default cannot be mistaken for a real tile.
     max_bead_fraction : float
         Sparse-tile threshold (see :func:`collect_sources`).
+    family : Family, optional
+        Randomise geometry, appearance and image (:mod:`.family`); ``layout_options`` then
+        do not apply.
     **layout_options
         Passed to :func:`layout_beads` (``touch``, ``min_gap_px``, ``chain_probability``).
 
@@ -222,14 +271,17 @@ def write_composites(
     if out.resolve() == data.resolve():
         raise InputError(f"output folder {out} is the input folder; give another folder")
     levels = levels or parse_levels()
-    sources = collect_sources(data, frames, max_bead_fraction)
+    sources = collect_sources(data, frames, max_bead_fraction, dense_sprites=family is not None)
     with _staged(out) as stage:
         rows = []
         for level in levels:
             for i in range(n_per_level):
                 name = f"{prefix}_{level.name}_{i:03d}"
                 rng = _image_seed(seed, level.name, i)
-                c = make_composite(rng, sources, level, size, **layout_options)
+                if family is not None:
+                    c = make_family_composite(rng, sources, level, family, size)
+                else:
+                    c = make_composite(rng, sources, level, size, **layout_options)
                 row = _write_composite(stage, name, c)
                 rows.append({**row, "level": level.name, "clump_fraction": level.clump_fraction})
         write_csv(stage / "composites.csv", rows)
@@ -242,6 +294,7 @@ def write_composites(
             size=size,
             max_bead_fraction=max_bead_fraction,
             layout_options=layout_options,
+            family=family.as_dict() if family is not None else None,
         )
         result = _record(stage, out, sources, [r["name"] for r in rows], seed, settings, t0)
     return result

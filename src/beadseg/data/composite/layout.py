@@ -37,7 +37,13 @@ LEVELS = {
     "dense": TruthLevel("dense", 450, 0.35),
     "clumped": TruthLevel("clumped", 300, 0.7),
     "crowded": TruthLevel("crowded", 600, 0.5),
+    # the levels of the family composites (`synth --from --family`): packed frames of 10x-160x
+    "packed": TruthLevel("packed", 1000, 0.6, 30),
+    "monolayer": TruthLevel("monolayer", 2000, 0.85, 60),
 }
+
+#: the levels of a family set when none are asked for: sparse to a touching monolayer
+FAMILY_LEVELS = ("sparse", "medium", "dense", "clumped", "packed", "monolayer")
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,13 @@ class BeadLayout:
     """Bead centres of one image (row, col; px) with their touching group.
 
     ``group_id`` numbers the groups 1..G (a single bead is a group of one); ``group_size`` is
-    the size of each bead's group.
+    the size of each bead's group; ``radius`` (px), per bead, when beads differ in size.
     """
 
     centers: np.ndarray
     group_id: np.ndarray
     group_size: np.ndarray
+    radius: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.centers)
@@ -197,21 +204,24 @@ def _pair_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
 
 
-def draw_labels(shape: tuple[int, int], centers: np.ndarray, radius_px: float) -> np.ndarray:
+def draw_labels(shape: tuple[int, int], centers: np.ndarray, radius_px) -> np.ndarray:
     """Instance labels: bead ``k`` (1-based, in ``centers`` order) is the disc of ``radius_px``
-    around its centre; a pixel inside several discs belongs to the nearest centre."""
+    (one value, or one per bead) around its centre; a pixel inside several discs belongs to the
+    nearest centre, distances measured in each disc's radii."""
     labels = np.zeros(shape, np.int32)
     best = np.full(shape, np.inf)
-    r = int(np.ceil(radius_px)) + 1
-    for k, (cy, cx) in enumerate(np.asarray(centers, float), start=1):
-        y0, x0 = max(int(cy) - r, 0), max(int(cx) - r, 0)
-        y1, x1 = min(int(cy) + r + 1, shape[0]), min(int(cx) + r + 1, shape[1])
+    centers = np.asarray(centers, float).reshape(-1, 2)
+    radii = np.broadcast_to(np.asarray(radius_px, float), (len(centers),))
+    for k, ((cy, cx), rad) in enumerate(zip(centers, radii), start=1):
+        r = int(np.ceil(rad)) + 1
+        y0, x0 = max(int(np.floor(cy)) - r, 0), max(int(np.floor(cx)) - r, 0)
+        y1, x1 = min(int(np.floor(cy)) + r + 2, shape[0]), min(int(np.floor(cx)) + r + 2, shape[1])
         if y0 >= y1 or x0 >= x1:
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1]
-        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        d2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / rad**2
         win = best[y0:y1, x0:x1]
-        take = (d2 <= radius_px**2) & (d2 < win)
+        take = (d2 <= 1) & (d2 < win)
         win[take] = d2[take]
         labels[y0:y1, x0:x1][take] = k
     return labels

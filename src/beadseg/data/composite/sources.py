@@ -280,7 +280,7 @@ def _source_tile(name, mask, fraction, shift, n_sprites, max_bead_fraction) -> S
     from ...core.naming import source_frame
 
     used = fraction <= max_bead_fraction
-    note = "" if used else f"bead fraction {fraction:.3f} > {max_bead_fraction}: not used"
+    note = "" if used else f"bead fraction {fraction:.3f} > {max_bead_fraction}: no background"
     n_beads = int(ndi.label(mask, structure=EIGHT)[1])
     return SourceTile(name, source_frame(name), n_beads, round(fraction, 5), shift, n_sprites, used, note)
 
@@ -291,8 +291,12 @@ def collect_sources(
     max_bead_fraction: float = 0.02,
     halo_px: int = 7,
     isolation_px: int = 16,
+    dense_sprites: bool = False,
+    dense_isolation_px: int = 10,
+    max_sprite_bead_fraction: float = 0.3,
 ) -> Sources:
-    """Cut sprites and bead-free backgrounds out of the sparse labelled tiles of ``data``.
+    """Cut sprites and bead-free backgrounds out of the sparse labelled tiles of ``data``
+    (with ``dense_sprites``, sprites out of the denser tiles too).
 
     Parameters
     ----------
@@ -308,6 +312,12 @@ def collect_sources(
     halo_px, isolation_px : int
         Sprite halo around the bead pixels, and the bead-free distance a sprite needs around
         it (see :func:`cut_sprites`).
+    dense_sprites : bool
+        Cut sprites from the tiles denser than ``max_bead_fraction`` too (up to
+        ``max_sprite_bead_fraction``; their beads need ``dense_isolation_px`` of bead-free space),
+        so that the beads of every frame, blurred or sharp, lend their appearance; backgrounds
+        still come only from the sparse tiles. On the dev set: 1,641 sprites from all 8 frames
+        instead of 258 from 4 (the dense 160x and 320x frames give 49 and 171).
 
     Returns
     -------
@@ -332,17 +342,20 @@ def collect_sources(
     for pair, (name, mask, beads, shift) in zip(pairs, read):
         fraction = float(beads.mean())
         cut: list[Sprite] = []
-        if fraction <= max_bead_fraction and single_area > 0:
+        sparse_tile = fraction <= max_bead_fraction
+        if single_area > 0 and (sparse_tile or (dense_sprites and fraction <= max_sprite_bead_fraction)):
             image = read_image(pair.image)
             holes = ndi.binary_dilation(beads, structure=EIGHT, iterations=halo_px)
             smooth = local_background(image, holes)
-            bg = inpaint_beads(image, holes, smooth=smooth)
-            backgrounds.append(Background(bg, name, int(ndi.label(beads, EIGHT)[1])))
+            if sparse_tile:
+                bg = inpaint_beads(image, holes, smooth=smooth)
+                backgrounds.append(Background(bg, name, int(ndi.label(beads, EIGHT)[1])))
             # transmission against the smooth background: no copied texture divided in
-            cut = cut_sprites(image, mask, beads, smooth, name, single_area, halo_px, isolation_px)
+            iso = isolation_px if sparse_tile else dense_isolation_px
+            cut = cut_sprites(image, mask, beads, smooth, name, single_area, halo_px, iso)
             sprites += cut
         tiles.append(_source_tile(name, mask, fraction, shift, len(cut), max_bead_fraction))
-    if not sprites:
+    if not sprites or not backgrounds:
         raise InputError(
             f"{data} has no sparse labelled tile with isolated single beads ({len(read)} tiles "
             f"read, {len(sparse)} with bead fraction <= {max_bead_fraction}); give a folder (or "
