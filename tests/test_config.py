@@ -270,14 +270,26 @@ def test_mask_shift_searches_are_bounded():
 
 
 def test_settings_that_were_valid_stay_valid(tmp_path):
-    """Every default, and the shipped config files, still load."""
+    """Every default, and the shipped config files (run configs and sweep search spaces), still
+    load."""
     from pathlib import Path
+
+    import yaml
+
+    from beadseg.workflows.hyperparameter_search import load_space
 
     for model in (Config, PredictConfig, AnalyzeConfig, InstanceConfig):
         assert load_config(None, None, model=model) == model()
-    shipped = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    root = Path(__file__).parents[1]
+    shipped = sorted((root / "configs").glob("*.yaml"))
+    assert len(shipped) >= 2
     for path in shipped:
-        load_config(path)
+        if "space" in yaml.safe_load(path.read_text()):
+            space = load_space(path)
+            assert space.space, path
+            load_config(root / space.base_config if space.base_config else None, None)
+        else:
+            load_config(path)
 
 
 # ----------------------------------------------------------------------------- properties

@@ -119,7 +119,8 @@ def _panel_areas(ax, p):
                 label=f"{d}: median {p['domains'][d]['median_object_area_px']:.0f} px",
                 histtype="stepfilled",  # one polygon instead of a patch per bin: faster to draw
             )
-    ax.set_yscale("log")
+    if top > 0:  # a log axis needs objects (every mask inverted or empty: none)
+        ax.set_yscale("log")
     ax.set(title="Object area", xlabel="area (px)", ylabel="objects")
     ax.legend(fontsize=9)
 
