@@ -119,7 +119,8 @@ def _panel_areas(ax, p):
                 label=f"{d}: median {p['domains'][d]['median_object_area_px']:.0f} px",
                 histtype="stepfilled",  # one polygon instead of a patch per bin: faster to draw
             )
-    if top > 0:  # a log axis needs objects (every mask inverted or empty: none)
+    # a log axis needs a bar (none when every mask is empty, or one blob past the last bin)
+    if any(np.any(np.asarray(a) <= bins[-1]) for a in p["areas"].values() if len(a)):
         ax.set_yscale("log")
     ax.set(title="Object area", xlabel="area (px)", ylabel="objects")
     ax.legend(fontsize=9)
