@@ -91,9 +91,15 @@ def measure(model: str, tag: str, sets: list[Path]) -> list[dict]:
 
 def install(model: Path, table: dict, out: Path) -> Path:
     """A copy of ``model`` whose meta carries the table, and its ONNX file."""
-    from beadseg.models.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
+    from beadseg.models.checkpoint import (
+        load_checkpoint,
+        resolve_model_path,
+        save_checkpoint,
+        slim_checkpoint,
+    )
     from beadseg.models.onnx import export_onnx
 
+    model = resolve_model_path(model)  # "default" or a run folder: the checkpoint file
     state = load_checkpoint(model)
     if out.resolve() == model.resolve():
         tmp = out.with_suffix(".calibrating.pt")

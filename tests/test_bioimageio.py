@@ -80,7 +80,7 @@ def test_onnx_file_alone_reproduces_predicts_mask(tmp_path):
     for args in (
         ["export", "default", "--format", "onnx", "--out", str(tmp_path / "beads.onnx")],
         ["predict", "default", str(tmp_path / "in"), "--out", str(tmp_path / "pred"), "--quiet"]
-        + ["--save-probabilities", "--device", "cpu"],
+        + ["--save-probabilities", "--device", "cpu", "--precision", "float32"],
     ):
         with pytest.raises(SystemExit) as done:
             main(args)

@@ -303,13 +303,14 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
 )
-TREES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), inner, max_size=4),
-    ),
-    max_leaves=12,
+# nested lists and mappings of scalars (st.deferred: st.recursive's check of `extend` warns
+# falsely on this one in hypothesis 6.1xx)
+TREES = st.deferred(
+    lambda: (
+        SCALARS
+        | st.lists(TREES, max_size=4)
+        | st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), TREES, max_size=4)
+    )
 )
 
 

@@ -167,9 +167,17 @@ def test_preview_for_large_frames_full_size_overlay_as_configured(tmp_path):
     labels[100:120, 100:120] = 1
     write_overlays(tmp_path / "a", "big", big, labels, "1 beads | m")  # auto: the preview alone
     write_overlays(tmp_path / "a", "small", big[:500, :500], labels[:500, :500], None)
-    assert sorted(p.name for p in (tmp_path / "a" / "overlays").iterdir()) == ["big_preview.png", "small.png"]
+    assert sorted(p.name for p in (tmp_path / "a" / "overlays").iterdir()) == [
+        "big_preview.png",
+        "big_zoom.png",
+        "small.png",
+    ]
     write_overlays(tmp_path / "f", "big", big, labels, None, "full")
-    assert sorted(p.name for p in (tmp_path / "f" / "overlays").iterdir()) == ["big.png", "big_preview.png"]
+    assert sorted(p.name for p in (tmp_path / "f" / "overlays").iterdir()) == [
+        "big.png",
+        "big_preview.png",
+        "big_zoom.png",
+    ]
     write_overlays(tmp_path / "n", "big", big, labels, None, "none")
     assert not (tmp_path / "n").exists()
 

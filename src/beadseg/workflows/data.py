@@ -88,21 +88,7 @@ def synth(
     InputError
         The output folder holds other output (see :class:`~beadseg.outputs.folder.OutputFolder`).
     """
-    if from_data is None and (levels or counts or frames or family):
-        raise ConfigError(
-            "levels, counts, frames and family need from_data (--from DATA: real labelled tiles)"
-        )
-    if family is not None:
-        from ..data.composite.family import family as known_family
-
-        known_family(family)  # an unknown name fails before the folder is touched
-    if from_data is not None and dilution_series:
-        raise ConfigError("dilution_series and from_data (--from) do not go together; give one")
-    if min_beads > max_beads:
-        raise ConfigError(
-            f"min_beads {min_beads} (--min-beads) is above max_beads {max_beads} (--max-beads); "
-            "give min <= max"
-        )
+    _check_synth_options(from_data, levels, counts, frames, family, dilution_series, min_beads, max_beads)
     out = Path(out) if out is not None else default_output("synth", from_data)
     settings = {
         "n": n,
@@ -131,6 +117,25 @@ def synth(
         names = _generate(out, n, size, seed, min_beads, max_beads, dilution_series, progress)
         write_provenance(out, "synth", seed=seed)
     return SynthResult(out, "dilution_series" if dilution_series else "tiles", tuple(names))
+
+
+def _check_synth_options(from_data, levels, counts, frames, family, dilution_series, min_beads, max_beads):
+    """Options of :func:`synth` that do not go together, refused before any folder is touched."""
+    if from_data is None and (levels or counts or frames or family):
+        raise ConfigError(
+            "levels, counts, frames and family need from_data (--from DATA: real labelled tiles)"
+        )
+    if family is not None:
+        from ..data.composite.family import family as known_family
+
+        known_family(family)  # an unknown name fails here
+    if from_data is not None and dilution_series:
+        raise ConfigError("dilution_series and from_data (--from) do not go together; give one")
+    if min_beads > max_beads:
+        raise ConfigError(
+            f"min_beads {min_beads} (--min-beads) is above max_beads {max_beads} (--max-beads); "
+            "give min <= max"
+        )
 
 
 def _generate(out: Path, n, size, seed, min_beads, max_beads, dilution_series, progress) -> list[str]:

@@ -215,6 +215,17 @@ def _write_source_tables(out: Path, sources: Sources) -> None:
     )
 
 
+def _compose_one(stage, sources, level, i, prefix, seed, size, family, layout_options) -> dict:
+    """Image ``i`` of ``level`` written into ``stage``; its row of composites.csv."""
+    rng = _image_seed(seed, level.name, i)
+    if family is not None:
+        c = make_family_composite(rng, sources, level, family, size)
+    else:
+        c = make_composite(rng, sources, level, size, **layout_options)
+    row = _write_composite(stage, f"{prefix}_{level.name}_{i:03d}", c)
+    return {**row, "level": level.name, "clump_fraction": level.clump_fraction}
+
+
 def write_composites(
     out: str | Path,
     data: str | Path,
@@ -273,17 +284,11 @@ def write_composites(
     levels = levels or parse_levels()
     sources = collect_sources(data, frames, max_bead_fraction, dense_sprites=family is not None)
     with _staged(out) as stage:
-        rows = []
-        for level in levels:
-            for i in range(n_per_level):
-                name = f"{prefix}_{level.name}_{i:03d}"
-                rng = _image_seed(seed, level.name, i)
-                if family is not None:
-                    c = make_family_composite(rng, sources, level, family, size)
-                else:
-                    c = make_composite(rng, sources, level, size, **layout_options)
-                row = _write_composite(stage, name, c)
-                rows.append({**row, "level": level.name, "clump_fraction": level.clump_fraction})
+        rows = [
+            _compose_one(stage, sources, level, i, prefix, seed, size, family, layout_options)
+            for level in levels
+            for i in range(n_per_level)
+        ]
         write_csv(stage / "composites.csv", rows)
         _write_source_tables(stage, sources)
         settings = dict(
