@@ -142,11 +142,13 @@ def test_predict_with_onnx_never_imports_torch(shipped_copy, tmp_path):
         except SystemExit as e:
             assert not e.code, e.code
         print("torch imported:", "torch" in sys.modules)
+        print("matplotlib imported:", "matplotlib" in sys.modules)
         """
     )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "torch imported: False" in r.stdout
+    assert "matplotlib imported: False" in r.stdout  # overlays are drawn with numpy and Pillow
     settings = json.loads((tmp_path / "out" / "settings.json").read_text())
     assert settings["runtime"] == "onnxruntime" and settings["model"] == str(shipped_copy)
 
