@@ -13,6 +13,7 @@ reference at float32. The truth sets:
 
 - exact truth (``bench_counting.run_counting``): seeds 0, 1, 2 with beads touching at 0.9-1.0
   diameters and seed 0 at 0.75-0.9 (overlapping), four levels each, from the held-out frames;
+  and the ``heldout`` family (seed 0, sparse to monolayer, 5 tiles per level);
 - the real tiles of the held-out frames against their masks (``beadseg evaluate``: pooled
   centroid F1, total and median count error). The shipped model trained on those frames too:
   this compares the two networks, it does not measure generalisation.
@@ -111,6 +112,8 @@ def scores(model: str, tag: str, precision: str | None) -> dict:
         )
         out[f"seed {seed}, touch {touch}"] = r["levels"]
         print(f"{tag} {precision}: seed {seed} touch {touch} done", flush=True)
+    r = run_counting(model, f"{tag}_{precision or 'own'}", 0, n=5, precision=precision, family="heldout")
+    out["held-out family, seed 0"] = r["levels"]  # sparse to monolayer
     out["real held-out tiles"] = {"all": holdout_scores(model, f"{tag}_{precision or 'own'}", precision)}
     return out
 
