@@ -24,12 +24,9 @@ from beadseg.core.errors import BeadsegError, ConfigError
 
 TEXT = "train:\n  epochs: 3\nmodel:\n  name: attention_unet\n  depth: 2\n"
 
-# fixed examples, no database: a property test's outcome is the same on every run and machine
+# on top of conftest's "beadseg" profile (derandomized, no database, no deadline)
 PROPERTY = settings(
     max_examples=150,
-    deadline=None,
-    derandomize=True,
-    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 

@@ -13,11 +13,9 @@ from beadseg.core.errors import BeadsegError, InputError
 from beadseg.evaluation.dilution_report import dilution_report
 from beadseg.evaluation.samples import read_counts, read_sample_sheet
 
+# on top of conftest's "beadseg" profile (derandomized, no database, no deadline)
 PROPERTY = settings(
     max_examples=150,
-    deadline=None,
-    derandomize=True,
-    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 COUNTS = "image,count,area_mp\n160x_a_grid_r0_c0,40,0.25\n160x_b,44,0.25\n320x_c,20,0.25\n320x_d,22,0.25\n"
