@@ -84,12 +84,19 @@ def _exponent(x: np.ndarray) -> int:
     return int(np.frexp(top)[1])
 
 
+#: Grey values are compared as shares of their 0.5-99.5 percentile range on this grid
+#: (:func:`background_level`): far finer than its bins, far coarser than float32 rounding.
+RANGE_GRID = 65536
+
+
 def background_level(image: np.ndarray, bins: int = 256, sample_px: int = 262144) -> np.ndarray:
     """Background intensity of each channel of an ``H x W x C`` image, in its own units.
 
     The mode of the grey (channel-mean) histogram between the 0.5th and 99.5th percentiles,
     smoothed over 3 bins; then, per channel, the median of the pixels whose grey value lies
-    within 1/32 of that range around the mode. Scaling the image scales the result exactly.
+    within 1/32 of that range around the mode (both compared on a grid of 1/``RANGE_GRID`` of
+    the range). Scaling the image scales the result exactly, the float32 rounding of a scaled
+    copy (uint8 / 255) included.
 
     Returns
     -------
@@ -107,10 +114,14 @@ def background_level(image: np.ndarray, bins: int = 256, sample_px: int = 262144
     # the exported graph repeats it, see integrations/export/graph_normalization.py)
     from scipy.ndimage import gaussian_filter1d
 
-    hist, edges = np.histogram(grey, bins=bins, range=(lo, hi))
+    # grey as a share of [lo, hi] on a grid of 1 / RANGE_GRID: the same image in uint8 and as
+    # float32 / 255 (rounded) then gives the same bins and the same pixels near the mode; a
+    # grey value exactly 1/32 of the range from the mode (common in integer images) otherwise
+    # fell in or out by the last bit (1 real dev tile of 79: a level 2.7 % apart)
+    g = np.rint((grey - lo) / (hi - lo) * RANGE_GRID) / RANGE_GRID
+    hist = np.histogram(g, bins=bins, range=(0.0, 1.0))[0]
     j = int(np.argmax(gaussian_filter1d(hist.astype(np.float64), 3.0, mode="constant")))
-    mode = 0.5 * (edges[j] + edges[j + 1])
-    near = np.abs(grey - mode) <= (hi - lo) / 32
+    near = np.abs(g - (j + 0.5) / bins) <= 1 / 32
     return np.ldexp(np.median(x[near], axis=0), k)
 
 

@@ -9,7 +9,8 @@ says so in the model card). It follows :func:`beadseg.core.normalization.backgro
 step, in float64: the same subsample (every ``step``-th row and column, ``step`` from the image
 size), the 0.5/99.5 percentiles (linear interpolation), a histogram of ``bins`` bins between
 them smoothed by a Gaussian of 3 bins (zero outside), its peak, and per channel the median of
-the pixels within 1/32 of the range around it; then ``level + gain * (x / b - 1)`` in float32.
+the pixels within 1/32 of the range around it (grey values as shares of the range on the same
+grid of 1/``RANGE_GRID``); then ``level + gain * (x / b - 1)`` in float32.
 
 Every size is computed from the input's shape with tensor operations, so one traced graph
 serves any batch, height and width (ONNX opset 17: TopK, ScatterElements with ``add``, Range).
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ...core.normalization import RANGE_GRID
 
 SMOOTH_SIGMA_BINS = 3.0  # background_level's gaussian_filter1d(hist, 3.0, mode="constant")
 
@@ -77,19 +80,19 @@ class BackgroundNormalization(nn.Module):
         sub = x.double().index_select(2, rows).index_select(3, cols)
         return sub.flatten(2)
 
-    def _mode(self, grey: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-        """Centre of the peak bin of the smoothed histogram of ``grey`` over ``[lo, hi]``."""
-        span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
-        f = (grey - lo.unsqueeze(-1)) * (self.bins / span).unsqueeze(-1)
-        idx = torch.clamp(f.long(), 0, self.bins - 1)  # value == hi: the last bin, as numpy
-        inside = (grey >= lo.unsqueeze(-1)) & (grey <= hi.unsqueeze(-1))
-        hist = torch.zeros(grey.shape[0], self.bins, dtype=torch.float64, device=grey.device)
+    def _mode(self, share: torch.Tensor) -> torch.Tensor:
+        """Centre of the peak bin of the smoothed histogram of ``share`` (grey as a share of
+        ``[lo, hi]``) over ``[0, 1]``, as a share."""
+        f = share * self.bins
+        idx = torch.clamp(f.long(), 0, self.bins - 1)  # value == 1: the last bin, as numpy
+        inside = (share >= 0) & (share <= 1)
+        hist = torch.zeros(share.shape[0], self.bins, dtype=torch.float64, device=share.device)
         hist = hist.scatter_add(1, idx, inside.double())
         r = (self.smooth.shape[0] - 1) // 2
         padded = nn.functional.pad(hist, (r, r))
         smoothed = sum(self.smooth[k] * padded[:, k : k + self.bins] for k in range(2 * r + 1))
         k = torch.argmax(smoothed, dim=1).double()
-        return lo + (k + 0.5) * span / self.bins
+        return (k + 0.5) / self.bins
 
     def background(self, x: torch.Tensor) -> torch.Tensor:
         """Background level of each channel of each image: ``N x C`` float64."""
@@ -97,8 +100,10 @@ class BackgroundNormalization(nn.Module):
         grey = xs.mean(1)
         g_sorted = torch.sort(grey, dim=-1)[0]
         lo, hi = _percentile(g_sorted, 0.5), _percentile(g_sorted, 99.5)
-        mode = self._mode(grey, lo, hi)
-        near = (grey - mode.unsqueeze(-1)).abs() <= ((hi - lo) / 32).unsqueeze(-1)
+        span = torch.where(hi > lo, hi - lo, torch.ones_like(hi)).unsqueeze(-1)
+        share = torch.round((grey - lo.unsqueeze(-1)) / span * RANGE_GRID) / RANGE_GRID
+        mode = self._mode(share)
+        near = (share - mode.unsqueeze(-1)).abs() <= 1 / 32
         by_mode = _masked_median(xs, near.unsqueeze(1))
         overall = _masked_median(xs, torch.ones_like(near).unsqueeze(1))  # a constant image
         return torch.where((hi > lo).unsqueeze(-1), by_mode, overall)
