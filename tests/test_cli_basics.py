@@ -58,3 +58,33 @@ def test_analyze_does_not_import_torch():
     code = "import sys, beadseg.analysis, beadseg.cli; assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_predict_set_instances_changes_the_beads_and_is_recorded(tmp_path):
+    """`--set instances.KEY=V` changes that instance setting of the model for this run (it was
+    accepted and ignored before): the beads, settings.json, config.yaml and the folder rule
+    all follow it."""
+    import json
+
+    import yaml
+
+    assert run("synth", tmp_path / "s", "--n", 1, "--size", 256, "--seed", 3).returncode == 0
+    plain = run("predict", "default", tmp_path / "s" / "images", "--out", tmp_path / "a", "-q")
+    strict = run(
+        "predict", "default", tmp_path / "s" / "images", "--out", tmp_path / "b", "-q",
+        "--set", "instances.min_centre=0.99",
+    )  # fmt: skip
+    assert plain.returncode == 0 and strict.returncode == 0, strict.stderr
+
+    def total(folder):
+        import csv
+
+        return sum(int(r["count"]) for r in csv.DictReader(open(folder / "counts.csv")))
+
+    assert total(tmp_path / "a") > 0 and total(tmp_path / "b") < total(tmp_path / "a")
+    settings = json.loads((tmp_path / "b" / "settings.json").read_text())
+    assert settings["instances"]["min_centre"] == 0.99
+    assert settings["instances"]["border"] == "by_centre"  # the rest stays the model's
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["instances"]["min_centre"] == 0.99
+    again = run("predict", "default", tmp_path / "s" / "images", "--out", tmp_path / "b", "-q")
+    assert again.returncode == 2 and "instances.min_centre" in again.stderr

@@ -72,7 +72,9 @@ def predict(
 ) -> None:
     """Segment images: masks, instance labels, overlays, per-bead CSV and counts.csv.
 
-    Settings not given take the values of --config, else the defaults. Running again into the
+    Settings not given take the values of --config, else the defaults; beads are separated by
+    the model's instance settings, but for the keys --set names (e.g. --set
+    instances.split_area_ratio=0). Running again into the
     same --out with the same model, settings and inputs resumes (frames already done, and
     unchanged since, are not predicted again); another model, threshold, setting or inputs is
     refused, naming the difference (or --overwrite to start again).
@@ -92,6 +94,10 @@ def predict(
         "pixel_size_um": pixel_size_um,
     }
     cfg = resolve_config(config, sets, {f"predict.{k}": v for k, v in flags.items()})
+    # the model's instance settings, but for the keys --set names (e.g. instances.min_centre)
+    keys = {s.split("=", 1)[0].strip() for s in sets or ()}
+    named = sorted(k.removeprefix("instances.") for k in keys if k.startswith("instances."))
+    instances = {k: getattr(cfg.instances, k) for k in named if k in type(cfg.instances).model_fields}
     tune_for_streaming()  # before the engine's and the lookahead's threads exist
     s = run(
         model,
@@ -100,6 +106,7 @@ def predict(
         config=cfg.predict,
         threshold=threshold,
         shard=parse_shard(shard),
+        instances=instances or None,
         overwrite=overwrite,
         progress=not quiet,
         log=typer.echo,

@@ -51,10 +51,12 @@ def predict_settings(
     threshold: float | None = None,
     inputs: list[str | Path] | None = None,
     shard: tuple[int, int] | None = None,
+    instances: dict | None = None,
 ) -> dict:
     """What decides a prediction folder's content: the model's bytes, the threshold, the
     predict settings that change outputs (not the device, engine, threads or batch size), the
-    inputs and the shard. ``model``: a path, ``default`` or a loaded model."""
+    inputs, the shard and the instance settings changed from the model's. ``model``: a path,
+    ``default`` or a loaded model."""
     from ..models.checkpoint import resolve_model_path
 
     if isinstance(model, (str, Path)):
@@ -68,6 +70,7 @@ def predict_settings(
         "predict": cfg.model_dump(exclude=NOT_COMPARED),
         "inputs": [os.path.abspath(str(i)) for i in inputs or []],  # globs too, as given
         "shard": list(shard) if shard else None,
+        **({"instances": dict(instances)} if instances else {}),
     }
 
 

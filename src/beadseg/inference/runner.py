@@ -111,7 +111,7 @@ def predict_images(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     shard: tuple[int, int] | None = None,
-    instances: InstanceConfig | None = None,
+    instances: InstanceConfig | dict | None = None,
 ) -> PredictSummary:
     """Predict every input image, one in memory at a time, and write run-level tables.
 
@@ -122,7 +122,8 @@ def predict_images(
     again: a killed job resumes. Writes ``counts.csv``, ``beads.csv``, ``errors.csv``,
     ``settings.json``, ``summary.json``, ``config.yaml`` and the per-image outputs of
     :func:`predict_file`. ``cfg.pixel_size_um`` (else each TIFF's resolution tags) adds the µm
-    columns; ``instances`` (default: the model's) picks how beads are separated.
+    columns; ``instances`` (default: the model's; a dict changes only the keys it names)
+    picks how beads are separated.
 
     Raises
     ------
@@ -140,6 +141,10 @@ def predict_images(
         if isinstance(model, (str, Path))
         else model
     )
+    if isinstance(instances, dict):  # only the keys named change the model's settings
+        from ..core.config_parsing import validate
+
+        instances = validate(InstanceConfig, m.instances.model_dump(), instances, "model", "instances")
     digest = frame_digest(m, cfg, threshold, instances)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +177,8 @@ def predict_images(
             tally.add(row, r)
     summary = tally.freeze(out)
     _warn_out_of_domain(summary.counts, m)
-    _write_run_tables(out, summary, {**settings, "device": m.device_type, "runtime": m.runtime}, cfg)
+    run = {**settings, "device": m.device_type, "runtime": m.runtime}
+    _write_run_tables(out, summary, run, Config(predict=cfg, instances=instances or m.instances))
     if not summary.counts and summary.errors:
         first = summary.errors[0]["error"]
         more = f" (and {len(summary.errors) - 1} more)" if len(summary.errors) > 1 else ""
@@ -180,7 +186,7 @@ def predict_images(
     return summary
 
 
-def _write_run_tables(out: Path, summary: PredictSummary, settings: dict, cfg: PredictConfig) -> None:
+def _write_run_tables(out: Path, summary: PredictSummary, settings: dict, cfg: Config) -> None:
     """The run-level files: counts.csv, beads.csv (every bead, sorted by image; resumed frames'
     from their beads/NAME.csv), errors.csv, settings.json, summary.json, config.yaml,
     provenance.json."""
@@ -190,7 +196,7 @@ def _write_run_tables(out: Path, summary: PredictSummary, settings: dict, cfg: P
     write_csv(out / "errors.csv", summary.errors, ERROR_FIELDS)
     write_json(out / "settings.json", settings)
     write_json(out / "summary.json", summary.to_dict())
-    save_config(Config(predict=cfg), out / "config.yaml")  # the one schema of every command
+    save_config(cfg, out / "config.yaml")  # the one schema of every command
     write_provenance(out, "predict")
 
 

@@ -72,6 +72,7 @@ def predict(
     config: PredictConfig | None = None,
     threshold: float | None = None,
     shard: tuple[int, int] | None = None,
+    instances: dict | None = None,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -95,6 +96,9 @@ def predict(
         Probability threshold (default: the model's).
     shard : (i, N), optional
         Process every N-th input from the i-th (job arrays; join the shards with :func:`merge`).
+    instances : dict, optional
+        Instance settings changed from the model's (:class:`~beadseg.core.config.InstanceConfig`
+        keys, e.g. ``{"split_area_ratio": 0}``); the others stay the model's.
 
     Returns
     -------
@@ -109,7 +113,7 @@ def predict(
     check_threshold(threshold)
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     out = Path(out) if out is not None else default_output("predict", inputs)
-    settings = predict_settings(model, cfg, threshold, [str(i) for i in inputs], shard)
+    settings = predict_settings(model, cfg, threshold, [str(i) for i in inputs], shard, instances)
     model_input = model if isinstance(model, (str, Path)) and str(model) != "default" else None
     with OutputFolder.claim(
         out, "predict", settings, outputs=PREDICT_OUTPUTS, overwrite=overwrite, inputs=[*inputs, model_input]
@@ -126,6 +130,7 @@ def predict(
             progress=progress,
             log=quiet(log),
             shard=shard,
+            instances=instances,
         )
 
 
