@@ -20,7 +20,8 @@ Validation: ``--holdout``: the real tiles of the held-out frames; the shipped mo
 Fixed epochs, so the model does not depend on the machine's load. The model kept is the LAST
 epoch (the end of the cosine schedule), as for the model before (which counted touching beads
 better at its last epoch than at its best-IoU epoch). Its fingerprint is measured on the
-training images with the last weights, and it carries this version's instance settings.
+training images with the last weights, and it carries this version's instance settings with the
+split by size of ``SPLIT_AREA_RATIO`` (chosen by `benchmarks/tune_split.py`).
 Then `python benchmarks/calibrate_counts.py --install` measures its count interval
 (weights/default_calibration.json) and `beadseg export` is rerun by it.
 
@@ -54,6 +55,10 @@ FAMILY_LEVELS = "sparse,medium,dense,clumped,packed,monolayer"
 COMPOSITES = (  # (name, levels, per level, seed, touch or family): the v3 recipe
     ("f", FAMILY_LEVELS, 12, 301, "family:train"),
 )
+#: The split by size of the shipped model (core/size_split.py), chosen by
+#: `python benchmarks/tune_split.py` on exact truth of its training frames (never the held-out
+#: family): the smallest worst |count error| over the six levels.
+SPLIT_AREA_RATIO = 2.15
 COMPOSITES_V2 = (  # the v2 recipe (the model shipped before): the first generator
     ("a", "sparse,medium,dense,clumped,crowded", 4, 101, "0.9,1.0"),
     ("b", "medium,dense,clumped,crowded", 4, 102, "0.75,0.9"),
@@ -160,7 +165,7 @@ def export_last(run: Path, out: Path) -> Path:
 
     state = load_checkpoint(run / "last.pt")
     cfg = Config.model_validate(state["config"])
-    inst = InstanceConfig()
+    inst = InstanceConfig(split_area_ratio=SPLIT_AREA_RATIO)
     data = prepare_data(cfg)
     model = model_from_checkpoint(state, run / "last.pt")
     fp = fingerprint_samples(

@@ -285,7 +285,8 @@ def segment_instances(
     centre : ndarray of float, H x W, optional
         The centre head's output (sigmoid), for models that have one.
     cfg : InstanceConfig, optional
-        ``method`` picks the seeds of the watershed (see :func:`resolve_method`).
+        ``method`` picks the seeds of the watershed (see :func:`resolve_method`);
+        ``split_area_ratio`` splits objects of two beads' size and shape (:mod:`.size_split`).
     threshold : float
         Probability above which a pixel is bead (the model's threshold).
 
@@ -319,6 +320,12 @@ def segment_instances(
             labels = instances_from_peaks(mask, prob, cfg, sigma_px=sigma, distance_px=dist)
         else:
             labels = instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
+    if cfg.split_area_ratio > 0:
+        from .size_split import split_by_size
+
+        areas = np.bincount(labels.ravel())
+        single = _whole_bead_area(labels, areas, np.ones(len(areas), bool))
+        labels = split_by_size(labels, single, cfg.split_area_ratio)
     return keep_beads(labels, prob, centre if method == "centre_peaks" else None, cfg)
 
 

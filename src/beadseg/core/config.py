@@ -255,6 +255,13 @@ class InstanceConfig(_Strict):
         description="peak methods: peaks closer than this (px) are one bead's (no two bead centres "
         "are that close); 0: off",
     )
+    split_area_ratio: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        description="an object of this many single-bead areas (fewer when elongated) holding one "
+        "centre is split into round(area / single area) beads (core/size_split.py); 0: off",
+    )
     min_probability: float = Field(
         0.0,
         ge=0,

@@ -1,0 +1,89 @@
+"""Splitting by size: an object with the area and shape of two beads or more, seeded once, is
+split; a single large round bead is not; the foreground never changes."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from beadseg.core.beads import segment_instances
+from beadseg.core.config import InstanceConfig
+from beadseg.core.labels import centroids
+from beadseg.core.size_split import object_shapes, split_by_size
+
+
+def _discs(shape, centres, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return np.any([np.hypot(yy - cy, xx - cx) <= radius for cy, cx in centres], axis=0)
+
+
+SINGLE = float(_discs((20, 20), [(10, 10)], 4).sum())  # 49 px
+
+
+def test_a_pair_seen_as_one_object_is_split_at_its_waist():
+    labels = _discs((20, 30), [(10, 10), (10, 16.5)], 4).astype(np.int32)
+    out = split_by_size(labels, SINGLE, ratio=2.15)
+    assert out.max() == 2
+    got = sorted(centroids(out)[:, 1])
+    assert abs(got[0] - 10) <= 1.5 and abs(got[1] - 16.5) <= 1.5
+
+
+def test_a_chain_of_three_is_three():
+    labels = _discs((20, 40), [(10, 8), (10, 14.5), (10, 21)], 4).astype(np.int32)
+    out = split_by_size(labels, SINGLE, ratio=2.15)
+    assert out.max() == 3
+    assert np.allclose(sorted(centroids(out)[:, 1]), [8, 14.5, 21], atol=1.5)
+
+
+def test_a_large_round_bead_stays_one():
+    # a bead 1.25 diameters across: 1.6 single-bead areas, but round
+    labels = _discs((24, 24), [(12, 12)], 5).astype(np.int32)
+    assert labels.sum() / SINGLE > 1.5
+    assert split_by_size(labels, SINGLE, ratio=2.15).max() == 1
+
+
+def test_off_and_small_objects_are_left_alone():
+    labels = _discs((20, 30), [(10, 10), (10, 16.5)], 4).astype(np.int32)
+    assert split_by_size(labels, SINGLE, ratio=0).max() == 1
+    assert split_by_size(labels, 2 * SINGLE, ratio=2.15).max() == 1  # one bead's area: whole
+
+
+def test_elongation_of_a_disc_and_of_a_bar():
+    disc = _discs((20, 20), [(10, 10)], 5).astype(np.int32)
+    bar = np.zeros((10, 30), np.int32)
+    bar[4:6, 5:25] = 1
+    assert object_shapes(disc)[3][1] < 1.1
+    assert object_shapes(bar)[3][1] > 5
+    assert np.allclose(np.abs(object_shapes(bar)[2][1]), [0, 1])  # the major axis runs along x
+
+
+def test_segment_instances_splits_a_pair_whose_centre_peaks_merged():
+    # five single beads and a tight pair whose centre map has one peak between the two
+    singles = [(10, 10), (10, 40), (10, 70), (40, 10), (40, 70)]
+    pair = [(40, 37), (40, 43.5)]
+    prob = _discs((60, 90), singles + pair, 4).astype(np.float32)
+    yy, xx = np.mgrid[:60, :90]
+    centre = np.max(
+        [np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.5) for cy, cx in singles + [(40, 40.25)]], 0
+    )
+    merged = segment_instances(prob, centre.astype(np.float32), InstanceConfig(), 0.5)
+    split = segment_instances(prob, centre.astype(np.float32), InstanceConfig(split_area_ratio=2.15), 0.5)
+    assert merged.max() == 6
+    assert split.max() == 7
+
+
+@given(
+    st.lists(st.tuples(st.floats(6, 34), st.floats(6, 54)), min_size=1, max_size=8),
+    st.floats(3, 5),
+    st.floats(1.2, 3.0),
+)
+def test_splitting_keeps_the_foreground_and_never_joins(centres, radius, ratio):
+    mask = _discs((40, 60), centres, radius)
+    from scipy import ndimage as ndi
+
+    labels = ndi.label(mask)[0].astype(np.int32)
+    out = split_by_size(labels, float(np.pi * radius**2), ratio)
+    assert np.array_equal(out > 0, labels > 0)
+    assert len(np.unique(out[out > 0])) >= len(np.unique(labels[labels > 0]))
+    # every new object lies inside one old object
+    for new in np.unique(out[out > 0]):
+        assert len(np.unique(labels[out == new])) == 1
