@@ -88,6 +88,16 @@ def _run_settings(
     }
 
 
+def _instances_of(m: Predictor, instances: InstanceConfig | dict | None) -> InstanceConfig | None:
+    """The instance settings of a run: given, the model's (None), or the model's with the keys
+    of a dict changed (validated: a bad value is one line naming the key)."""
+    if not isinstance(instances, dict):
+        return instances
+    from ..core.config_parsing import validate
+
+    return validate(InstanceConfig, m.instances.model_dump(), instances, "model", "instances")
+
+
 @contextmanager
 def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
     """A rich progress bar (or nothing); yields the function that advances it."""
@@ -141,10 +151,7 @@ def predict_images(
         if isinstance(model, (str, Path))
         else model
     )
-    if isinstance(instances, dict):  # only the keys named change the model's settings
-        from ..core.config_parsing import validate
-
-        instances = validate(InstanceConfig, m.instances.model_dump(), instances, "model", "instances")
+    instances = _instances_of(m, instances)
     digest = frame_digest(m, cfg, threshold, instances)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
