@@ -293,7 +293,8 @@ def test_shipped_model_tiled_equals_full_frame_on_every_pixel():
     from beadseg.inference import load_model
 
     m = load_model("default")
-    assert m.threshold == 0.5 and m.instances == InstanceConfig()  # old meta still loads
+    assert m.threshold == 0.5 and m.instances.split_area_ratio > 0  # it carries its split by size
+    assert m.instances.model_copy(update={"split_area_ratio": 0.0}) == InstanceConfig()  # the rest: defaults
     img = (synth_image((401, 603), 300, seed=1).image / 255.0).astype(np.float32)
     full = predict_probabilities(m, img, PredictConfig(mode="full"))
     tiled = predict_probabilities(m, img, PredictConfig(mode="tiled", tile_size=256))  # default overlap

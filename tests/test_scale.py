@@ -171,8 +171,8 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     synth_dataset(data, n=6, size=64, seed=5, min_beads=10, max_beads=60)
     sets = [
         "data.crop_size=64",
-        "data.crops_per_epoch=64",
-        "optim.lr=0.01",
+        "data.crops_per_epoch=16",  # 4 steps an epoch: AdamW amplifies the all-reduce's
+        "optim.lr=0.01",  # summation-order differences with every step (64 crops: 3e-4 on some data)
         "model.base_channels=4",
         "model.depth=2",
         "model.norm=group",
