@@ -10,7 +10,7 @@ where it lies (``BEADSEG_REFERENCE_ANALYZER``, default ``../shared/reference/``)
 folder holding symlinks ``dataset_microscope/{images,masks}`` to the dev set, as it expects. It
 needs OpenCV (``pip install opencv-python-headless``, in the ``bench`` extra).
 
-    python benchmarks/bench_analyze.py [--rounds 3] [--sizes]
+    python benchmarks/bench_analyze.py [--rounds 3] [--sizes] [--tag TAG]   # BEADSEG_DATA: another set
 
 Writes ``bench-out/analyze/bench_analyze.json``: wall seconds (best and all rounds), CPU seconds
 of each process (user + sys, less sensitive to other load), the load average before and after,
@@ -141,13 +141,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sizes", action="store_true", help="also time 20 and 40 images")
+    ap.add_argument("--tag", default=None, help="write bench_analyze_TAG.json (another data set)")
     args = ap.parse_args()
     if not (DATA / "images").is_dir():
         raise SystemExit(f"the dev set is not at {DATA}; set BEADSEG_DATA")
     res = {"machine": machine(), "data": str(DATA), **compare(args.rounds)}
     if args.sizes:
         res["sizes"] = sizes(args.rounds)
-    path = OUT / "analyze" / "bench_analyze.json"
+    path = OUT / "analyze" / (f"bench_analyze_{args.tag}.json" if args.tag else "bench_analyze.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=2))
     print(json.dumps({k: res[k] for k in ("speedup", "load_before", "load_after") if k in res}))
