@@ -46,6 +46,8 @@ def test_the_card_quotes_the_current_benchmarks_and_holds_no_path():
     assert f"centroid F1 {held['centroid']['f1']:.3f}" in card
     history = load_checkpoint(DEFAULT_MODEL)["history"]
     assert f"epoch {history[-1]['epoch']} of {len(history)}" in card  # the weights shipped: the last epoch
+    # its instance settings split pairs by size: a user of the package elsewhere must know
+    assert "2.15 single-bead areas (fewer when elongated)" in card
 
 
 def test_a_run_without_benchmarks_gets_its_own_record_only(tmp_path):

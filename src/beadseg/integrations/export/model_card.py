@@ -160,6 +160,17 @@ def _accuracy_not_met(row: dict) -> bool:
     return bool(about_accuracy and re.search(r"\bno\b", row["met"], re.I))
 
 
+def _split_note(inst: dict) -> str:
+    """The split by size in words (core/size_split.py), when the model's settings use it."""
+    ratio = float(inst.get("split_area_ratio") or 0)
+    if ratio <= 0:
+        return ""
+    return (
+        f", and an object of {ratio:g} single-bead areas (fewer when elongated) holding one centre "
+        "is split into round(area / single area) beads"
+    )
+
+
 def model_card(src: Path, state: dict, halo: int, align: int, describe_norm) -> str:
     """The model card (Markdown) of the checkpoint ``src`` with its loaded ``state``.
 
@@ -190,8 +201,8 @@ def model_card(src: Path, state: dict, halo: int, align: int, describe_norm) -> 
         f"crop a halo of {halo} px when tiling.",
         f"- In beadseg, a bead is foreground > {float(meta.get('threshold', 0.5))}; touching beads "
         f"are split ({inst.get('method', 'auto')}: at the centre channel's peaks when there is one, "
-        f"else by a distance-transform watershed); objects below {inst.get('min_area_px', '?')} px "
-        "are dropped. This package holds the network only.",
+        f"else by a distance-transform watershed){_split_note(inst)}; objects below "
+        f"{inst.get('min_area_px', '?')} px are dropped. This package holds the network only.",
         "",
         "## Training data",
         "",
