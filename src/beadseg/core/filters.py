@@ -116,7 +116,9 @@ def gaussian_exact(values: np.ndarray, sigma: float, truncate: float = 3.0) -> n
     mirrored pairs, outermost pair first; axis 0, then axis 1, the result cast to the input's
     float type after each axis; boundary ``reflect``), so exact ties - the plateaus that decide
     how many markers a bead gets - stay ties. Computed in bands of rows (~256 K pixels) that
-    stay in cache: 1.3 vs 2.8 ms on a 512 x 512 tile, 54 vs 91 ms on a 4K frame (float64).
+    stay in cache: on a 4K frame 66 vs 95 ms (float64) and 61 vs 63-75 ms (float32); on a
+    512 x 512 tile it depends on the allocator (2.4 ms when glibc keeps numpy's temporaries,
+    10 ms when it returns them between calls; scipy 2.2 ms) (2026-12-03, 2 cores).
     Use it where the result feeds equality tests; :func:`gaussian_smooth` is faster where
     float32 rounding does not matter.
     A ``sigma`` of 0 returns a copy, as scipy does.
