@@ -87,3 +87,34 @@ def test_splitting_keeps_the_foreground_and_never_joins(centres, radius, ratio):
     # every new object lies inside one old object
     for new in np.unique(out[out > 0]):
         assert len(np.unique(labels[out == new])) == 1
+
+
+def test_calibrate_scans_the_split_on_exact_truth_only(tmp_path):
+    """`evaluate MODEL DATA --calibrate` of a centre-head model against exact truth (centres/)
+    also picks the F1-best split-by-size ratio and writes it into calibrated.pt; against masks
+    alone (clumps drawn as blobs) it leaves the model's ratio as it is."""
+    import csv
+
+    from beadseg.data.synth import synth_dataset
+    from beadseg.evaluation.evaluate import evaluate
+    from beadseg.models.checkpoint import load_checkpoint
+
+    data = tmp_path / "d"
+    synth_dataset(data, n=2, size=128, seed=4, min_beads=20, max_beads=40)
+    masks_only = evaluate("default", data, tmp_path / "ev_masks", calibrate=True, gallery=False)
+    assert masks_only.calibration.split_area_ratio is None
+    (data / "centres").mkdir()
+    import tifffile
+
+    for lab in sorted((data / "labels").glob("*.tif")):
+        pts = centroids(tifffile.imread(lab))
+        with open(data / "centres" / f"{lab.stem}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["x", "y"])
+            w.writerows([[x, y] for y, x in pts])
+    exact = evaluate("default", data, tmp_path / "ev_exact", calibrate=True, gallery=False)
+    ratio = exact.calibration.split_area_ratio
+    assert ratio is not None and ratio in (0.0, 1.9, 2.0, 2.15, 2.3, 2.5)
+    meta = load_checkpoint(exact.calibration.checkpoint)["meta"]
+    assert meta["instances"]["split_area_ratio"] == ratio and meta["threshold_calibrated"]
+    assert meta["instances"]["border"] == "by_centre"  # the other settings stay the model's

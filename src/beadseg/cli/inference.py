@@ -163,7 +163,9 @@ def evaluate(
         None, min=0.5, metavar="PX", help="Centroid matching distance (px; default: 3)."
     ),
     calibrate: bool = typer.Option(
-        False, help="Pick the F1-best threshold; write a copy of the model with it to OUT/calibrated.pt."
+        False,
+        help="Pick the F1-best threshold (and, for a centre-head model against exact truth with "
+        "centres/, the split-by-size ratio); write a copy of the model with it to OUT/calibrated.pt.",
     ),
     device: str | None = typer.Option(None, metavar="DEVICE", help=f"{DEVICE_HELP} (default: auto)."),
     all_labels: bool = typer.Option(
@@ -206,7 +208,13 @@ def evaluate(
     typer.echo(f"metrics: {out / 'metrics.json'}; read {out / 'report.html'}")
     if r.calibration is not None:
         typer.echo(
-            f"calibrated threshold {r.calibration.best_threshold}; the model with it: "
+            f"calibrated threshold {r.calibration.best_threshold}"
+            + (
+                ""
+                if r.calibration.split_area_ratio is None
+                else f", split_area_ratio {r.calibration.split_area_ratio:g}"
+            )
+            + "; the model with it: "
             f"{r.calibration.checkpoint} (use it as the model; {r.calibration.model} is unchanged)"
         )
 

@@ -26,7 +26,6 @@ from ..core.images import to_unit_float
 from ..core.limits import check_centroid_distance, check_shift_radius
 from ..core.masks import read_labels, read_mask, read_pair, read_pair_raw
 from ..core.metrics import (
-    Matching,
     match_centroids,
     pool_matchings,
 )
@@ -89,31 +88,43 @@ def _usable_pairs(data: Path, only: set[str] | None, use_all: bool) -> tuple[lis
     return kept, labels
 
 
-class _ThresholdScan:
-    """Centroid matchings of one model's probabilities at each candidate threshold."""
+#: Split-by-size ratios ``--calibrate`` tries for a centre-head model on exact truth (0: off;
+#: the shipped model's 2.15 was chosen the same way, benchmarks/tune_split.py).
+CALIBRATION_SPLIT_RATIOS = (0.0, 1.9, 2.0, 2.15, 2.3, 2.5)
 
-    def __init__(self, model, centroid_px: float, thresholds=CALIBRATION_THRESHOLDS):
+
+class _ThresholdScan:
+    """Centroid matchings of one model's probabilities at each candidate threshold (and, for a
+    centre-head model scored against exact truth, each split-by-size ratio)."""
+
+    def __init__(self, model, centroid_px: float, split: bool, thresholds=CALIBRATION_THRESHOLDS):
         self.model, self.centroid_px, self.thresholds = model, centroid_px, list(thresholds)
-        self.matchings: list[list[Matching]] = [[] for _ in self.thresholds]
+        self.ratios = list(CALIBRATION_SPLIT_RATIOS) if split else [model.instances.split_area_ratio]
+        self.matchings = {(t, r): [] for t in self.thresholds for r in self.ratios}
 
     def add(self, prob: np.ndarray, centres: np.ndarray | None, true_labels: np.ndarray) -> None:
-        for t, found in zip(self.thresholds, self.matchings):
-            labels = segment_instances(prob, centres, self.model.instances, t)
+        for (t, r), found in self.matchings.items():
+            inst = self.model.instances.model_copy(update={"split_area_ratio": r})
+            labels = segment_instances(prob, centres, inst, t)
             found.append(match_centroids(true_labels, labels, self.centroid_px))
 
     def result(self, out: Path | None) -> Calibration:
-        """The F1-best threshold (pooled over images); with ``out`` a calibrated copy of the
-        model in ``out/calibrated.pt`` (the model itself is never modified)."""
+        """The F1-best threshold (and split ratio; pooled over images); with ``out`` a
+        calibrated copy of the model in ``out/calibrated.pt`` (the model itself is never
+        modified)."""
         from ..models.checkpoint import export_checkpoint
         from ..models.onnx import write_onnx_beside
 
-        f1 = [pool_matchings(m).f1 for m in self.matchings]
-        best = self.thresholds[int(np.argmax(f1))]
+        f1 = {key: pool_matchings(m).f1 for key, m in self.matchings.items()}
+        best_t, best_r = max(f1, key=lambda k: (f1[k], -abs(k[1] - self.model.instances.split_area_ratio)))
+        split = best_r if len(self.ratios) > 1 else None
         copy = None
         if out is not None:
-            copy = str(export_checkpoint(self.model.source, Path(out) / "calibrated.pt", best))
+            inst = None if split is None else {"split_area_ratio": split}
+            copy = str(export_checkpoint(self.model.source, Path(out) / "calibrated.pt", best_t, inst))
             write_onnx_beside(copy)  # calibrated.onnx: predict with the copy runs without torch
-        return Calibration(self.thresholds, f1, best, self.model.source, copy)
+        table = [f1[(t, best_r)] for t in self.thresholds]
+        return Calibration(self.thresholds, table, best_t, self.model.source, copy, split)
 
 
 def _group(images: list[ImageEvaluation], key: str) -> dict[str, SetSummary]:
@@ -271,7 +282,9 @@ def evaluate(
             "--calibrate needs a model (run folder, checkpoint or default), not a folder of predictions"
         )
     inst = model.instances if model else InstanceConfig()
-    scan = _ThresholdScan(model, centroid_px) if calibrate else None
+    # the split ratio only against exact truth: masks outline clumps as blobs
+    exact = calibrate and model is not None and model.centre_head and (data / "centres").is_dir()
+    scan = _ThresholdScan(model, centroid_px, exact) if calibrate else None
     images, worst, no_prediction = [], [], []
     with progress_bar(progress, len(pairs), "evaluating") as advance:
         for pair in pairs:

@@ -107,10 +107,16 @@ def _calibration(result) -> list[str]:
         else "No copy of the model was written (no output folder)."
     )
     rows = [[f"{t:.2f}", f] for t, f in zip(cal.thresholds, cal.centroid_f1)]
+    split = (
+        ""
+        if cal.split_area_ratio is None
+        else f" Against this exact truth the split by size was scanned too (ratios 0-2.5, 0: off): the "
+        f"best is **{cal.split_area_ratio:g}**, and the table is at that ratio."
+    )
     return [
         "## Threshold calibration\n",
         f"Centroid F1 over all images at each probability threshold; the best is "
-        f"**{cal.best_threshold}**. {where} The model itself is unchanged.\n",
+        f"**{cal.best_threshold}**.{split} {where} The model itself is unchanged.\n",
         markdown_table(["threshold", "centroid F1"], rows, digits=3),
         "",
     ]

@@ -204,6 +204,8 @@ class Calibration:
     best_threshold: float
     model: str
     checkpoint: str | None = None
+    #: the F1-best split-by-size ratio (centre-head model, exact truth); None: not scanned
+    split_area_ratio: float | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -212,6 +214,7 @@ class Calibration:
             "best_threshold": self.best_threshold,
             "model": self.model,
             "checkpoint": self.checkpoint,
+            "split_area_ratio": self.split_area_ratio,
         }
 
 

@@ -334,15 +334,20 @@ def slim_checkpoint(state: dict, **meta_updates) -> dict:
     }
 
 
-def export_checkpoint(model: str | Path, out: str | Path, threshold: float | None = None) -> Path:
+def export_checkpoint(
+    model: str | Path, out: str | Path, threshold: float | None = None, instances: dict | None = None
+) -> Path:
     """Write a slim inference checkpoint of a model (run folder, checkpoint or ``default``).
 
-    With ``threshold`` the copy carries that probability threshold (marked calibrated); the
-    source is never modified.
+    With ``threshold`` the copy carries that probability threshold (marked calibrated), with
+    ``instances`` those instance settings over the model's; the source is never modified.
     """
     src = resolve_model_path(model)
     updates = {} if threshold is None else {"threshold": float(threshold), "threshold_calibrated": True}
     out = Path(out)
     if out.resolve() == src.resolve():
         raise InputError(f"{out} is the model being exported; write the copy to another file")
-    return save_checkpoint(out, slim_checkpoint(load_checkpoint(src), **updates))
+    state = load_checkpoint(src)
+    if instances:
+        updates["instances"] = {**(state["meta"].get("instances") or {}), **instances}
+    return save_checkpoint(out, slim_checkpoint(state, **updates))
