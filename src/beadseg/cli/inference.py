@@ -79,6 +79,7 @@ def predict(
     unchanged since, are not predicted again); another model, threshold, setting or inputs is
     refused, naming the difference (or --overwrite to start again).
     """
+    from ..core.config import parse_overrides
     from ..inference.runner import parse_shard
     from ..workflows import predict as run
     from .process import tune_for_streaming
@@ -94,10 +95,10 @@ def predict(
         "pixel_size_um": pixel_size_um,
     }
     cfg = resolve_config(config, sets, {f"predict.{k}": v for k, v in flags.items()})
-    # the model's instance settings, but for the keys --set names (e.g. instances.min_centre)
-    keys = {s.split("=", 1)[0].strip() for s in sets or ()}
-    named = sorted(k.removeprefix("instances.") for k in keys if k.startswith("instances."))
-    instances = {k: getattr(cfg.instances, k) for k in named if k in type(cfg.instances).model_fields}
+    # the model's instance settings, but for the keys --set names (instances.min_centre=0.5 or
+    # instances={min_centre: 0.5}), with the values resolve_config validated
+    named = parse_overrides(sets).get("instances") or {}
+    instances = {k: getattr(cfg.instances, k) for k in sorted(named)}
     tune_for_streaming()  # before the engine's and the lookahead's threads exist
     s = run(
         model,
