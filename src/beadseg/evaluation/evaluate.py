@@ -100,12 +100,12 @@ class _ThresholdScan:
     def __init__(self, model, centroid_px: float, split: bool, thresholds=CALIBRATION_THRESHOLDS):
         self.model, self.centroid_px, self.thresholds = model, centroid_px, list(thresholds)
         self.ratios = list(CALIBRATION_SPLIT_RATIOS) if split else [model.instances.split_area_ratio]
+        self.settings = {r: model.instances.model_copy(update={"split_area_ratio": r}) for r in self.ratios}
         self.matchings = {(t, r): [] for t in self.thresholds for r in self.ratios}
 
     def add(self, prob: np.ndarray, centres: np.ndarray | None, true_labels: np.ndarray) -> None:
         for (t, r), found in self.matchings.items():
-            inst = self.model.instances.model_copy(update={"split_area_ratio": r})
-            labels = segment_instances(prob, centres, inst, t)
+            labels = segment_instances(prob, centres, self.settings[r], t)
             found.append(match_centroids(true_labels, labels, self.centroid_px))
 
     def result(self, out: Path | None) -> Calibration:
