@@ -100,7 +100,7 @@ def main() -> None:
         single = _whole_bead_area(labels, area, np.ones(len(area), bool))
         at = np.clip(np.rint(pts).astype(int), 0, np.array(labels.shape) - 1)
         held = np.bincount(labels[at[:, 0], at[:, 1]], minlength=len(area))
-        ids = np.flatnonzero(area > 0)[1:] if area[0] > 0 else np.flatnonzero(area > 0)
+        ids = np.flatnonzero(area > 0)  # object_shapes leaves the background's area at 0
         feats.append(np.column_stack([area[ids] / single, elong[ids]]))
         ys.append(held[ids] >= 2)
         for r in RATIOS:
