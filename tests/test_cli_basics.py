@@ -88,3 +88,10 @@ def test_predict_set_instances_changes_the_beads_and_is_recorded(tmp_path):
     assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["instances"]["min_centre"] == 0.99
     again = run("predict", "default", tmp_path / "s" / "images", "--out", tmp_path / "b", "-q")
     assert again.returncode == 2 and "instances.min_centre" in again.stderr
+    # the section form names the same key
+    section = run(
+        "predict", "default", tmp_path / "s" / "images", "--out", tmp_path / "c", "-q",
+        "--set", "instances={min_centre: 0.99}",
+    )  # fmt: skip
+    assert section.returncode == 0, section.stderr
+    assert json.loads((tmp_path / "c" / "settings.json").read_text())["instances"]["min_centre"] == 0.99
