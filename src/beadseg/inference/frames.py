@@ -222,10 +222,28 @@ def predict_file(
     return finish_file(model, inferred, out, cfg, threshold, keep, write_outputs, instances)
 
 
+def start_finishing_imports():
+    """Start importing what the instance step and the writers use (skimage's watershed,
+    tifffile, Pillow's PNG codec: ~0.3-0.5 s) in a thread, while the first frame is in the
+    network, which releases the GIL, so a one-frame run does not wait for them afterwards.
+    Returns the thread: join it before finishing a frame.
+
+    scipy.ndimage is imported here first, in the caller's thread: the first frame's
+    normalisation needs it at once, and scipy imported by two threads at the same time can be
+    seen partially initialised (``cannot import name 'PytestTester' from partially initialized
+    module``, a predict in CI). Nothing the thread imports is imported by the caller before
+    the join.
+    """
+    import threading
+
+    import scipy.ndimage  # noqa: F401
+
+    thread = threading.Thread(target=_import_finishing_modules, daemon=True)
+    thread.start()
+    return thread
+
+
 def _import_finishing_modules() -> None:
-    """Import what the instance step and the writers use (scipy.ndimage, skimage's watershed,
-    tifffile, Pillow's PNG codec: ~0.3-0.5 s). Run in a thread while the first frame is in the
-    network, which releases the GIL, so a one-frame run does not wait for them afterwards."""
     import PIL.PngImagePlugin  # noqa: F401
     import tifffile  # noqa: F401
     from skimage.segmentation import watershed  # noqa: F401 (lazily loaded: name it)

@@ -5,7 +5,6 @@ run-level tables (counts.csv, beads.csv, errors.csv, settings.json, summary.json
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ from ..core.files import find_images, write_csv
 from ..outputs.provenance import write_json, write_provenance
 from .bead_tables import BEADS_CSV, concat_bead_tables
 from .counts import COUNT_FIELDS, ERROR_FIELDS, CountRow, PredictSummary, Tally
-from .frames import FirstRead, Lookahead, _import_finishing_modules, predict_file
+from .frames import FirstRead, Lookahead, predict_file, start_finishing_imports
 from .predictor import Predictor
 from .records import NOT_COMPARED, file_identity, frame_digest, next_to_predict, record_path, reusable_record
 from .runtime import load_model
@@ -157,7 +156,7 @@ def predict_images(
     out.mkdir(parents=True, exist_ok=True)
     settings = _run_settings(m, cfg, threshold, shard, instances)
     tally = Tally()
-    threading.Thread(target=_import_finishing_modules, daemon=True).start()
+    importing = start_finishing_imports()
     with _progress(progress, len(files)) as advance, Lookahead(m, cfg, first_read) as ahead:
         for i, f in enumerate(files):
             record = record_path(out, f.stem)
@@ -170,6 +169,7 @@ def predict_images(
                 following = next_to_predict(files[i + 1 :], out, digest)
                 if following is not None:
                     ahead.start(following)  # its network runs while this frame is finished
+                importing.join()  # the finishing modules, imported in one thread only
                 r = predict_file(m, f, out, cfg, threshold, inferred=inferred, instances=instances)
             except BeadsegError as exc:
                 tally.errors.append({"image": str(f), "error": str(exc)})
