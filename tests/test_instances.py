@@ -4,7 +4,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beadseg.core.beads import (
-    check_threshold,
     count_beads,
     count_beads_in_mask,
     instances_from_mask,
@@ -17,6 +16,7 @@ from beadseg.core.beads import (
 from beadseg.core.config import InstanceConfig
 from beadseg.core.errors import InputError
 from beadseg.core.labels import centroids, filter_sizes, label_components, relabel
+from beadseg.core.limits import check_threshold
 from beadseg.data.synth import synth_image
 
 

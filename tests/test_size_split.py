@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beadseg.core.beads import segment_instances
+from beadseg.core.beads import finish_instances, seed_instances, segment_instances
 from beadseg.core.config import InstanceConfig
 from beadseg.core.labels import centroids
 from beadseg.core.size_split import object_shapes, split_by_size
@@ -69,6 +69,27 @@ def test_segment_instances_splits_a_pair_whose_centre_peaks_merged():
     split = segment_instances(prob, centre.astype(np.float32), InstanceConfig(split_area_ratio=2.15), 0.5)
     assert merged.max() == 6
     assert split.max() == 7
+
+
+def test_one_seeding_serves_every_split_ratio():
+    # evaluate --calibrate seeds once per threshold and finishes with each ratio: the seeds
+    # must come out of one finish unchanged, and each finish equal segment_instances
+    singles = [(10, 10), (10, 40), (40, 10)]
+    yy, xx = np.mgrid[:60, :90]
+    prob = _discs((60, 90), singles + [(40, 37), (40, 43.5)], 4).astype(np.float32)
+    centre = np.max(
+        [np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.5) for cy, cx in singles + [(40, 40.25)]], 0
+    )
+    centre = centre.astype(np.float32)
+    seeds = seed_instances(prob, centre, InstanceConfig(), 0.5)
+    before = seeds.copy()
+    for ratio in (0.0, 2.15, 0.0):
+        cfg = InstanceConfig(split_area_ratio=ratio)
+        assert np.array_equal(
+            finish_instances(seeds, prob, centre, cfg), segment_instances(prob, centre, cfg, 0.5)
+        )
+        assert np.array_equal(seeds, before)
+    assert finish_instances(seeds, prob, centre, InstanceConfig(split_area_ratio=2.15)).max() == 5
 
 
 @given(

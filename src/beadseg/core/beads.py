@@ -27,7 +27,6 @@ Every part of beadseg that measures beads takes these definitions from here:
 * **counting**: :func:`count_beads` counts the markers (a mask whose touching beads each show
   in the outline); :func:`count_beads_in_mask` takes for each object the larger of its markers
   and its area in single beads (annotated masks, whose clumps may be outlined as blobs).
-* **probability threshold** (:func:`check_threshold`): strictly between 0 and 1.
 """
 
 from __future__ import annotations
@@ -39,8 +38,8 @@ from .errors import InputError
 from .filters import local_maxima
 
 # scipy.ndimage (~0.3 s) and core.labels, which imports it, are imported by the functions that
-# need them: `beadseg predict` checks its threshold here before the model loads, and imports
-# them in a thread while the first frame is in the network (inference.frames)
+# need them: `beadseg predict` imports them in a thread while the first frame is in the network
+# (inference.frames)
 
 #: Markers of :func:`count_beads_in_mask` are at least this far apart (px): measured on the
 #: masks of exact-truth composites, see its docstring.
@@ -306,27 +305,42 @@ def segment_instances(
     >>> int(segment_instances(prob, centre).max())
     2
     """
+    return finish_instances(seed_instances(prob, centre, cfg, threshold), prob, centre, cfg)
+
+
+def seed_instances(prob: np.ndarray, centre: np.ndarray | None = None, cfg=None, threshold: float = 0.5):
+    """The first step of :func:`segment_instances`: the mask split at the seeds of ``cfg.method``
+    (labels as found; :func:`finish_instances` does the rest). One seeding serves every split
+    ratio (`beadseg evaluate --calibrate` scans them)."""
     from .config import InstanceConfig
 
     cfg = cfg or InstanceConfig()
     method = resolve_method(cfg, centre is not None)
     mask = np.asarray(prob) > threshold
     if method == "distance":
-        labels = instances_from_mask(mask, prob, cfg)
-    else:
-        sigma = PEAK_SIGMA_PX[method] if cfg.peak_sigma_px is None else cfg.peak_sigma_px
-        dist = PEAK_DISTANCE_PX[method] if cfg.peak_distance_px is None else cfg.peak_distance_px
-        if method == "probability_peaks":
-            labels = instances_from_peaks(mask, prob, cfg, sigma_px=sigma, distance_px=dist)
-        else:
-            labels = instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
+        return instances_from_mask(mask, prob, cfg)
+    sigma = PEAK_SIGMA_PX[method] if cfg.peak_sigma_px is None else cfg.peak_sigma_px
+    dist = PEAK_DISTANCE_PX[method] if cfg.peak_distance_px is None else cfg.peak_distance_px
+    if method == "probability_peaks":
+        return instances_from_peaks(mask, prob, cfg, sigma_px=sigma, distance_px=dist)
+    return instances_from_peaks(mask, centre, cfg, cfg.centre_threshold, sigma, dist)
+
+
+def finish_instances(labels: np.ndarray, prob: np.ndarray, centre: np.ndarray | None = None, cfg=None):
+    """The rest of :func:`segment_instances` after :func:`seed_instances`: the split by size
+    (``cfg.split_area_ratio``, :mod:`.size_split`), then :func:`keep_beads` (``labels`` is not
+    modified)."""
+    from .config import InstanceConfig
+
+    cfg = cfg or InstanceConfig()
     if cfg.split_area_ratio > 0:
         from .size_split import split_by_size
 
         areas = np.bincount(labels.ravel())
         single = _whole_bead_area(labels, areas, np.ones(len(areas), bool))
         labels = split_by_size(labels, single, cfg.split_area_ratio)
-    return keep_beads(labels, prob, centre if method == "centre_peaks" else None, cfg)
+    by_centre = resolve_method(cfg, centre is not None) == "centre_peaks"
+    return keep_beads(labels, prob, centre if by_centre else None, cfg)
 
 
 def keep_beads(labels: np.ndarray, prob: np.ndarray, centre: np.ndarray | None = None, cfg=None):
@@ -472,25 +486,3 @@ def count_beads_in_mask(
         return 0
     areas = np.bincount(comps.ravel(), minlength=n + 1)[1:]
     return int(np.maximum(per_comp[1:], beads_by_area(areas, single_area_px)).sum())
-
-
-def count_labelled_beads(masks: list[np.ndarray]) -> list[int]:
-    """Beads per tile of a labelled set (:func:`count_beads_in_mask`) with the set's
-    :func:`single_bead_area`."""
-    area = single_bead_area(masks)
-    return [count_beads_in_mask(m, area) for m in masks]
-
-
-def check_threshold(threshold: float | None, name: str = "--threshold") -> None:
-    """A probability threshold must lie strictly between 0 and 1 (None: the model's).
-
-    Raises
-    ------
-    InputError
-        Naming the value (as ``name``) and the fix.
-    """
-    if threshold is not None and not 0 < threshold < 1:
-        raise InputError(
-            f"{name} {threshold} is not a probability between 0 and 1 (exclusive); "
-            "e.g. 0.5, or leave it out to use the model's"
-        )

@@ -16,6 +16,8 @@ shift search radius (px)   0 - 32           annotations sit a few px off their b
                                             bead diameter or more at every scale beadseg uses
 centroid match distance    0 - 100 px       a bead's radius is the sensible distance; every pair
                                             within it is a candidate (memory grows with it)
+probability threshold      (0, 1), open     a pixel is bead above it; 0 or 1 makes every pixel
+                                            bead, or none
 =========================  ===============  ===================================================
 """
 
@@ -134,3 +136,18 @@ def check_centroid_distance(distance_px: float, name: str) -> float:
             f"{MAX_CENTROID_DISTANCE_PX:g} (centres are matched within about a bead radius; e.g. 3)"
         )
     return float(distance_px)
+
+
+def check_threshold(threshold: float | None, name: str = "--threshold") -> None:
+    """A probability threshold must lie strictly between 0 and 1 (None: the model's).
+
+    Raises
+    ------
+    InputError
+        Naming the value (as ``name``) and the fix.
+    """
+    if threshold is not None and not 0 < threshold < 1:
+        raise InputError(
+            f"{name} {threshold} is not a probability between 0 and 1 (exclusive); "
+            "e.g. 0.5, or leave it out to use the model's"
+        )

@@ -18,12 +18,12 @@ import numpy as np
 
 from ..analysis.domains import domain_of
 from ..analysis.grades import LabelSelection
-from ..core.beads import check_threshold, instances_from_mask, segment_instances
+from ..core.beads import finish_instances, instances_from_mask, seed_instances
 from ..core.config import Config, InstanceConfig, PredictConfig
 from ..core.errors import InputError
 from ..core.files import Pair, find_pairs, write_csv
 from ..core.images import to_unit_float
-from ..core.limits import check_centroid_distance, check_shift_radius
+from ..core.limits import check_centroid_distance, check_shift_radius, check_threshold
 from ..core.masks import read_labels, read_mask, read_pair, read_pair_raw
 from ..core.metrics import (
     match_centroids,
@@ -104,9 +104,11 @@ class _ThresholdScan:
         self.matchings = {(t, r): [] for t in self.thresholds for r in self.ratios}
 
     def add(self, prob: np.ndarray, centres: np.ndarray | None, true_labels: np.ndarray) -> None:
-        for (t, r), found in self.matchings.items():
-            labels = segment_instances(prob, centres, self.settings[r], t)
-            found.append(match_centroids(true_labels, labels, self.centroid_px))
+        for t in self.thresholds:  # one seeding per threshold serves every split ratio
+            seeds = seed_instances(prob, centres, self.settings[self.ratios[0]], t)
+            for r in self.ratios:
+                labels = finish_instances(seeds, prob, centres, self.settings[r])
+                self.matchings[(t, r)].append(match_centroids(true_labels, labels, self.centroid_px))
 
     def result(self, out: Path | None) -> Calibration:
         """The F1-best threshold (and split ratio; pooled over images); with ``out`` a

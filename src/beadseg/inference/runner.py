@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.beads import check_threshold
 from ..core.config import Config, InstanceConfig, PredictConfig, save_config
 from ..core.errors import BeadsegError, BeadsegWarning, InputError
 from ..core.files import find_images, write_csv
+from ..core.limits import check_threshold
 from ..outputs.provenance import write_json, write_provenance
 from .bead_tables import BEADS_CSV, concat_bead_tables
 from .counts import COUNT_FIELDS, ERROR_FIELDS, CountRow, PredictSummary, Tally

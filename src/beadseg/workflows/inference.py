@@ -105,7 +105,7 @@ def predict(
     PredictSummary
         Counts per image, errors, timings (also ``summary.json``).
     """
-    from ..core.beads import check_threshold
+    from ..core.limits import check_threshold
     from ..inference.records import predict_settings
     from ..inference.runner import collect_inputs, predict_images
 
