@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ROOT, machine, real_subset, subset, synthetic_subset  # noqa: E402
-from train_default import COMPOSITES, COMPOSITES_V2, composites  # noqa: E402
+from train_default import COMPOSITES, COMPOSITES_V2, SPLIT_AREA_RATIO, composites  # noqa: E402
 
 from beadseg.core.config import InstanceConfig, PredictConfig, load_config  # noqa: E402
 from beadseg.core.dilution import fit_dilution  # noqa: E402
@@ -102,15 +102,17 @@ def synthetic_fold(name: str, k: int) -> int | None:
     return names.index(name) % k if name in names else None
 
 
-def final_model(run: Path) -> Path:
-    """The model a fold keeps: its last epoch (both recipes; no epoch is chosen on the held-out
-    frames), with this version's instance settings."""
+def final_model(run: Path, recipe: str) -> Path:
+    """The model a fold keeps: its last epoch (every recipe; no epoch is chosen on the held-out
+    frames), with this version's instance settings; the v3 recipe's carry the shipped model's
+    split by size, as benchmarks/train_default.py exports it."""
     from beadseg.models.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
 
     final = run / "final.pt"
     if not final.exists():
         state = load_checkpoint(run / "last.pt")
-        save_checkpoint(final, slim_checkpoint(state, instances=InstanceConfig().model_dump()))
+        inst = InstanceConfig(split_area_ratio=SPLIT_AREA_RATIO if recipe == "v3" else 0.0)
+        save_checkpoint(final, slim_checkpoint(state, instances=inst.model_dump()))
     return final
 
 
@@ -199,7 +201,7 @@ def main():
         for target in ("raw", "fixed"):
             result["rows"][f"{recipe}@{target}"] = []
         for k, split in enumerate(splits):
-            model = final_model(train_fold(recipe, split, k, args, args.set, out))
+            model = final_model(train_fold(recipe, split, k, args, args.set, out), recipe)
             val = set(split["val"])
             for target in ("raw", "fixed"):
                 val_data = (

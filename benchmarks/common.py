@@ -22,7 +22,10 @@ def subset(name: str, keep) -> Path:
         for p in sorted((DATA / sub).iterdir()):
             link = out / sub / p.name
             if keep(p.stem) and not link.exists():
-                link.symlink_to(p)
+                try:
+                    link.symlink_to(p)
+                except FileExistsError:  # another benchmark process made it just now
+                    pass
     return out
 
 
