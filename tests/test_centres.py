@@ -193,14 +193,15 @@ def test_centre_head_model_trains_on_several_folders(tmp_path):
 
 
 def test_beads_per_tile_of_a_labelled_set():
-    from beadseg.core.beads import count_beads_in_mask, count_labelled_beads
+    from beadseg.core.beads import count_beads_in_mask, single_bead_area
 
     # 6 single discs (area ~37) and one clump outlined as a smooth blob of ~3 bead areas
     labels, _ = _discs((60, 60), [(8, 8), (8, 30), (8, 50), (30, 8), (50, 8), (50, 50)], 3.5)
     mask = labels > 0
     yy, xx = np.mgrid[:60, :60]
     mask |= ((yy - 32) / 5.0) ** 2 + ((xx - 35) / 7.5) ** 2 <= 1  # area ~118: 3 beads
-    assert count_labelled_beads([mask, labels > 0]) == [9, 6]
+    masks = [mask, labels > 0]
+    assert [count_beads_in_mask(m, single_bead_area(masks)) for m in masks] == [9, 6]
     assert count_beads_in_mask(np.zeros((5, 5), bool), 37) == 0
 
 
