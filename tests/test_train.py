@@ -179,6 +179,11 @@ def test_collapse_guard_fires_within_four_epochs_by_default(tmp_path):
     "override,match",
     [
         (["model.nmae=unet"], "unknown key 'model.nmae'; did you mean 'model.name'"),
+        # a near miss of another tool's name, a key of another section, a key shared by two
+        (["learnig_rate=0.1"], "unknown key 'learnig_rate'; did you mean 'optim.lr'?"),
+        (["predict.treshold=0.4"], "unknown key 'predict.treshold'; did you mean 'train.threshold'?"),
+        (["device=cpu"], "did you mean 'train.device' or 'predict.device'?"),
+        (["trian={epochs: 3}"], "unknown key 'trian'; did you mean the section 'train'?"),
         (["optim.lr=-1"], "optim.lr = -1"),
         (["train.epochs=many"], "train.epochs = 'many'"),
         (["train.device=gpu7"], "train.device"),

@@ -260,18 +260,38 @@ _ALIASES = {
 }
 
 
+def _closest(word: str, options, cutoff: float) -> str | None:
+    found = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
 def _key_hint(key: str, model: type[BaseModel]) -> str:
-    """``; did you mean 'x'?`` for an unknown key, else the valid keys of its section."""
+    """``; did you mean 'x'?`` for an unknown key, else the valid keys of its section.
+
+    The last part of the key is looked up as it is, as a name from another tool
+    (``learning_rate``: ``optim.lr``, near misses too), then as a near miss of a key of its
+    own section, then of any section (``predict.treshold``: ``train.threshold``); a key
+    without a section may be a misspelt section (``trian``: ``train``).
+    """
     keys = config_keys(model)
     section, _, leaf = key.rpartition(".")
+    by_leaf: dict[str, list[str]] = {}
+    for k in keys:
+        by_leaf.setdefault(k.rpartition(".")[2], []).append(k)
     siblings = [k for k in keys if k.rpartition(".")[0] == section]
-    alias = f"{section}.{_ALIASES[leaf]}".lstrip(".") if leaf in _ALIASES else None
-    close = [alias] if alias in keys else difflib.get_close_matches(key, keys, n=1)
-    if not close:
-        leaves = {k.rpartition(".")[2]: k for k in siblings}
-        close = [leaves[c] for c in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.5)]
-    if close:
-        return f"; did you mean {close[0]!r}?"
+    word = leaf if leaf in by_leaf else None
+    if word is None:
+        alias = _ALIASES.get(leaf) or _ALIASES.get(_closest(leaf, _ALIASES, 0.85) or "")
+        word = alias if alias in by_leaf else None
+    if word is None:
+        word = _closest(leaf, [k.rpartition(".")[2] for k in siblings], 0.7) or _closest(leaf, by_leaf, 0.75)
+    if word is not None:
+        hits = [k for k in by_leaf[word] if k.rpartition(".")[0] == section] or by_leaf[word]
+        return f"; did you mean {' or '.join(map(repr, hits[:3]))}?"
+    sections = sorted({k.split(".")[0] for k in keys if "." in k})
+    near_section = None if section else _closest(leaf, sections, 0.6)
+    if near_section is not None:
+        return f"; did you mean the section {near_section!r}?"
     if siblings and section:
         return f" ({section} keys: {', '.join(k.rpartition('.')[2] for k in siblings)})"
     return " (`--print-config` lists the keys)"
