@@ -47,6 +47,22 @@ def test_evaluate_prediction_folder_matches_stardist(tmp_path):
     assert [row["image"] for row in rows] == [e.image for e in r.images]
 
 
+def test_a_mask_of_packed_beads_is_counted_bead_by_bead(tmp_path):
+    # a 5 x 5 grid of touching discs drawn bead by bead, no labels/: the gaps between the beads
+    # are holes of the mask, and filling them made the pack one true bead
+    yy, xx = np.mgrid[:64, :64]
+    discs = [np.hypot(yy - 12 - 7.5 * i, xx - 12 - 7.5 * j) <= 4 for i in range(5) for j in range(5)]
+    labels = np.zeros((64, 64), np.int32)
+    for k, d in enumerate(discs, 1):
+        labels[d & (labels == 0)] = k
+    write_image(tmp_path / "data" / "images" / "320x_f.png", (np.where(labels > 0, 60, 140)).astype(np.uint8))
+    write_mask(tmp_path / "data" / "masks" / "320x_f.png", labels > 0)
+    write_labels(tmp_path / "pred" / "labels" / "320x_f.tif", labels)
+    (e,) = evaluate(tmp_path / "pred", tmp_path / "data", use_all_labels=True).images
+    assert e.truth_source == "mask"
+    assert (e.true_count, e.count_error, e.centroids.f1) == (25, 0.0, 1.0)
+
+
 def test_real_and_synthetic_images_are_scored_apart(tmp_path):
     """A synthetic image the model gets wrong must not drag the real images' headline down (nor
     hide behind it): with both domains present, scores and headlines are per domain."""

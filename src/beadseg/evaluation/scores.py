@@ -229,7 +229,8 @@ def _definitions(shift_radius_px: int, centroid_px: float) -> dict:
         "count_error": "(predicted - true) / max(true, 1) per image; true = the exact centres of "
         "centres/NAME.csv when the data has them, else the true instances",
         "true_instances": "labels/ of the data if present, else its masks split into beads "
-        "with the model's instance settings (same size limits as predictions)",
+        "with the model's instance settings (same size limits as predictions; a mask's holes, "
+        "the gaps between beads drawn one by one, are left open)",
     }
 
 
