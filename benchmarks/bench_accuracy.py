@@ -166,9 +166,10 @@ def main():
     ap.add_argument("--only-fold", type=int, default=None, help="train just this fold (parallel jobs)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--classical-only", action="store_true", help="only the classical baseline (no training)")
+    ap.add_argument("--out", type=Path, default=None, help="default bench-out/accuracy/SET")
     args = ap.parse_args()
     data = real_subset() if args.set == "real" else synthetic_subset()
-    out = OUT / "accuracy" / args.set
+    out = args.out or OUT / "accuracy" / args.set
     out.mkdir(parents=True, exist_ok=True)
     fixed = out / "fixed-masks"
     if not (fixed / "shifts.csv").exists():
