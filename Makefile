@@ -14,8 +14,9 @@ STAMP := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# the CPU wheel of torch first: a bare `pip install torch` pulls a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0
+	# torch first, pinned; where pip reads PyPI itself its Linux wheel pulls multi-GB CUDA
+	# libraries: make TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu" gets the CPU one
+	$(PY) -m pip install -q torch==2.13.0 $(TORCH_INDEX)
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	# bioimageio.core for the export test, without its spec==0.5.12.0 pin (see pyproject's dev)
 	case ",$(EXTRAS)," in *,dev,*) $(PY) -m pip install -q --no-deps "bioimageio.core==0.11.0";; esac
