@@ -41,9 +41,10 @@ from beadseg.core.beads import _whole_bead_area, segment_instances  # noqa: E402
 from beadseg.core.labels import centroids  # noqa: E402
 from beadseg.core.metrics import match_points  # noqa: E402
 from beadseg.core.size_split import ELONGATION_WEIGHT, object_shapes  # noqa: E402
-from beadseg.inference import load_model, segment  # noqa: E402
 
-RATIOS = (0.0, 1.9, 2.0, 2.15, 2.3, 2.5)
+# the ratios `beadseg evaluate --calibrate` scans: one list for both
+from beadseg.evaluation.evaluate import CALIBRATION_SPLIT_RATIOS as RATIOS  # noqa: E402
+from beadseg.inference import load_model, segment  # noqa: E402
 
 
 def truth_set() -> Path:

@@ -105,7 +105,7 @@ class _ThresholdScan:
 
     def add(self, prob: np.ndarray, centres: np.ndarray | None, true_labels: np.ndarray) -> None:
         for t in self.thresholds:  # one seeding per threshold serves every split ratio
-            seeds = seed_instances(prob, centres, self.settings[self.ratios[0]], t)
+            seeds = seed_instances(prob, centres, self.model.instances, t)  # the ratio plays no part
             for r in self.ratios:
                 labels = finish_instances(seeds, prob, centres, self.settings[r])
                 self.matchings[(t, r)].append(match_centroids(true_labels, labels, self.centroid_px))
