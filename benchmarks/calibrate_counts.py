@@ -8,12 +8,17 @@ sparse to crowded, seed 602), so that the spread reflects more than one way of m
 Runs `beadseg predict MODEL` on them and fits the calibration: bins of at least ``--per-bin``
 tiles by the predicted foreground fraction, the mean and SD of log(true / predicted) in each.
 
+With ``--frame-sd`` the table also carries the spread of the bias between frames the model
+never saw (``frame_sd``, measured by benchmarks/frame_spread.py: its JSON file or a number): the
+calibration tiles are of the model's training frames, a user's frames are not.
+
 Writes bench-out/calibration_<tag>.json (the table and every tile). With ``--into OUT.pt`` it
 writes a copy of the checkpoint whose meta carries the table (``count_calibration``) and its
 ONNX file beside it; ``--install`` does that for bench-out/default_v3_export/default.pt and copies
 both into src/beadseg/models/weights/.
 
-    python benchmarks/calibrate_counts.py MODEL [--tag TAG] [--n 8] [--into OUT.pt] [--install]
+    python benchmarks/calibrate_counts.py MODEL [--tag TAG] [--n 8] [--frame-sd bench-out/frame_spread.json]
+        [--into OUT.pt] [--install]
 """
 
 from __future__ import annotations
@@ -111,17 +116,29 @@ def install(model: Path, table: dict, out: Path) -> Path:
     return out
 
 
+def read_frame_sd(value: str) -> tuple[float, str]:
+    """(frame_sd, a note for the table's source) from frame_spread.py's JSON file or a number."""
+    path = Path(value)
+    if path.suffix == ".json":
+        sd = float(json.loads(path.read_text())["frame_sd"])
+        return sd, f"; frame_sd {sd:.4f} between unseen frames (benchmarks/frame_spread.py)"
+    sd = float(value)
+    return sd, f"; frame_sd {sd:.4f}" if sd else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default=str(OUT / "default_v3_export" / "default.pt"))
     ap.add_argument("--tag", default=None)
     ap.add_argument("--n", type=int, default=8, help="train-family tiles per level")
     ap.add_argument("--per-bin", type=int, default=10, help="fewest tiles per density bin")
+    ap.add_argument("--frame-sd", default="0", help="frame_spread.py's JSON file, or the SD itself")
     ap.add_argument("--into", type=Path, default=None, help="write the calibrated checkpoint here")
     ap.add_argument("--install", action="store_true", help="calibrate the v3 export and install it")
     a = ap.parse_args()
     tag = a.tag or Path(a.model).stem
     rows = measure(a.model, tag, truth_sets(a.n))
+    frame_sd, frame_source = read_frame_sd(a.frame_sd)
     cal = calibrate(
         [r["pred"] for r in rows],
         [r["true"] for r in rows],
@@ -129,7 +146,8 @@ def main() -> None:
         [r["area_px"] for r in rows],
         min_per_bin=a.per_bin,
         source=f"benchmarks/calibrate_counts.py: {len(rows)} exact-truth tiles of the training frames "
-        f"(train family seed 601, first generator seed 602), {machine()}",
+        f"(train family seed 601, first generator seed 602){frame_source}, {machine()}",
+        frame_sd=frame_sd,
     )
     inside = [cal.interval(r["pred"], r["foreground_fraction"], r["area_px"]) for r in rows]
     covered = float(np.mean([iv.low <= r["true"] <= iv.high for iv, r in zip(inside, rows)]))
@@ -145,7 +163,7 @@ def main() -> None:
     print("| bin: foreground up to | tiles | mean log(true/pred) | SD |\n|---|---|---|---|")
     for b in cal.bins:
         print(f"| {b.upper:.3f} | {b.n} | {b.mean:+.4f} | {b.sd:.4f} |")
-    print(f"coverage on the calibration tiles themselves: {covered:.3f}")
+    print(f"frame_sd {frame_sd:.4f}; coverage on the calibration tiles themselves: {covered:.3f}")
     if a.install:
         src = OUT / "default_v3_export" / "default.pt"
         done = install(src, table, src)

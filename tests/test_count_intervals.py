@@ -52,6 +52,28 @@ def test_beyond_the_densest_calibration_the_interval_widens_to_the_area_count():
     assert cal.interval(0, 0.0, 512.0**2).low == 0
 
 
+def test_the_frame_term_widens_every_interval_and_does_not_average_out_over_a_large_frame():
+    pred, true, frac, area = _calibration_images()
+    plain = calibrate(pred, true, frac, area, min_per_bin=10)
+    framed = calibrate(pred, true, frac, area, min_per_bin=10, frame_sd=0.05)
+    for count, f in ((40, 0.01), (1000, 0.25)):
+        a, b = plain.interval(count, f, 512.0**2), framed.interval(count, f, 512.0**2)
+        assert b.low < a.low and b.high > a.high
+    # a 4K frame: the tiles' scatter stays as it is, a frame's bias of 5 % does not shrink
+    big = framed.interval(20000, 0.25, 3840 * 2160)
+    assert np.log(big.high / 20000) - framed.bins[-1].mean >= 1.96 * 0.05
+    # crops of the user's own frames: the frame term still adds to what averages out
+    crops = calibrate(pred, true, frac, area, 10, area_model="crops", frame_sd=0.05)
+    assert crops.interval(20000, 0.25, 3840 * 2160).high > plain.interval(20000, 0.25, 3840 * 2160).high
+    assert CountCalibration.from_dict(framed.to_dict()) == framed
+    old = framed.to_dict()
+    del old["frame_sd"]  # a table written before the frame term: none
+    assert CountCalibration.from_dict(old).frame_sd == 0.0
+    for bad in (-0.1, float("nan"), "wide"):
+        with pytest.raises(InputError, match="frame_sd"):
+            CountCalibration.from_dict({**old, "frame_sd": bad})
+
+
 def test_a_table_of_another_kind_is_refused():
     with pytest.raises(InputError, match="log_ratio_by_foreground_fraction"):
         CountCalibration.from_dict({"kind": "something else", "bins": []})

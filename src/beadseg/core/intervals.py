@@ -8,14 +8,18 @@ the model calls bead: what makes counting hard, whatever the pixel size). Per bi
 mean and SD of ``log(true / predicted)`` over the calibration images and their number ``n``;
 the interval of a new frame of predicted count ``c`` is the prediction interval
 
-    c * exp(mean +- t(0.975, n - 1) * sd * sqrt(1 + 1/n) * sqrt(max(1, A_cal / A)))
+    c * exp(mean +- t(0.975, n - 1) * sqrt(sd^2 * (1 + 1/n) * max(1, A_cal / A) + frame_sd^2))
 
 (``A``: the frame's area, ``A_cal``: the calibration images' median area: a frame smaller
 than them scatters more, a larger one is not credited with less scatter; for a calibration
 from small crops of the very frames, ``area_model`` "crops", see :func:`calibrate`), widened
-to whole beads. Past the densest calibrated frame (``foreground fraction > max_fraction``) the interval
-is marked ``beyond`` and widened: twice the SD of the densest bin, and at least to the
-area-based count (:func:`beadseg.core.beads.area_count`).
+to whole beads. ``frame_sd`` is the spread of the model's bias from one source frame to
+another among frames it never saw (a random effect of the frame: it does not average out over
+a larger frame); a table measured on the user's own frames (`beadseg audit`) has none, the
+shipped table has the one ``benchmarks/frame_spread.py`` measures by leaving frames out.
+Past the densest calibrated frame (``foreground fraction > max_fraction``) the interval is
+marked ``beyond`` and widened: twice the SD of the densest bin, and at least to the area-based
+count (:func:`beadseg.core.beads.area_count`).
 
 The shipped model's table is measured by ``benchmarks/calibrate_counts.py`` on ``train``-family
 composites of its training frames (another seed) and stored in the checkpoint's
@@ -64,6 +68,7 @@ class CountCalibration:
     beyond_sd_factor: float = 2.0
     source: str = ""
     area_model: str = "tiles"
+    frame_sd: float = 0.0
 
     def bin_of(self, foreground_fraction: float) -> CalibrationBin:
         for b in self.bins:
@@ -83,9 +88,10 @@ class CountCalibration:
         n = max(b.n, 2)
         ratio = self.reference_area_px / max(area_px, 1.0)
         if self.area_model == "crops":  # the crops' scatter averages out over a larger frame
-            half = t_quantile(0.975, n - 1) * sd * np.sqrt(ratio + 1 / n)
+            tile_var = sd**2 * (ratio + 1 / n)
         else:
-            half = t_quantile(0.975, n - 1) * sd * np.sqrt(1 + 1 / n) * np.sqrt(max(1.0, ratio))
+            tile_var = sd**2 * (1 + 1 / n) * max(1.0, ratio)
+        half = t_quantile(0.975, n - 1) * np.sqrt(tile_var + self.frame_sd**2)
         base = max(float(count), 0.5)  # a frame with no bead found may still hold a few
         low, high = base * np.exp(b.mean - half), base * np.exp(b.mean + half)
         if beyond and area_count is not None:
@@ -102,6 +108,7 @@ class CountCalibration:
             "beyond_sd_factor": self.beyond_sd_factor,
             "source": self.source,
             "area_model": self.area_model,
+            "frame_sd": self.frame_sd,
         }
 
     @classmethod
@@ -128,7 +135,28 @@ class CountCalibration:
             float(d.get("beyond_sd_factor", 2.0)),
             str(d.get("source", "")),
             str(d.get("area_model", "tiles")),
+            check_frame_sd(d.get("frame_sd", 0.0)),
         )
+
+
+def check_frame_sd(value) -> float:
+    """``frame_sd`` as a float: finite and at least 0.
+
+    Raises
+    ------
+    InputError
+        Anything else.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not np.isfinite(v) or v < 0:
+        raise InputError(
+            f"count calibration frame_sd {value!r}: expected a finite number >= 0 (the SD of "
+            f"log(true / predicted) between frames; rerun benchmarks/frame_spread.py)"
+        )
+    return v
 
 
 def log_ratio(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -145,6 +173,7 @@ def calibrate(
     min_per_bin: int = 8,
     source: str = "",
     area_model: str = "tiles",
+    frame_sd: float = 0.0,
 ) -> CountCalibration:
     """A calibration from images whose true count is known: bins of at least ``min_per_bin``
     images, consecutive in foreground fraction; a bin's upper edge lies half-way to the next.
@@ -152,7 +181,8 @@ def calibrate(
     ``area_model``: ``tiles`` (images like the frames counted, e.g. 512-px exact-truth tiles: a
     larger frame keeps their scatter) or ``crops`` (small crops of the very frames: their
     scatter averages out over a frame's area, the uncertainty of the mean stays, so the
-    interval of a frame of area ``A`` uses ``sd * sqrt(A_cal / A + 1 / n)``).
+    interval of a frame of area ``A`` uses ``sd * sqrt(A_cal / A + 1 / n)``). ``frame_sd``: the
+    spread of the bias between unseen frames, when the images are not of the frames counted.
 
     Raises
     ------
@@ -174,5 +204,10 @@ def calibrate(
         sd = float(np.std(r[g], ddof=1)) if len(g) > 1 else 0.0
         bins.append(CalibrationBin(float(upper), float(np.mean(r[g])), sd, len(g)))
     return CountCalibration(
-        tuple(bins), float(f[-1]), float(np.median(area)), source=source, area_model=area_model
+        tuple(bins),
+        float(f[-1]),
+        float(np.median(area)),
+        source=source,
+        area_model=area_model,
+        frame_sd=check_frame_sd(frame_sd),
     )
