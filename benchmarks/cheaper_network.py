@@ -3,6 +3,7 @@ against the float32 model on the counting benchmark and on the held-out real til
 
     python benchmarks/cheaper_network.py quantize [MODEL] [--install]
     python benchmarks/cheaper_network.py score CANDIDATE [--reference MODEL]
+    python benchmarks/cheaper_network.py refresh [MODEL]
 
 ``quantize`` copies MODEL's checkpoint and ONNX file into ``bench-out/cheaper/TAG/model/``,
 writes its int8 file there (``beadseg export --format int8``, calibrated on the real tiles of
@@ -24,6 +25,12 @@ level of every set, the candidate's centroid F1 is at most 0.005 below the float
 beside MODEL's checkpoint (the shipped model: ``src/beadseg/models/weights/default.int8.onnx``,
 which ``beadseg predict`` then runs on CPUs) only when the gate holds. Writes
 ``bench-out/cheaper/TAG/cheaper.json`` and prints the table.
+
+``refresh`` is for a checkpoint whose metadata changed and whose weights did not (a new count
+calibration): the int8 file records the checkpoint's SHA-256, so it must be made again. It
+quantises the same way and installs the new file only when its network (graph, weights and
+quantisation ranges: everything but the metadata) is identical to the installed one's, so the
+gate's earlier result holds for it; otherwise it stops and asks for ``quantize``.
 """
 
 from __future__ import annotations
@@ -177,6 +184,35 @@ def quantize(model: str, install: bool) -> dict:
     return res
 
 
+def network_bytes(path: Path) -> bytes:
+    """An ONNX file's graph without its metadata (what the network computes)."""
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    return m.graph.SerializeToString()
+
+
+def refresh(model: str) -> dict:
+    """A new int8 file for MODEL's changed checkpoint, installed only if the network is the same."""
+    src = resolve_model_path(model)
+    installed = int8_path(src)
+    if not installed.is_file():
+        raise SystemExit(f"{installed} does not exist; run `quantize {model} --install` first")
+    folder = OUT / "cheaper" / "refresh" / "model"
+    if folder.exists():
+        shutil.rmtree(folder)
+    ckpt = model_copy(model, folder)
+    made = beadseg("export", ckpt, "--format", "int8", "--calibration", calibration_folder())
+    print(made.strip(), flush=True)
+    same = network_bytes(int8_path(ckpt)) == network_bytes(installed)
+    if not same:
+        raise SystemExit(f"the new int8 network differs from {installed}'s; run `quantize {model} --install`")
+    shutil.copy(int8_path(ckpt), installed)
+    print(f"the int8 network is identical to the installed one's; installed {installed} for {src}")
+    return {"machine": machine(), "model": model, "gate_holds": True, "identical_network": same}
+
+
 def score(candidate: str, reference: str) -> dict:
     tag = Path(candidate).stem if Path(candidate).suffix else Path(candidate).name
     ref = scores(reference, "reference", "float32")
@@ -201,8 +237,12 @@ def main() -> None:
     s = sub.add_parser("score", help="CANDIDATE (e.g. a student) against REFERENCE at float32")
     s.add_argument("candidate")
     s.add_argument("--reference", default="default")
+    r = sub.add_parser("refresh", help="int8 file again after a metadata-only change (same network)")
+    r.add_argument("model", nargs="?", default="default")
     a = ap.parse_args()
-    if a.command == "quantize":
+    if a.command == "refresh":
+        res, tag = refresh(a.model), "refresh"
+    elif a.command == "quantize":
         res = quantize(a.model, a.install)
         tag = "default" if a.model == "default" else Path(a.model).stem
     else:
