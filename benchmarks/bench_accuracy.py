@@ -164,6 +164,7 @@ def main():
     ap.add_argument("--recipes", default="v1,v2", help="comma-separated: v1, v2, v3, v1all")
     ap.add_argument("--epochs", type=int, default=10, help="fixed epochs per fold")
     ap.add_argument("--only-fold", type=int, default=None, help="train just this fold (parallel jobs)")
+    ap.add_argument("--eval-folds", default=None, help="comma-separated: score only these folds (e.g. 1,2,3)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--classical-only", action="store_true", help="only the classical baseline (no training)")
     ap.add_argument("--out", type=Path, default=None, help="default bench-out/accuracy/SET")
@@ -175,6 +176,7 @@ def main():
     if not (fixed / "shifts.csv").exists():
         fix_masks(data, fixed)
     splits = folds(data, args.folds)
+    scored = [int(k) for k in args.eval_folds.split(",")] if args.eval_folds else list(range(args.folds))
     recipes = args.recipes.split(",")
     if args.classical_only:
         result = {"rows": {}, "table": {}}
@@ -192,6 +194,7 @@ def main():
         "set": args.set,
         "folds": args.folds,
         "epochs_per_fold": args.epochs,
+        "scored_folds": scored,
         "splits": splits,
         "rows": {},
         "table": {},
@@ -202,6 +205,8 @@ def main():
         for target in ("raw", "fixed"):
             result["rows"][f"{recipe}@{target}"] = []
         for k, split in enumerate(splits):
+            if k not in scored:
+                continue
             model = final_model(train_fold(recipe, split, k, args, args.set, out), recipe)
             val = set(split["val"])
             for target in ("raw", "fixed"):
@@ -222,17 +227,19 @@ def main():
     if args.set == "real":
         for recipe in recipes:  # each fold's model on the synthetic 80x tiles it never saw
             images = []
-            for k in range(args.folds):
+            for k in scored:
                 syn = subset(
                     f"synthetic80x_fold{k}_of{args.folds}", lambda s, k=k: synthetic_fold(s, args.folds) == k
                 )
                 images += evaluate(out / f"{recipe}_fold{k}" / "final.pt", syn, None, PredictConfig()).images
             result["synthetic_heldout"][recipe] = summarise(images)
-    _classical(result, data, fixed, splits)
+    _classical(result, data, fixed, [splits[k] for k in scored])
     for key, images in result["rows"].items():
         result["table"][key] = summarise(images)
         result["rows"][key] = [e.row() for e in images]
     name = "accuracy.json" if args.recipes == "v1,v2" else f"accuracy_{args.recipes.replace(',', '_')}.json"
+    if args.eval_folds:
+        name = name.replace(".json", f"_folds{''.join(map(str, scored))}.json")
     (out / name).write_text(json.dumps(result, indent=2, default=float))
     print(json.dumps({"table": result["table"], "per_fold": result["per_fold"]}, indent=2, default=float))
 

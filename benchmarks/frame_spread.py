@@ -111,6 +111,7 @@ def coverage(cal: CountCalibration, folders: list[Path]) -> dict:
     """Share of the held-out family's tiles whose true count lies in ``cal``'s interval, from
     the counts that bench_counting.py's prediction folders hold."""
     hits: dict[str, list[bool]] = {}
+    widths: dict[str, list[float]] = {}  # half the interval's width over the true count
     for pred in folders:
         truth_dir = OUT / "counting" / pred.name.replace("pred_v3split_", "truth_")
         level = {r["name"]: r["level"] for r in csv.DictReader(open(truth_dir / "composites.csv"))}
@@ -119,9 +120,11 @@ def coverage(cal: CountCalibration, folders: list[Path]) -> dict:
             area = int(r["height"]) * int(r["width"])
             iv = cal.interval(int(r["count"]), float(r["foreground_fraction"]), area)
             hits.setdefault(level[r["image"]], []).append(iv.low <= true <= iv.high)
+            widths.setdefault(level[r["image"]], []).append((iv.high - iv.low) / 2 / max(true, 1))
     every = [x for h in hits.values() for x in h]
     levels = {k: float(np.mean(v)) for k, v in hits.items()}
-    return {"all": float(np.mean(every)), "n_tiles": len(every), "levels": levels}
+    half = {k: float(np.median(v)) for k, v in widths.items()}
+    return {"all": float(np.mean(every)), "n_tiles": len(every), "levels": levels, "median_half_width": half}
 
 
 def main() -> None:
