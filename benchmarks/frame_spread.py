@@ -63,8 +63,9 @@ def truth(name: str, frames: list[str], seed: int) -> Path | None:
     return out
 
 
-def log_ratios(model: Path, truth_dir: Path, tag: str) -> dict[str, np.ndarray]:
-    """Per level, log(true / predicted) of each tile of ``truth_dir`` counted by ``model``."""
+def log_ratios(model: Path, truth_dir: Path, tag: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per level, log(true / predicted) of each tile of ``truth_dir`` counted by ``model``, and
+    the total count error (predicted over true, minus 1)."""
     pred = HERE / f"pred_{tag}"
     if not (pred / "counts.csv").exists():
         if pred.exists():
@@ -72,10 +73,12 @@ def log_ratios(model: Path, truth_dir: Path, tag: str) -> dict[str, np.ndarray]:
         beadseg("predict", model, truth_dir / "images", "--out", pred, "--quiet")
     counts = {r["image"]: int(r["count"]) for r in csv.DictReader(open(pred / "counts.csv"))}
     per: dict[str, list[float]] = {}
+    sums: dict[str, np.ndarray] = {}
     for r in csv.DictReader(open(truth_dir / "composites.csv")):
         true = len(read_points(truth_dir / "centres" / f"{r['name']}.csv", "x", "y")[0])
         per.setdefault(r["level"], []).append(float(log_ratio(counts[r["name"]], true)))
-    return {lv: np.array(v) for lv, v in per.items()}
+        sums[r["level"]] = sums.get(r["level"], np.zeros(2)) + (counts[r["name"]], true)
+    return {lv: np.array(v) for lv, v in per.items()}, {lv: float(p / t - 1) for lv, (p, t) in sums.items()}
 
 
 def fold_differences(k: int, split: dict, calibration_frames: list[str]) -> dict | None:
@@ -89,14 +92,16 @@ def fold_differences(k: int, split: dict, calibration_frames: list[str]) -> dict
     if u_truth is None or s_truth is None:
         return None
     model = final_model(run, "v3")
-    u, s = log_ratios(model, u_truth, f"unseen_fold{k}"), log_ratios(model, s_truth, f"seen_fold{k}")
+    u, u_err = log_ratios(model, u_truth, f"unseen_fold{k}")
+    s, s_err = log_ratios(model, s_truth, f"seen_fold{k}")
     rows = []
     for lv in FAMILY_LEVELS:
         d = float(u[lv].mean() - s[lv].mean())
         noise = float(u[lv].var(ddof=1) / len(u[lv]) + s[lv].var(ddof=1) / len(s[lv]))
         rows.append({"level": lv, "unseen_mean": float(u[lv].mean()), "seen_mean": float(s[lv].mean()),
                      "unseen_sd": float(u[lv].std(ddof=1)), "seen_sd": float(s[lv].std(ddof=1)),
-                     "d": d, "noise_var": noise})  # fmt: skip
+                     "d": d, "noise_var": noise, "unseen_count_error": u_err[lv],
+                     "seen_count_error": s_err[lv]})  # fmt: skip
     return {"fold": k, "unseen": unseen, "seen": seen, "levels": rows}
 
 
