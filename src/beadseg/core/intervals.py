@@ -16,7 +16,8 @@ from small crops of the very frames, ``area_model`` "crops", see :func:`calibrat
 to whole beads. ``frame_sd`` is the spread of the model's bias from one source frame to
 another among frames it never saw (a random effect of the frame: it does not average out over
 a larger frame); a table measured on the user's own frames (`beadseg audit`) has none, the
-shipped table has the one ``benchmarks/frame_spread.py`` measures by leaving frames out.
+term ``benchmarks/frame_spread.py`` measures by leaving frames out is for the shipped table
+(it does not carry one yet: BENCHMARKS.md).
 Past the densest calibrated frame (``foreground fraction > max_fraction``) the interval is
 marked ``beyond`` and widened: twice the SD of the densest bin, and at least to the area-based
 count (:func:`beadseg.core.beads.area_count`).
