@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -40,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_accuracy import final_model, folds  # noqa: E402
 from bench_counting import FAMILY_LEVELS, beadseg, read_points  # noqa: E402
-from calibrate_counts import training_frames  # noqa: E402
+from calibrate_counts import measure, training_frames  # noqa: E402
 from common import DATA, OUT, machine, real_subset  # noqa: E402
 
 from beadseg.core.intervals import CountCalibration, log_ratio  # noqa: E402
@@ -63,22 +62,15 @@ def truth(name: str, frames: list[str], seed: int) -> Path | None:
     return out
 
 
-def log_ratios(model: Path, truth_dir: Path, tag: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Per level, log(true / predicted) of each tile of ``truth_dir`` counted by ``model``, and
-    the total count error (predicted over true, minus 1)."""
-    pred = HERE / f"pred_{tag}"
-    if not (pred / "counts.csv").exists():
-        if pred.exists():
-            shutil.rmtree(pred)
-        beadseg("predict", model, truth_dir / "images", "--out", pred, "--quiet")
-    counts = {r["image"]: int(r["count"]) for r in csv.DictReader(open(pred / "counts.csv"))}
-    per: dict[str, list[float]] = {}
-    sums: dict[str, np.ndarray] = {}
-    for r in csv.DictReader(open(truth_dir / "composites.csv")):
-        true = len(read_points(truth_dir / "centres" / f"{r['name']}.csv", "x", "y")[0])
-        per.setdefault(r["level"], []).append(float(log_ratio(counts[r["name"]], true)))
-        sums[r["level"]] = sums.get(r["level"], np.zeros(2)) + (counts[r["name"]], true)
-    return {lv: np.array(v) for lv, v in per.items()}, {lv: float(p / t - 1) for lv, (p, t) in sums.items()}
+def per_level(rows: list[dict], truth_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per level, log(true / predicted) of each tile of ``truth_dir`` (rows of
+    calibrate_counts.measure), and the total count error (predicted over true, minus 1)."""
+    ratios, errors = {}, {}
+    for lv in FAMILY_LEVELS:
+        at = [r for r in rows if r["set"] == truth_dir.name and r["level"] == lv]
+        ratios[lv] = log_ratio([r["pred"] for r in at], [r["true"] for r in at])
+        errors[lv] = sum(r["pred"] for r in at) / sum(r["true"] for r in at) - 1
+    return ratios, errors
 
 
 def fold_differences(k: int, split: dict, calibration_frames: list[str]) -> dict | None:
@@ -92,8 +84,9 @@ def fold_differences(k: int, split: dict, calibration_frames: list[str]) -> dict
     if u_truth is None or s_truth is None:
         return None
     model = final_model(run, "v3")
-    u, u_err = log_ratios(model, u_truth, f"unseen_fold{k}")
-    s, s_err = log_ratios(model, s_truth, f"seen_fold{k}")
+    counted = measure(str(model), f"fold{k}", [u_truth, s_truth])  # predicts afresh: no stale counts
+    u, u_err = per_level(counted, u_truth)
+    s, s_err = per_level(counted, s_truth)
     rows = []
     for lv in FAMILY_LEVELS:
         d = float(u[lv].mean() - s[lv].mean())
