@@ -92,6 +92,11 @@ def read_points(path: Path, xcol: str, ycol: str) -> tuple[np.ndarray, list[dict
     return pts, rows
 
 
+def true_centres(truth: Path, name: str) -> np.ndarray:
+    """The exact-truth centres of tile ``name`` in a truth set (``truth/centres/NAME.csv``)."""
+    return read_points(truth / "centres" / f"{name}.csv", "x", "y")[0]
+
+
 def score_image(truth: Path, pred: Path, name: str, max_dist_px: float) -> dict:
     """Centroid matching of one tile, with recall split by group size."""
     from scipy.optimize import linear_sum_assignment
@@ -156,7 +161,7 @@ def compare_methods(model: str, truth: Path, level_of: dict[str, str], max_dist:
         images = []
         for name, lv in level_of.items():
             labels = segment(m, truth / "images" / f"{name}.png", None, None, inst).labels
-            t, _ = read_points(truth / "centres" / f"{name}.csv", "x", "y")
+            t = true_centres(truth, name)
             mt = match_points(t, centroids(labels), max_dist)
             images.append(
                 {

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_counting import beadseg, read_points  # noqa: E402
+from bench_counting import beadseg, true_centres  # noqa: E402
 from common import DATA, OUT, ROOT, machine  # noqa: E402
 from train_default import heldout_frames  # noqa: E402
 
@@ -79,7 +79,7 @@ def measure(model: str, tag: str, sets: list[Path]) -> list[dict]:
         counts = {r["image"]: r for r in csv.DictReader(open(pred / "counts.csv"))}
         for r in csv.DictReader(open(truth / "composites.csv")):
             c = counts[r["name"]]
-            true = len(read_points(truth / "centres" / f"{r['name']}.csv", "x", "y")[0])
+            true = len(true_centres(truth, r["name"]))
             rows.append(
                 {
                     "set": truth.name,

@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_accuracy import final_model, folds  # noqa: E402
-from bench_counting import FAMILY_LEVELS, beadseg, read_points  # noqa: E402
+from bench_counting import FAMILY_LEVELS, beadseg, true_centres  # noqa: E402
 from calibrate_counts import measure, training_frames  # noqa: E402
 from common import DATA, OUT, machine, real_subset  # noqa: E402
 
@@ -114,7 +114,7 @@ def coverage(cal: CountCalibration, folders: list[Path]) -> dict:
         truth_dir = OUT / "counting" / pred.name.replace("pred_v3split_", "truth_")
         level = {r["name"]: r["level"] for r in csv.DictReader(open(truth_dir / "composites.csv"))}
         for r in csv.DictReader(open(pred / "counts.csv")):
-            true = len(read_points(truth_dir / "centres" / f"{r['image']}.csv", "x", "y")[0])
+            true = len(true_centres(truth_dir, r["image"]))
             area = int(r["height"]) * int(r["width"])
             iv = cal.interval(int(r["count"]), float(r["foreground_fraction"]), area)
             hits.setdefault(level[r["image"]], []).append(iv.low <= true <= iv.high)
