@@ -5,6 +5,8 @@
                                                     # the dense to monolayer levels (seed 302)
     python benchmarks/probe_capacity.py wider      # the v3 recipe at base 16 (4x the
                                                     # convolutions), 24 epochs from scratch
+    python benchmarks/probe_capacity.py wider --epochs 40   # the same at the v3 recipe's own
+                                                             # 40 epochs (probe_wider_e40)
 
 Both train on the frames the counting benchmark does not hold out (as `train_default.py`), and
 write bench-out/probe_<name>/<name>.pt (last epoch, with the shipped model's instance settings),
@@ -56,16 +58,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("probe", choices=["finetune", "wider"])
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--epochs", type=int, default=None, help="train.epochs instead of the probe's")
     a = ap.parse_args()
     paths, val = td.training_folders(False)
     paths, extra = settings(a.probe, paths)
-    run = OUT / f"probe_{a.probe}_run"
+    name = a.probe + (f"_e{a.epochs}" if a.epochs else "")
+    extra += [f"train.epochs={a.epochs}"] if a.epochs else []
+    run = OUT / f"probe_{name}_run"
     if not (run / "result.json").exists():
         sets = [f"data.path=[{','.join(map(str, paths))}]", f"data.val_path=[{','.join(map(str, val))}]"]
         sets += extra + ([f"train.num_threads={a.threads}"] if a.threads else [])
         cfg = load_config(ROOT / "configs" / "default_model.yaml", sets)
         train(cfg, run, progress=False, log=lambda s: print(s, flush=True))
-    kept = td.export_last(run, OUT / f"probe_{a.probe}" / f"{a.probe}.pt")
+    kept = td.export_last(run, OUT / f"probe_{name}" / f"{name}.pt")
     export_onnx(kept, kept.with_suffix(".onnx"))
     print(kept)
 
